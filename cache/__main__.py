@@ -1,0 +1,70 @@
+"""`python -m cache info|validate FILE`: describe or check a clipvid cache."""
+import argparse
+import json
+import sys
+from collections import Counter
+
+from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_PARTIAL
+from cache.reader import open_cache
+from cache.validate import validate
+
+
+def info(path: str, as_json: bool = False) -> int:
+    with open_cache(path) as r:
+        per_class = Counter(int(x) for x in r.labels)
+        splits = Counter(str(s) or "(none)" for s in r.splits)
+        out = {
+            "file": path, "videos": r.num_videos, "frames": r.frames, "dim": r.dim,
+            "clip_model": r.clip_model, "weights_hash": r.settings.get("weights_hash"),
+            "random_weights": r.random_weights, "schema_version": r.settings.get("schema_version"),
+            "sampler": json.loads(r.settings.get("sampler", "{}")), "fingerprint": r.fingerprint,
+            "classes": {n: per_class.get(i, 0) for i, n in enumerate(r.class_names)},
+            "unlabelled": per_class.get(-1, 0), "splits": dict(splits),
+            "failures": [{"id": i, "reason": why} for i, why in r.failures],
+        }
+    if as_json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if out["random_weights"]:
+        print("!!! RANDOM CLIP WEIGHTS: embeddings carry no learned meaning; accuracies measure the heads only !!!")
+    print(f"cache      {path}")
+    print(f"model      {out['clip_model']}  (weights {str(out['weights_hash'])[:16]}, D={out['dim']})")
+    print(f"frames     N={out['frames']}  sampler {out['sampler']}")
+    print(f"videos     {out['videos']} cached, {len(out['failures'])} failed, {out['unlabelled']} unlabelled")
+    print(f"splits     " + ", ".join(f"{k}: {v}" for k, v in sorted(splits.items())))
+    print(f"classes    {len(out['classes'])}")
+    for name, count in out["classes"].items():
+        print(f"  {count:6d}  {name}")
+    for fail in out["failures"][:50]:
+        print(f"failed     {fail['id']}: {fail['reason']}")
+    if len(out["failures"]) > 50:
+        print(f"failed     ... and {len(out['failures']) - 50} more (--json lists all)")
+    return EXIT_OK
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cache", description="Describe or check a clipvid HDF5 cache.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p_info = sub.add_parser("info", help="counts, settings and failures of a cache")
+    p_info.add_argument("file")
+    p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p_val = sub.add_parser("validate", help="exit 0 only when the cache is whole and consistent")
+    p_val.add_argument("file")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "info":
+            return info(args.file, args.json)
+        problems = validate(args.file)
+    except CacheError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    for p in problems:
+        print(f"{args.file}: {p}", file=sys.stderr)
+    if problems:
+        return EXIT_PARTIAL
+    print(f"{args.file}: ok")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Names, dtypes and settings of the cache format (DESIGN.md, Cache)."""
+import json
+from typing import Any, Dict, List, Optional
+
+SCHEMA_VERSION = 1
+
+EMB = "frames/emb"            # (V, N, D) float16
+TIMES = "frames/t"            # (V, N) float32
+IDS = "videos/id"             # (V,) utf-8
+LABELS = "videos/label"       # (V,) int32, -1 unlabelled
+SPLITS = "videos/split"       # (V,) utf-8, "" when unknown
+CAPTIONS = "videos/caption"   # (V,) utf-8, "" when none
+N_DISTINCT = "videos/n_distinct"  # (V,) int32
+DURATION = "videos/duration"  # (V,) float32 seconds
+FPS = "videos/fps"            # (V,) float32
+CLASS_NAMES = "classes/name"  # (C,) utf-8
+TEXT_EMB = "classes/text_emb"  # (C, D) float16
+FAIL_IDS = "failures/id"      # (F,) utf-8
+FAIL_REASONS = "failures/reason"  # (F,) utf-8
+
+VIDEO_STRINGS = (IDS, SPLITS, CAPTIONS)
+VIDEO_NUMBERS = {LABELS: "int32", N_DISTINCT: "int32", DURATION: "float32", FPS: "float32"}
+
+# Root attributes. Those in MATCH_KEYS must agree before a writer appends.
+ATTR_KEYS = ("schema_version", "clip_model", "weights_hash", "random_weights",
+             "dim", "frames", "sampler", "prompt_templates")
+MATCH_KEYS = ("weights_hash", "dim", "frames", "sampler")
+
+
+def make_settings(clip_model: str, weights_hash: str, random_weights: bool, dim: int,
+                  frames: int, sampler: Dict[str, Any], prompt_templates: List[str]) -> Dict[str, Any]:
+    """The root attributes of a cache, as plain JSON-able values."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "clip_model": clip_model,
+        "weights_hash": weights_hash,
+        "random_weights": bool(random_weights),
+        "dim": int(dim),
+        "frames": int(frames),
+        "sampler": json.dumps(sampler, sort_keys=True),
+        "prompt_templates": json.dumps(list(prompt_templates)),
+    }
+
+
+def settings_mismatch(old: Dict[str, Any], new: Dict[str, Any]) -> Optional[str]:
+    """Say which setting differs between an existing cache and a new run, or None."""
+    for key in MATCH_KEYS:
+        a, b = old.get(key), new.get(key)
+        if str(a) != str(b):
+            if key == "weights_hash":
+                return (f"it was made with CLIP model {old.get('clip_model')!r} "
+                        f"(weights {str(a)[:12]}), this run uses {new.get('clip_model')!r} (weights {str(b)[:12]})")
+            return f"it was made with {key}={a}, this run asks for {key}={b}"
+    return None
+
+
+def fingerprint(settings: Dict[str, Any]) -> str:
+    """A short id of the embedding space a cache lives in (model weights, N, sampler)."""
+    import hashlib
+    key = json.dumps({k: str(settings.get(k)) for k in MATCH_KEYS}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]

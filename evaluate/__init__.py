@@ -1,0 +1,1 @@
+"""Evaluation stage: metrics, retrieval, open set, plots, reports and free-text search."""

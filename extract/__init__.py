@@ -1,0 +1,1 @@
+"""Extraction stage: videos -> sampled frames -> CLIP embeddings -> cache, in parallel with Dask."""

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sourced by run_pipeline.sh and run_tests.sh: make sure .venv exists with the requirements
+# and an ffmpeg, (re)installing only when requirements.txt changed. Sets $PY.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.clipvid-$(sha1sum "$ROOT/requirements.txt" "$ROOT/pyproject.toml" | sha1sum | cut -c1-12)"
+
+pick_python() {
+  # torch 2.14.1's wheels on this kind of machine are for CPython 3.11; prefer it.
+  for cand in python3.11 python3 python; do
+    if command -v "$cand" >/dev/null 2>&1; then echo "$cand"; return; fi
+  done
+  echo "error: no python3 found on PATH" >&2; exit 2
+}
+
+if [ ! -f "$STAMP" ]; then
+  echo "[setup] creating $VENV and installing requirements (first run only; a few minutes)" >&2
+  [ -x "$VENV/bin/python" ] || "$(pick_python)" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt"
+  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" >/dev/null
+  rm -f "$VENV"/.clipvid-*
+  touch "$STAMP"
+fi
+PY="$VENV/bin/python"
+# ffmpeg: $CLIPVID_FFMPEG, else the static binary from imageio-ffmpeg, else one on PATH.
+if ! "$PY" -c "from extract.ffmpeg_bin import check_ffmpeg; check_ffmpeg()" >/dev/null; then
+  echo "error: no working ffmpeg; set CLIPVID_FFMPEG or install ffmpeg" >&2
+  exit 2
+fi
+export PY

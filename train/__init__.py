@@ -1,0 +1,1 @@
+"""Training stage: temporal heads and order-blind baselines over cached frame embeddings."""
