@@ -23,12 +23,13 @@ VIDEO_NUMBERS = {LABELS: "int32", N_DISTINCT: "int32", DURATION: "float32", FPS:
 
 # Root attributes. Those in MATCH_KEYS must agree before a writer appends.
 ATTR_KEYS = ("schema_version", "clip_model", "weights_hash", "random_weights",
-             "dim", "frames", "sampler", "prompt_templates")
+             "dim", "frames", "sampler", "prompt_templates", "source_root")
 MATCH_KEYS = ("weights_hash", "dim", "frames", "sampler")
 
 
 def make_settings(clip_model: str, weights_hash: str, random_weights: bool, dim: int,
-                  frames: int, sampler: Dict[str, Any], prompt_templates: List[str]) -> Dict[str, Any]:
+                  frames: int, sampler: Dict[str, Any], prompt_templates: List[str],
+                  source_root: str = "") -> Dict[str, Any]:
     """The root attributes of a cache, as plain JSON-able values."""
     return {
         "schema_version": SCHEMA_VERSION,
@@ -39,6 +40,7 @@ def make_settings(clip_model: str, weights_hash: str, random_weights: bool, dim:
         "frames": int(frames),
         "sampler": json.dumps(sampler, sort_keys=True),
         "prompt_templates": json.dumps(list(prompt_templates)),
+        "source_root": source_root,  # where ids are relative to (for thumbnails); not compared
     }
 
 

@@ -1,0 +1,102 @@
+"""`python -m extract SOURCE --out CACHE.h5`: sample, embed and cache every video of SOURCE."""
+import argparse
+import os
+import signal
+import sys
+
+from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+
+EPILOG = """exit status: 0 every video is cached; 1 some videos failed (listed, and kept in
+/failures of the cache); 2 usage error (nothing done); 3 the cache file cannot be used or written."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m extract", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Sample N frames per video with ffmpeg, embed them with CLIP on a Dask cluster, "
+                    "and cache them in HDF5. Running it again resumes.")
+    ap.add_argument("source", help="folder with one sub-folder per class, a path,label[,split,caption] "
+                                   "CSV, or a Kinetics annotation CSV")
+    ap.add_argument("--out", required=True, help="cache file to create or extend (.h5)")
+    ap.add_argument("--clip-model", default="ViT-B/32",
+                    help="CLIP model name, path to a weights file, or random:<arch> (default ViT-B/32)")
+    ap.add_argument("--frames", type=int, default=100, help="frames sampled per video, N (default 100)")
+    ap.add_argument("--workers", type=int, help="Dask worker processes (default: one per core, or per GPU)")
+    ap.add_argument("--threads-per-worker", type=int, help="tasks at once per worker (default 1 on CPU, 4 on GPU)")
+    ap.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where CLIP runs")
+    ap.add_argument("--batch-size", type=int, default=100, help="frames per CLIP forward pass (default 100)")
+    ap.add_argument("--videos", help="folder of downloaded clips, for a Kinetics CSV (default: the CSV's folder)")
+    ap.add_argument("--video-timeout", type=float, default=300.0,
+                    help="seconds ffmpeg may spend on one video before it is recorded as failed (default 300)")
+    ap.add_argument("--retry-failed", action="store_true", help="try again the videos recorded as failed")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return ap.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Usage errors, found before any work starts."""
+    if args.frames < 1:
+        raise ValueError(f"--frames must be at least 1 (got {args.frames})")
+    for name in ("workers", "threads_per_worker", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+    if args.video_timeout <= 0:
+        raise ValueError("--video-timeout must be positive")
+    if not os.path.exists(args.source):
+        raise ValueError(f"{args.source}: no such file or folder")
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{args.out}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{args.out}: folder {folder} is not writable")
+    if os.path.isdir(args.out):
+        raise ValueError(f"{args.out}: is a directory; --out takes a file name")
+
+
+def _term_as_interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        check_args(args)
+        from extract.clip_model import WeightsUnavailable, resolve_weights
+        from extract.sources import SourceError, load_source
+        resolve_weights(args.clip_model)
+        source = load_source(args.source, args.videos)
+    except (ValueError, WeightsUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for w in source.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    from extract.pipeline import Options, run
+    opts = Options(args.clip_model, args.frames, args.workers, args.threads_per_worker, args.scheduler,
+                   args.device, args.batch_size, args.video_timeout, args.retry_failed, not args.no_progress)
+    signal.signal(signal.SIGTERM, _term_as_interrupt)
+    try:
+        summary = run(source, args.out, opts)
+    except CacheError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except KeyboardInterrupt:
+        print(f"interrupted: finished videos are kept in {args.out}; run the same command to resume",
+              file=sys.stderr)
+        return 130
+    if "random:" in args.clip_model:
+        print("!!! RANDOM CLIP WEIGHTS: these embeddings carry no learned meaning !!!", file=sys.stderr)
+    for vid, why in summary.failed.items():
+        print(f"failed: {vid}: {why}", file=sys.stderr)
+    rate = summary.cached / summary.seconds if summary.seconds else 0.0
+    ways = ", ".join(f"{k} {v}" for k, v in sorted(summary.strategies.items())) or "none"
+    print(f"{args.out}: cached {summary.cached}, skipped {summary.skipped} already cached, "
+          f"failed {len(summary.failed)}"
+          + (f" (+{len(summary.still_failed)} failed earlier; --retry-failed retries)" if summary.still_failed else "")
+          + f"; {summary.seconds:.1f} s, {rate:.2f} videos/s; sampling: {ways}")
+    return EXIT_PARTIAL if summary.failed or summary.still_failed else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Decode N sampled frames of one video with ffmpeg (via ffmpeg-python), resized as CLIP expects."""
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import List, Optional
+
+import ffmpeg
+import numpy as np
+
+from extract import sampling
+from extract.ffmpeg_bin import ffmpeg_exe
+from extract.probe import VideoError, VideoInfo, last_error_line, probe
+
+_PTS = re.compile(r"Parsed_showinfo.*?pts_time:\s*(-?[0-9.]+(?:e-?\d+)?)")
+SEEK_WINDOW = 2.0  # seconds read after each seek point; bounds the work if a keyframe is far away
+
+
+@dataclass
+class Sample:
+    """N rows sampled from one video."""
+    frames: np.ndarray    # [N, S, S, 3] uint8, resized and centre-cropped like CLIP's preprocess
+    t: np.ndarray         # [N] float32, timestamp (s) of the source frame of each row
+    n_distinct: int       # how many different source frames the rows use
+    info: VideoInfo
+    strategy: str         # 'pass' or 'seek'
+
+
+def _source(path: str) -> str:
+    # 'file:' + absolute path: no name is ever read as an option ('-x.mp4') or a protocol ('pipe:1').
+    return "file:" + os.path.abspath(path)
+
+
+def _run(cmd: List[str], timeout: float, path: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise VideoError(f"ffmpeg did not finish within the per-video limit of {timeout:.0f} s")
+
+
+def _crop_scale(stream, geo: sampling.Geometry):
+    # Scale before cropping, in that order, as torchvision's Resize then CenterCrop do.
+    stream = stream.filter("scale", geo.width, geo.height, flags="bicubic+accurate_rnd+full_chroma_int")
+    return stream.filter("crop", geo.size, geo.size, geo.crop_x, geo.crop_y)
+
+
+def _frames_from(out: subprocess.CompletedProcess, size: int, path: str):
+    err = out.stderr.decode("utf-8", "replace")
+    frame_bytes = size * size * 3
+    count = len(out.stdout) // frame_bytes
+    times = [float(x) for x in _PTS.findall(err)]
+    if count == 0:
+        reason = last_error_line(err) if out.returncode else "no frames could be decoded"
+        raise VideoError(reason)
+    if len(times) != count:
+        raise VideoError(f"ffmpeg returned {count} frames but {len(times)} timestamps")
+    frames = np.frombuffer(out.stdout[:count * frame_bytes], np.uint8).reshape(count, size, size, 3)
+    return frames, np.asarray(times, np.float64)
+
+
+def decode_pass(path: str, info: VideoInfo, n: int, geo: sampling.Geometry,
+                threads: int, timeout: float):
+    """One ffmpeg run decodes everything but keeps and scales only ~n frames. -> frames, times"""
+    stream = ffmpeg.input(_source(path), threads=threads).video
+    stream = stream.filter("select", sampling.select_expression(info.duration, n, info.fps))
+    stream = _crop_scale(stream, geo).filter("showinfo")
+    cmd = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough") \
+        .global_args("-hide_banner", "-nostdin").compile(cmd=ffmpeg_exe())
+    return _frames_from(_run(cmd, timeout, path), geo.size, path)
+
+
+def decode_seek(path: str, info: VideoInfo, n: int, geo: sampling.Geometry,
+                threads: int, timeout: float):
+    """One ffmpeg run with one input per target, each seeking there and keeping its first frame."""
+    targets = sampling.target_times(info.duration, n)
+    window = max(SEEK_WINDOW, 4.0 / info.fps if info.fps else SEEK_WINDOW)
+    parts = []
+    for t in targets:
+        src = ffmpeg.input(_source(path), ss=f"{t:.6f}", t=f"{window:.3f}", threads=threads, copyts=None)
+        parts.append(_crop_scale(src.video.filter("trim", end_frame=1), geo).filter("showinfo"))
+    joined = ffmpeg.concat(*parts, v=1, a=0) if len(parts) > 1 else parts[0]
+    cmd = joined.output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough") \
+        .global_args("-hide_banner", "-nostdin", "-copyts").compile(cmd=ffmpeg_exe())
+    frames, times = _frames_from(_run(cmd, timeout, path), geo.size, path)
+    return frames, times
+
+
+def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
+                 strategy: Optional[str] = None) -> Sample:
+    """Sample n rows at evenly spaced times; nearest source frame for each; raise VideoError."""
+    if os.path.isdir(path):
+        raise VideoError("is a directory, not a video file")
+    if not os.path.exists(path):
+        raise VideoError("file not found")
+    if not os.access(path, os.R_OK):
+        raise VideoError("file is not readable (permission denied)")
+    if os.path.getsize(path) == 0:
+        raise VideoError("empty file (0 bytes)")
+    info = probe(path, timeout=min(timeout, 60.0))
+    w, h = sampling.displayed_size(info.width, info.height, info.rotation)
+    geo = sampling.clip_geometry(w, h)
+    strategy = strategy or sampling.choose_strategy(info.duration, info.fps, n)
+    if info.duration <= 0:
+        raise VideoError("zero or unknown duration")
+    decode = decode_seek if strategy == "seek" else decode_pass
+    frames, times = decode(path, info, n, geo, threads, timeout)
+    order = np.argsort(times, kind="stable")          # concat/VFR may not deliver in time order
+    frames, times = frames[order], times[order]
+    rows = sampling.nearest_rows(times, sampling.target_times(info.duration, n))  # [n]
+    return Sample(frames[rows], times[rows].astype(np.float32), sampling.count_distinct(rows), info, strategy)

@@ -1,0 +1,182 @@
+"""Run an extraction: skip what is cached, fan videos out to Dask, stream results to the writer."""
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from tqdm import tqdm
+
+from cache.reader import read_settings
+from cache.schema import make_settings, settings_mismatch
+from cache.writer import CacheWriter
+from cache.errors import CacheError
+from extract import worker_tasks
+from extract.clip_model import RANDOM_ARCHS, file_hash, resolve_weights
+from extract.prompts import TEMPLATES
+from extract.sources import Source, prompt_name
+
+SAMPLER = {"times": "centre of N equal slices of the duration", "pick": "nearest decoded frame",
+           "resize": "short side 224, bicubic (ffmpeg swscale)", "crop": "centre 224x224", "version": 1}
+
+
+@dataclass
+class Options:
+    clip_model: str = "ViT-B/32"
+    frames: int = 100
+    workers: Optional[int] = None
+    threads_per_worker: Optional[int] = None
+    scheduler: Optional[str] = None
+    device: str = "auto"
+    batch_size: int = 100
+    video_timeout: float = 300.0
+    retry_failed: bool = False
+    progress: bool = True
+
+
+@dataclass
+class Summary:
+    cached: int = 0
+    skipped: int = 0
+    failed: Dict[str, str] = field(default_factory=dict)      # this run's new failures
+    still_failed: Dict[str, str] = field(default_factory=dict)  # earlier failures not retried
+    seconds: float = 0.0
+    strategies: Dict[str, int] = field(default_factory=dict)
+
+
+def _cuda_count() -> int:
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def default_layout(device: str, workers: Optional[int], threads: Optional[int]):
+    """(workers, threads per worker): one single-threaded worker per core on CPU; on GPUs one
+    worker per GPU with several threads, so ffmpeg decodes while the GPU embeds."""
+    gpus = _cuda_count() if device in ("auto", "cuda") else 0
+    if gpus:
+        return workers or gpus, threads or 4
+    return workers or max(1, os.cpu_count() or 1), threads or 1
+
+
+def make_client(opts: Options):
+    """A Dask client: an existing scheduler, or a LocalCluster of worker processes."""
+    from dask.distributed import Client, LocalCluster
+    if opts.scheduler:
+        client = Client(opts.scheduler, timeout="30s")
+        client.wait_for_workers(1, timeout=60)
+        return client, None
+    workers, threads = default_layout(opts.device, opts.workers, opts.threads_per_worker)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR, memory_limit=0)
+    return Client(cluster), cluster
+
+
+def weights_settings(opts: Options, source_root: str, dim: int = 0) -> dict:
+    path, is_random = resolve_weights(opts.clip_model)
+    return make_settings(opts.clip_model, file_hash(path), is_random, dim, opts.frames, SAMPLER,
+                         TEMPLATES, source_root)
+
+
+def precheck(out: str, settings: dict) -> None:
+    """Refuse an existing cache made with other settings before any cluster starts."""
+    if os.path.exists(out):
+        old = read_settings(out)
+        why = settings_mismatch(old, dict(settings, dim=old.get("dim")))
+        if why:
+            raise CacheError(out, f"refusing to append: {why}; use another --out file")
+
+
+def run(source: Source, out: str, opts: Options, log=print) -> Summary:
+    """Extract every video of `source` into the cache `out`; returns counts and failures."""
+    settings = weights_settings(opts, source.root)
+    precheck(out, settings)
+    start = time.time()
+    client, cluster = make_client(opts)
+    try:
+        return _run(client, source, out, opts, settings, start, log)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _per_host(client) -> int:
+    hosts: Dict[str, int] = {}
+    for addr in client.scheduler_info()["workers"]:
+        host = addr.split("://")[-1].rsplit(":", 1)[0]
+        hosts[host] = hosts.get(host, 0) + 1
+    return max(hosts.values()) if hosts else 1
+
+
+def _run(client, source, out, opts, settings, start, log) -> Summary:
+    from dask.distributed import as_completed
+    per_host = _per_host(client)
+    common = (opts.clip_model, opts.device, per_host)
+    texts = [prompt_name(c) for c in source.classes]
+    text_emb = client.submit(worker_tasks.text_task, *common, texts, TEMPLATES, pure=False).result()
+    settings["dim"] = int(text_emb.shape[1]) if len(texts) else _dim_of(opts, client, common)
+    writer = CacheWriter(out, settings)
+    summary = Summary()
+    try:
+        writer.set_classes(source.classes, text_emb)
+        todo = []
+        for item in source.items:
+            if item.id in writer.done_ids:
+                summary.skipped += 1
+            elif item.id in writer.failed and not opts.retry_failed:
+                summary.still_failed[item.id] = writer.failed[item.id]
+            else:
+                todo.append(item)
+        threads = sum(client.nthreads().values()) or 1
+        ffmpeg_threads = 1 if threads > 1 else max(1, os.cpu_count() or 1)
+        window = 2 * threads + 2   # bounded: memory does not grow with the collection
+        pending = iter(todo)
+        by_key = {}
+
+        def submit_next(ac) -> None:
+            item = next(pending, None)
+            if item is None:
+                return
+            fut = client.submit(worker_tasks.video_task, *common, item.id, item.path, opts.frames,
+                                opts.batch_size, ffmpeg_threads, opts.video_timeout, pure=False)
+            by_key[fut.key] = item
+            ac.add(fut)
+
+        ac = as_completed()
+        for _ in range(min(window, len(todo))):
+            submit_next(ac)
+        bar = tqdm(total=len(todo), unit="video", disable=not opts.progress, desc="extract")
+        for fut in ac:
+            item = by_key.pop(fut.key)
+            try:
+                res = fut.result()
+            except Exception as exc:  # a worker died repeatedly, or a bug: record it, keep going
+                res = {"id": item.id, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"}
+            fut.release()
+            if "error" in res:
+                writer.add_failure(item.id, res["error"])
+                summary.failed[item.id] = " ".join(res["error"].split())
+            else:
+                writer.add_video(item.id, res["emb"], res["t"], item.label, item.split, item.caption,
+                                 res["n_distinct"], res["duration"], res["fps"])
+                summary.cached += 1
+                summary.strategies[res["strategy"]] = summary.strategies.get(res["strategy"], 0) + 1
+            bar.update(1)
+            bar.set_postfix(failed=len(summary.failed), refresh=False)
+            submit_next(ac)
+        bar.close()
+        writer.close()
+    except BaseException:
+        # Interrupted: keep every finished video (commit), then re-raise.
+        try:
+            writer.close()
+        except CacheError:
+            writer.abandon()
+        raise
+    summary.seconds = time.time() - start
+    return summary
+
+
+def _dim_of(opts, client, common) -> int:
+    emb = client.submit(worker_tasks.text_task, *common, ["x"], ["{}"], pure=False).result()
+    return int(emb.shape[1])

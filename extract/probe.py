@@ -1,0 +1,107 @@
+"""What a video is (duration, fps, size, rotation), read from ffmpeg's own header output."""
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Optional
+
+from extract.ffmpeg_bin import ffmpeg_exe
+
+
+class VideoError(Exception):
+    """A video that cannot be used; the message is the one-line reason stored in /failures."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    duration: float     # seconds, 0 when the container does not say
+    fps: float          # average frames per second, 0 when unknown
+    width: int          # stored width of the first video stream
+    height: int
+    rotation: float     # degrees from the display matrix, 0 when none
+
+
+_DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+_STREAM = re.compile(r"Stream #\d+:(\d+)[^:]*: Video: (.*)")
+_SIZE = re.compile(r"[ ,](\d{1,6})x(\d{1,6})[ ,\]]")
+_FPS = re.compile(r"(\d+(?:\.\d+)?)(k?) (?:fps|tbr)")
+_ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
+_TIME = re.compile(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)")
+
+
+def _seconds(m: "re.Match") -> float:
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+
+
+def last_error_line(stderr: str) -> str:
+    """The most telling line of ffmpeg's complaints, for a one-line failure reason."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        low = ln.lower()
+        if any(k in low for k in ("invalid", "error", "no such", "denied", "not ", "could not", "failed",
+                                   "unknown", "truncat", "corrupt", "moov atom", "end of file")):
+            return ln[:300]
+    return lines[-1][:300] if lines else "ffmpeg gave no output"
+
+
+def parse_header(stderr: str) -> Optional[VideoInfo]:
+    """Parse `ffmpeg -i FILE` output; None when there is no video stream."""
+    stream = None
+    lines = stderr.splitlines()
+    for i, line in enumerate(lines):
+        m = _STREAM.search(line)
+        if m and "attached pic" not in line:
+            stream = (i, m.group(2))
+            break
+    if stream is None:
+        return None
+    i, desc = stream
+    size = _SIZE.search(desc)
+    width, height = (int(size.group(1)), int(size.group(2))) if size else (0, 0)
+    fps = 0.0
+    for value, kilo in _FPS.findall(desc):
+        fps = float(value) * (1000 if kilo else 1)
+        break
+    rotation = 0.0
+    for line in lines[i + 1:i + 12]:
+        if "Stream #" in line:
+            break
+        r = _ROTATION.search(line)
+        if r:
+            rotation = float(r.group(1))
+    d = _DURATION.search(stderr)
+    duration = _seconds(d) if d else 0.0
+    return VideoInfo(duration, fps, width, height, rotation)
+
+
+def probe(path: str, timeout: float = 30.0) -> VideoInfo:
+    """Read the header with ffmpeg (the static build starts in ~10 ms, cheaper than ffprobe)."""
+    try:
+        out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
+                             capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise VideoError(f"ffmpeg did not read the header within {timeout:.0f} s")
+    err = out.stderr.decode("utf-8", "replace")
+    info = parse_header(err)
+    if info is None:
+        if "Input #0" in err and ("Audio:" in err or "Stream #" in err):
+            raise VideoError("no video stream (audio or data only)")
+        raise VideoError(last_error_line(err))
+    if info.width <= 0 or info.height <= 0:
+        raise VideoError("video stream has no frame size")
+    if info.duration <= 0:
+        info = VideoInfo(_packet_duration(path, timeout), info.fps, info.width, info.height, info.rotation)
+    return info
+
+
+def _packet_duration(path: str, timeout: float) -> float:
+    """Duration from the last video packet, by copying packets (no decoding), when the header lacks it."""
+    try:
+        out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path, "-map", "0:v:0",
+                              "-c", "copy", "-f", "null", "-"], capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise VideoError(f"ffmpeg did not finish reading packets within {timeout:.0f} s")
+    times = _TIME.findall(out.stderr.decode("utf-8", "replace"))
+    if not times:
+        return 0.0
+    h, m, s = times[-1]
+    return int(h) * 3600 + int(m) * 60 + float(s)

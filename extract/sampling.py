@@ -1,0 +1,83 @@
+"""Pure maths of frame sampling: target times, nearest-frame choice, CLIP resize geometry, strategy."""
+import math
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+
+CLIP_SIZE = 224
+# A pass decodes every frame; a seek decodes from the previous keyframe. Seeking wins once a video
+# has many frames per sample (measured by bench.decode; see README, Performance).
+SEEK_MIN_FRAMES_PER_SAMPLE = 150
+SEEK_MIN_DURATION = 60.0  # seconds; short clips always take one pass
+
+
+def target_times(duration: float, n: int) -> np.ndarray:
+    """n evenly spaced times over [0, duration): the centre of each of n equal slices. [n]"""
+    step = duration / n
+    return (np.arange(n, dtype=np.float64) + 0.5) * step
+
+
+def nearest_rows(frame_times: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """For each target, the index of the nearest frame time (ties go to the earlier frame). [n]"""
+    frame_times = np.asarray(frame_times, dtype=np.float64)
+    pos = np.searchsorted(frame_times, targets)                 # first frame at or after the target
+    pos = np.clip(pos, 1, max(len(frame_times) - 1, 1))
+    if len(frame_times) == 1:
+        return np.zeros(len(targets), dtype=np.int64)
+    before, after = frame_times[pos - 1], frame_times[pos]
+    return np.where(targets - before <= after - targets, pos - 1, pos).astype(np.int64)
+
+
+def select_expression(duration: float, n: int, fps: float) -> str:
+    """An ffmpeg `select` expression keeping, for every target, the first frame within half a
+    frame interval before it. A register (st/ld) holds the next threshold, so one pass keeps at
+    most ~n frames; the exact nearest frame per target is then chosen in Python."""
+    step = duration / n
+    t0 = 0.5 * step
+    half = 0.5 / fps if fps > 0 else 0.0
+    nxt = f"{t0:.6f}+(floor((t+{half:.6f}-{t0:.6f})/{step:.9f})+1)*{step:.9f}-{half:.6f}"
+    return f"if(gte(t,ld(0)),st(0,{nxt})*0+1,0)"
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Resize to short side `size` then centre-crop a square, as CLIP's torchvision preprocess does."""
+    width: int
+    height: int
+    crop_x: int
+    crop_y: int
+    size: int = CLIP_SIZE
+
+
+def clip_geometry(width: int, height: int, size: int = CLIP_SIZE) -> Geometry:
+    """torchvision Resize(size) keeps the short side = size and truncates the long one; CenterCrop
+    rounds the offset half to even (Python round)."""
+    if width <= height:
+        w, h = size, int(size * height / width)
+    else:
+        w, h = int(size * width / height), size
+    return Geometry(w, h, int(round((w - size) / 2.0)), int(round((h - size) / 2.0)), size)
+
+
+def displayed_size(width: int, height: int, rotation: float) -> Tuple[int, int]:
+    """Frame size after ffmpeg's autorotation (quarter turns swap width and height)."""
+    quarter = int(round(rotation / 90.0)) % 2
+    return (height, width) if quarter else (width, height)
+
+
+def choose_strategy(duration: float, fps: float, n: int) -> str:
+    """'pass' (one decode of everything) or 'seek' (one seek per sample) for a video."""
+    if duration < SEEK_MIN_DURATION or fps <= 0:
+        return "pass"
+    frames_per_sample = duration * fps / max(n, 1)
+    return "seek" if frames_per_sample >= SEEK_MIN_FRAMES_PER_SAMPLE else "pass"
+
+
+def count_distinct(rows: np.ndarray) -> int:
+    """How many different source frames the rows use."""
+    return int(len(np.unique(rows)))
+
+
+def is_valid_frames(n: int) -> bool:
+    return isinstance(n, int) and n >= 1 and math.isfinite(n)

@@ -1,0 +1,65 @@
+"""Functions that run on Dask workers: CLIP is loaded once per worker process, never shipped."""
+import os
+import threading
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from extract.decode import sample_video
+from extract.probe import VideoError
+
+_MODELS: Dict[tuple, object] = {}
+_LOCK = threading.Lock()
+
+
+def _torch_threads(workers_per_host: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers_per_host))
+
+
+def get_model(spec: str, device: str, workers_per_host: int = 1):
+    """This process's CLIP for `spec`, loaded on first use (threads of a worker share it)."""
+    key = (spec, device)
+    with _LOCK:
+        if key not in _MODELS:
+            import torch
+            from extract.clip_model import load_clip
+            from train.device import resolve_device
+            torch.set_num_threads(_torch_threads(workers_per_host))
+            dev = resolve_device(device)
+            if dev.type == "cuda" and torch.cuda.device_count() > 1:
+                # Spread the workers of one host over its GPUs.
+                dev = torch.device("cuda", os.getpid() % torch.cuda.device_count())
+            _MODELS[key] = load_clip(spec, dev)
+        return _MODELS[key]
+
+
+def text_task(spec: str, device: str, workers_per_host: int, names: List[str],
+              templates: List[str]) -> np.ndarray:
+    """Prompt-ensembled class embeddings [C, D] float16 (also warms this worker's model)."""
+    from extract.clip_model import class_text_embeddings
+    return class_text_embeddings(get_model(spec, device, workers_per_host), names, templates)
+
+
+def video_task(spec: str, device: str, workers_per_host: int, vid: str, path: str, n: int,
+               batch_size: int, threads: int, timeout: float) -> Dict[str, object]:
+    """Decode and embed one video. Returns a small dict: arrays, or a failure reason."""
+    try:
+        sample = sample_video(path, n, threads=threads, timeout=timeout)
+    except VideoError as exc:
+        return {"id": vid, "error": str(exc)}
+    except OSError as exc:
+        return {"id": vid, "error": f"cannot read: {exc.strerror or exc}"}
+    from extract.clip_model import encode_frames
+    model = get_model(spec, device, workers_per_host)
+    emb = encode_frames(model, sample.frames, batch_size)       # [N, D] float16
+    if not np.isfinite(emb).all():
+        return {"id": vid, "error": "CLIP produced non-finite embeddings"}
+    info = sample.info
+    return {"id": vid, "emb": emb, "t": sample.t, "n_distinct": sample.n_distinct,
+            "duration": info.duration, "fps": info.fps, "strategy": sample.strategy}
+
+
+def warm(spec: str, device: str, workers_per_host: int) -> Optional[str]:
+    """Load the model ahead of the first video (called on every worker at start-up)."""
+    get_model(spec, device, workers_per_host)
+    return None
