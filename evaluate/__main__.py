@@ -1,0 +1,70 @@
+"""`python -m evaluate CACHE.h5 --runs RUNS --out REPORT`: write the HTML/Markdown/JSON evaluation report."""
+import argparse
+import os
+import sys
+import warnings
+from typing import List, Optional
+
+from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m evaluate",
+        description="Evaluate every head in a runs folder on a clipvid cache and write report.html "
+                    "(self-contained), report.md, metrics.json and one PNG per figure.",
+        epilog="Exit status: 0 ok; 1 report written but some run folders were skipped (listed in it); "
+               "2 bad arguments; 3 unusable cache or runs folder.")
+    ap.add_argument("cache", help="the HDF5 cache the heads were trained on")
+    ap.add_argument("--runs", required=True, help="folder with one sub-folder per trained head")
+    ap.add_argument("--out", required=True, help="folder to write the report into (created if needed)")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    ap.add_argument("--clip-model", default=None,
+                    help="CLIP for encoding captions (default: the model recorded in the cache)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    return ap
+
+
+def _fail(path: str, reason: str, status: int) -> int:
+    print(f"error: {path}: {reason}", file=sys.stderr)
+    return status
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.resamples < 1:
+        return _fail("--resamples", "must be at least 1", EXIT_USAGE)
+    if not os.path.isdir(args.runs):
+        return _fail(args.runs, "no such runs folder", EXIT_DATA)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        return _fail(args.out, "exists and is not a folder", EXIT_USAGE)
+    from cache.reader import open_cache
+    from evaluate.collect import collect
+    from evaluate.report import write_report
+    from train.device import resolve_device
+    try:
+        resolve_device(args.device)
+    except ValueError as exc:
+        return _fail("--device", str(exc), EXIT_USAGE)
+    try:
+        with open_cache(args.cache) as reader, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # library chatter (t-SNE, sklearn) would bury the summary
+            data, figures = collect(reader, args.runs, args.device, args.resamples, args.clip_model,
+                                    progress=not args.quiet)
+    except CacheError as exc:
+        return _fail(exc.path, exc.reason, EXIT_DATA)
+    try:
+        written = write_report(args.out, data, figures)
+    except OSError as exc:
+        return _fail(args.out, f"cannot write the report ({exc.strerror or exc})", EXIT_DATA)
+    for w in data["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    best = data.get("best_head")
+    print(f"{len(data['heads'])} heads evaluated; best: {best or '-'}; wrote {len(written)} files to {args.out}")
+    print(os.path.join(args.out, "report.html"))
+    return EXIT_PARTIAL if any(w.startswith("skipped run") for w in data["warnings"]) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""CLIP's text encoder for a cache: the cache's own model unless told otherwise, weights hash checked."""
+from typing import Optional, Sequence
+
+import numpy as np
+
+from cache.reader import CacheReader
+
+
+class ClipMismatch(ValueError):
+    """The CLIP weights at hand are not the ones the cache was embedded with (or cannot be loaded)."""
+
+
+def load_text_encoder(reader: CacheReader, spec: Optional[str] = None, device: str = "auto"):
+    """extract.clip_model.LoadedClip for `spec` (default: the cache's model); raises ClipMismatch."""
+    from extract.clip_model import WeightsUnavailable, load_clip
+    from train.device import resolve_device
+    spec = spec or reader.clip_model
+    try:
+        clip_ = load_clip(spec, resolve_device(device))
+    except WeightsUnavailable as exc:
+        raise ClipMismatch(str(exc))
+    want = str(reader.settings.get("weights_hash", ""))
+    if clip_.weights_hash != want:
+        # Text from other weights lives in another embedding space: every score would be noise.
+        raise ClipMismatch(f"CLIP model {spec!r} has weights {clip_.weights_hash[:12]}, but the cache was made "
+                           f"with {reader.clip_model!r} (weights {want[:12]}); pass the cache's --clip-model")
+    return clip_
+
+
+def encode(clip_, texts: Sequence[str], batch: int = 256, progress: bool = False) -> np.ndarray:
+    """Sentences -> unit text embeddings [T, D] float32, in batches (with a progress bar if asked)."""
+    from extract.clip_model import encode_texts
+    from tqdm import tqdm
+    starts = range(0, len(texts), batch)
+    parts = [encode_texts(clip_, list(texts[s:s + batch]))
+             for s in tqdm(starts, desc="encoding captions", unit="batch", disable=not progress)]
+    return np.concatenate(parts) if parts else np.zeros((0, clip_.dim), np.float32)

@@ -1,0 +1,130 @@
+"""Compute everything a report shows from a cache and a runs folder: numbers plus PNG figures."""
+import datetime
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from cache.reader import CacheReader
+from evaluate import plots
+from evaluate.clip_text import ClipMismatch, encode, load_text_encoder
+from evaluate.head_table import HeadResult, best_of, confusion_block, score_runs
+from evaluate.heads import test_rows
+from evaluate.openset import open_set_scores
+from evaluate.retrieval import caption_retrieval, class_prompt_retrieval
+from evaluate.runs import find_runs
+from evaluate.video_emb import mean_pooled
+
+MEANPOOL = "CLIP mean-pool"
+
+
+def provenance(reader: CacheReader) -> Dict[str, Any]:
+    """What the numbers were computed from."""
+    return {"cache": os.path.abspath(reader.path), "clip_model": reader.clip_model,
+            "weights_hash": str(reader.settings.get("weights_hash", "")), "random_weights": reader.random_weights,
+            "frames": reader.frames, "dim": reader.dim, "videos": reader.num_videos,
+            "classes": len(reader.class_names), "fingerprint": reader.fingerprint,
+            "failures": [{"id": i, "reason": r} for i, r in reader.failures],
+            "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _retrieval(reader: CacheReader, sources: Dict[str, np.ndarray], clip_spec: Optional[str], device: str,
+               progress: bool) -> Dict[str, Any]:
+    labels = reader.labels
+    out: Dict[str, Any] = {"class_prompts": {}, "captions": None, "captions_note": ""}
+    if (labels >= 0).any() and len(reader.class_names):
+        for name, emb in sources.items():
+            out["class_prompts"][name] = class_prompt_retrieval(emb, labels, reader.text_emb)
+    rows = np.array([i for i, c in enumerate(reader.captions) if str(c).strip()], np.int64)
+    if not len(rows):
+        out["captions_note"] = "the cache has no captions"
+        return out
+    try:
+        clip_ = load_text_encoder(reader, clip_spec, device)
+    except ClipMismatch as exc:
+        out["captions_note"] = f"caption retrieval skipped: {exc}"
+        return out
+    caption_emb = encode(clip_, [str(reader.captions[i]) for i in rows], progress=progress)  # [Q, D]
+    out["captions"] = {name: caption_retrieval(emb, caption_emb, rows) for name, emb in sources.items()}
+    return out
+
+
+def _open_set(reader: CacheReader, results: List[HeadResult]) -> Dict[str, Any]:
+    out = {}
+    for res in results:
+        spec = res.run.open_set
+        if not spec:
+            continue
+        if res.scorer is not None:
+            emb, truth = res.scorer.video_embeddings(), res.scorer.truth
+        elif res.run.video_emb is not None:
+            rows = test_rows(reader, res.run)
+            emb, truth = res.run.video_emb[rows], reader.labels[rows].astype(np.int64)
+        else:
+            continue
+        scores = open_set_scores(emb, truth, reader.text_emb, reader.class_names,
+                                 list(spec.get("seen") or []), list(spec.get("unseen") or []))
+        if scores is None:
+            continue
+        for block in ("test_seen", "test_unseen"):
+            if isinstance(res.run.metrics.get(block), dict):
+                scores[f"run_{block}_top1"] = res.run.metrics[block].get("top1")
+        scores["unseen_classes"] = list(spec.get("unseen") or [])
+        out[res.run.name] = scores
+    return out
+
+
+def _tsne(reader: CacheReader, pooled: np.ndarray, best: Optional[HeadResult]) -> Optional[bytes]:
+    """Mean-pooled CLIP next to the best head, same videos, same colours."""
+    if best is not None and best.run.video_emb is None and best.scorer is not None:
+        rows, head = best.scorer.rows, best.scorer.video_embeddings()       # [T], [T, D]
+        title = f"{best.run.name} (test videos)"
+    else:
+        rows = np.flatnonzero(reader.labels >= 0)
+        have = best is not None and best.run.video_emb is not None
+        head = best.run.video_emb[rows] if have else None
+        title = f"{best.run.name} (all videos)" if have else "no head embeddings: CLIP mean-pool again"
+    pick = plots.sample_for_tsne(len(rows))
+    if len(pick) < 2:
+        return None
+    right = head[pick] if head is not None else pooled[rows[pick]]
+    return plots.tsne_pair(pooled[rows[pick]], right, reader.labels[rows[pick]], reader.class_names,
+                           ("CLIP mean-pool", title))
+
+
+def collect(reader: CacheReader, runs_dir: str, device: str = "auto", resamples: int = 1000,
+            clip_spec: Optional[str] = None, progress: bool = True) -> Tuple[Dict[str, Any], Dict[str, bytes]]:
+    """(metrics.json content, {figure file name: PNG bytes})."""
+    runs, warnings = find_runs(runs_dir, reader.num_videos)
+    if not runs:
+        warnings.append(f"no usable run folders in {runs_dir}")
+    results = score_runs(runs, reader, device, resamples, warnings, progress)
+    best = best_of(results)
+    pooled = mean_pooled(reader, progress)                                  # [V, D]
+    data: Dict[str, Any] = {"provenance": provenance(reader), "runs_dir": os.path.abspath(runs_dir),
+                            "warnings": warnings, "heads": [r.row for r in results],
+                            "best_head": best.run.name if best else None, "figures": []}
+    figures: Dict[str, bytes] = {}
+    curves = {r.run.name: r.curve for r in results if r.curve}
+    data["frames_curve"] = curves
+    if curves:
+        figures["frames_curve.png"] = plots.frames_curve(curves)
+    if best is not None and len(best.truth):
+        block = confusion_block(best, reader.class_names)
+        data["confusion"] = block
+        names = reader.class_names
+        figures["confusion.png"] = plots.confusion(np.array(block["matrix"]), names, f"Confusion: {best.run.name}")
+        acc = np.array([np.nan if v is None else v for v in block["per_class"].values()])
+        figures["per_class.png"] = plots.per_class(acc, names, f"Per-class accuracy: {best.run.name}")
+    tsne = _tsne(reader, pooled, best)
+    if tsne is not None:
+        figures["tsne.png"] = tsne
+    curves_png = plots.training_curves({r.run.name: r.run.history for r in results})
+    if curves_png is not None:
+        figures["training_curves.png"] = curves_png
+    sources = {MEANPOOL: pooled}
+    sources.update({r.run.name: r.run.video_emb for r in results if r.run.video_emb is not None})
+    data["retrieval"] = _retrieval(reader, sources, clip_spec, device, progress)
+    data["open_set"] = _open_set(reader, results)
+    data["figures"] = sorted(figures)
+    return data, figures

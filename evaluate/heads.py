@@ -1,0 +1,75 @@
+"""Score one trained head on its run's test split, with all cached frames or a subset of them."""
+from typing import List, Optional
+
+import numpy as np
+
+from cache.reader import CacheReader
+from evaluate import metrics as M
+from evaluate.runs import Run, RunError
+
+BATCH = 256  # videos per forward pass: bounds memory on large test splits
+
+
+def test_rows(reader: CacheReader, run: Run) -> np.ndarray:
+    """Cache rows [T] of the run's labelled test videos, in cache order."""
+    wanted = set(run.split.get("test", []))
+    return np.array([i for i, vid in enumerate(reader.ids) if vid in wanted and reader.labels[i] >= 0], np.int64)
+
+
+class HeadScorer:
+    """A loaded head plus its test videos; answers per-video hits for any number of frames."""
+
+    def __init__(self, run: Run, reader: CacheReader, device: str = "auto"):
+        from train.api import load_method  # train is only needed once a report has runs
+        from train.checkpoint import CheckpointError
+        try:
+            self.method = load_method(run.path, reader=reader, device=device)
+        except (CheckpointError, OSError, RuntimeError, KeyError) as exc:
+            raise RunError(f"{run.path}: cannot load the head ({str(exc).splitlines()[0] if str(exc) else exc!r})")
+        self.run = run
+        self.rows = test_rows(reader, run)                                   # [T]
+        self.emb = reader.emb(self.rows).astype(np.float32)                  # [T, N, D]
+        self.truth = reader.labels[self.rows].astype(np.int64)               # [T] cache class index
+        self.candidates = self._candidates(reader)
+        index = {n: i for i, n in enumerate(reader.class_names)}
+        missing = [n for n in self.candidates if n not in index]
+        if missing:
+            raise RunError(f"{run.path}: head knows classes the cache lacks: {', '.join(missing[:5])}")
+        self.cand_idx = np.array([index[n] for n in self.candidates], np.int64)  # [C'] -> cache class
+        self.text = M.l2_normalise(reader.text_emb[self.cand_idx])               # [C', D]
+        pos = {c: j for j, c in enumerate(self.cand_idx)}
+        self.truth_cand = np.array([pos.get(t, -1) for t in self.truth], np.int64)  # [T], -1: not a candidate
+
+    def _candidates(self, reader: CacheReader) -> List[str]:
+        names = list(self.method.class_names)
+        unseen = (self.run.open_set or {}).get("unseen") or []
+        # A linear probe only scores the classes it was trained on; every other head scores any text,
+        # so on an open-set run the held-out classes are candidates too (generalised zero-shot).
+        if self.method.name != "linear":
+            names += [n for n in unseen if n not in names]
+        return names
+
+    def logits(self, frames: Optional[np.ndarray] = None) -> np.ndarray:
+        """[T, C'] scores over the candidate classes, using the frame rows in `frames` (all when None)."""
+        out = []
+        for s in range(0, len(self.rows), BATCH):
+            emb = self.emb[s:s + BATCH] if frames is None else self.emb[s:s + BATCH][:, frames]
+            out.append(np.asarray(self.method.logits(emb, self.text), np.float32))
+        return np.concatenate(out) if out else np.zeros((0, len(self.candidates)), np.float32)
+
+    def hits(self, logits: np.ndarray, k: int) -> np.ndarray:
+        """[T] bool: the true class is among the top k (never, when it is not a candidate)."""
+        ok = self.truth_cand >= 0
+        out = np.zeros(len(self.truth), bool)
+        out[ok] = M.topk_correct(logits[ok], self.truth_cand[ok], k)
+        return out
+
+    def predicted(self, logits: np.ndarray) -> np.ndarray:
+        """[T] predicted cache class index (argmax; ties go to the first candidate)."""
+        return self.cand_idx[logits.argmax(1)] if len(logits) else np.zeros(0, np.int64)
+
+    def video_embeddings(self) -> np.ndarray:
+        """[T, D] joint-space embeddings of the test videos, unit length."""
+        out = [np.asarray(self.method.video_embeddings(self.emb[s:s + BATCH]), np.float32)
+               for s in range(0, len(self.rows), BATCH)]
+        return M.l2_normalise(np.concatenate(out)) if out else np.zeros((0, self.emb.shape[-1]), np.float32)

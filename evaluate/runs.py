@@ -1,0 +1,113 @@
+"""Find and read the run folders the training stage writes (metrics, split, predictions, embeddings)."""
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+# The order heads are listed in when nothing else decides (baselines first, as in the design).
+HEAD_ORDER = ("midframe", "meanpool", "maxpool", "vote", "linear", "lstm", "transformer", "xclip")
+
+
+@dataclass
+class Run:
+    """One head's run folder as written by `python -m train`."""
+    name: str
+    path: str
+    metrics: Dict[str, Any]
+    split: Dict[str, List[str]]
+    predictions: List[Dict[str, str]] = field(default_factory=list)
+    video_emb: Optional[np.ndarray] = None      # [V, D] in cache row order, when present
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def head(self) -> str:
+        return str(self.metrics.get("head") or self.name)
+
+    @property
+    def history(self) -> List[Dict[str, Any]]:
+        return list(self.metrics.get("history") or [])
+
+    @property
+    def open_set(self) -> Optional[Dict[str, List[str]]]:
+        return self.metrics.get("open_set") or None
+
+    @property
+    def seconds(self) -> Optional[float]:
+        s = self.metrics.get("seconds")
+        return float(s) if isinstance(s, (int, float)) else None
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used; the message says which file and why."""
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path}: not readable JSON ({str(exc).splitlines()[0]})")
+
+
+def _read_predictions(path: str) -> List[Dict[str, str]]:
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if rows and not {"id", "true", "predicted"} <= set(rows[0]):
+        raise RunError(f"{path}: expected columns id,true,predicted,score")
+    return rows
+
+
+def read_run(path: str, num_videos: Optional[int] = None) -> Run:
+    """Read one run folder; raises RunError naming the bad file."""
+    metrics = _read_json(os.path.join(path, "metrics.json"))
+    if not isinstance(metrics, dict):
+        raise RunError(f"{os.path.join(path, 'metrics.json')}: not a JSON object")
+    split_name = metrics.get("split") or "split.json"
+    split = _read_json(os.path.join(path, os.path.basename(str(split_name))))
+    if not isinstance(split, dict) or not isinstance(split.get("test"), list):
+        raise RunError(f"{os.path.join(path, 'split.json')}: no test list")
+    run = Run(os.path.basename(os.path.normpath(path)), path, metrics,
+              {k: [str(x) for x in v] for k, v in split.items() if isinstance(v, list)})
+    try:
+        run.predictions = _read_predictions(os.path.join(path, "predictions.csv"))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        run.notes.append(f"predictions.csv unreadable: {exc}")
+    emb_path = os.path.join(path, "video_emb.npy")
+    if os.path.exists(emb_path):
+        try:
+            emb = np.load(emb_path, allow_pickle=False)
+            if emb.ndim != 2 or (num_videos is not None and emb.shape[0] != num_videos):
+                run.notes.append(f"video_emb.npy has shape {emb.shape}, expected ({num_videos}, D); not used")
+            else:
+                run.video_emb = emb.astype(np.float32)
+        except (OSError, ValueError) as exc:
+            run.notes.append(f"video_emb.npy unreadable: {str(exc).splitlines()[0]}")
+    return run
+
+
+def _sort_key(run: Run) -> Tuple[int, str]:
+    return (HEAD_ORDER.index(run.head) if run.head in HEAD_ORDER else len(HEAD_ORDER), run.name)
+
+
+def find_runs(runs_dir: str, num_videos: Optional[int] = None) -> Tuple[List[Run], List[str]]:
+    """Every readable run below `runs_dir` (one folder per head), and a warning per broken folder."""
+    runs, warnings = [], []
+    for entry in sorted(os.listdir(runs_dir)):
+        path = os.path.join(runs_dir, entry)
+        if not os.path.isdir(path):
+            continue
+        if not os.path.exists(os.path.join(path, "metrics.json")) and not os.path.exists(
+                os.path.join(path, "head.pt")):
+            continue  # not a run folder at all (e.g. the report written next to the runs)
+        try:
+            runs.append(read_run(path, num_videos))
+        except RunError as exc:
+            warnings.append(f"skipped run {entry}: {exc}")
+    return sorted(runs, key=_sort_key), warnings

@@ -1,0 +1,27 @@
+"""Video embeddings for every cached video: plain mean-pooled CLIP, or a trained head's."""
+import numpy as np
+from tqdm import tqdm
+
+from cache.reader import CacheReader
+from evaluate import metrics as M
+
+
+def _blocks(reader: CacheReader, desc: str, progress: bool):
+    total = (reader.num_videos + 255) // 256
+    return tqdm(reader.iter_emb(256), total=total, desc=desc, unit="block", disable=not progress)
+
+
+def mean_pooled(reader: CacheReader, progress: bool = False) -> np.ndarray:
+    """[V, D] unit mean of unit frame embeddings, read block by block (caches may exceed memory)."""
+    out = np.zeros((reader.num_videos, reader.dim), np.float32)
+    for start, block in _blocks(reader, "mean-pooling", progress):
+        out[start:start + len(block)] = M.mean_pool(block)
+    return out
+
+
+def head_embeddings(method, reader: CacheReader, progress: bool = False) -> np.ndarray:
+    """[V, D] unit joint-space embeddings from a train.api Method, block by block."""
+    out = np.zeros((reader.num_videos, reader.dim), np.float32)
+    for start, block in _blocks(reader, f"embedding with {method.name}", progress):
+        out[start:start + len(block)] = M.l2_normalise(method.video_embeddings(block.astype(np.float32)))
+    return out

@@ -1,0 +1,125 @@
+"""`python -m evaluate.search` with the real random:tiny CLIP text encoder, real caches and real videos."""
+import base64
+import re
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+from cache.errors import EXIT_DATA, EXIT_USAGE
+from test_evaluate_support import EVIL, make_cache, make_video, tiny_clip_hash, unit
+
+QUERY = "a person juggling three balls"
+FRAMES = 6
+
+
+@pytest.fixture(scope="module")
+def query_emb():
+    from extract.clip_model import encode_texts, load_clip
+    return encode_texts(load_clip("random:tiny", torch.device("cpu")), [QUERY])[0]
+
+
+@pytest.fixture(scope="module")
+def search_cache(tmp_path_factory, query_emb):
+    """Five videos; the one called TARGET holds the query's own embedding in frame row 4 only."""
+    root = tmp_path_factory.mktemp("search")
+    weights_hash, dim = tiny_clip_hash()
+    rng = np.random.default_rng(1)
+    names = ["juggling", "other"]
+    text = unit(rng.normal(size=(2, dim)))
+    ids = ["clips/a.mp4", f"clips/{EVIL}.mp4", "clips/c.mp4", "clips/target.mp4", "clips/missing.mp4"]
+    t = np.linspace(0.1, 1.6, FRAMES, dtype=np.float32)
+    videos = []
+    for i, vid in enumerate(ids):
+        emb = unit(rng.normal(size=(FRAMES, dim)))
+        if vid.endswith("target.mp4"):
+            emb[4] = query_emb * 5  # dominates the mean and is the single best frame
+        videos.append({"id": vid, "emb": emb, "label": names[i % 2], "t": t})
+    for vid in ids[:4]:
+        make_video(str(root / "videos" / vid), seconds=2.0)
+    path = make_cache(str(root / "cache.h5"), names, text, videos, weights_hash=weights_hash, frames=FRAMES,
+                      source_root=str(root / "videos"))
+    return {"path": path, "root": root, "t": t}
+
+
+def parse_rows(stdout: str):
+    rows = []
+    for line in stdout.splitlines()[1:]:
+        m = re.match(r"\s*(\d+)\s+(-?[\d.]+)\s+([\d.]+)s\s+(.*)$", line)
+        assert m, f"unexpected line {line!r}"
+        rows.append((int(m.group(1)), float(m.group(2)), float(m.group(3)), m.group(4)))
+    return rows
+
+
+def test_search_ranks_target_first_with_its_best_moment(search_cache):
+    out = run_cli("-m", "evaluate.search", search_cache["path"], QUERY, "--top", "3", "--quiet")
+    rows = parse_rows(out.stdout)
+    assert len(rows) == 3
+    assert rows[0][3] == "clips/target.mp4"
+    assert rows[0][2] == pytest.approx(float(search_cache["t"][4]), abs=0.01)
+    assert rows[0][1] > rows[1][1] >= rows[2][1]
+    assert "RANDOM CLIP WEIGHTS" in out.stderr
+
+
+def test_search_html_has_thumbnails_and_escapes(search_cache, tmp_path):
+    page = tmp_path / "out.html"
+    query = QUERY + " <script>alert(2)</script>"
+    out = run_cli("-m", "evaluate.search", search_cache["path"], query, "--top", "5", "--html", str(page),
+                  "--quiet")
+    assert len(parse_rows(out.stdout)) == 5
+    html = page.read_text()
+    assert EVIL not in html and "<script>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+    jpegs = re.findall(r'src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(jpegs) == 4  # missing.mp4 has no file: its row renders without a thumbnail
+    assert all(base64.b64decode(j)[:2] == b"\xff\xd8" for j in jpegs)
+    assert html.count("no thumbnail") == 1
+    assert "http://" not in html and "https://" not in html
+
+
+def test_search_with_explicit_root_that_lacks_videos(search_cache, tmp_path):
+    page = tmp_path / "out.html"
+    run_cli("-m", "evaluate.search", search_cache["path"], QUERY, "--top", "2", "--html", str(page),
+            "--root", str(tmp_path), "--quiet")
+    html = page.read_text()
+    assert "data:image/jpeg" not in html and html.count("no thumbnail") == 2
+
+
+def test_search_refuses_other_weights(search_cache, tmp_path):
+    other = tmp_path / "other.pt"
+    state = torch.load(search_cache_weights(), weights_only=True)
+    state["text_projection"] = state["text_projection"] + 1.0
+    torch.save(state, other)
+    out = run_cli("-m", "evaluate.search", search_cache["path"], QUERY, "--clip-model", str(other), check=False)
+    assert out.returncode == EXIT_DATA
+    assert out.stderr.startswith("error: ") and "weights" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def search_cache_weights() -> str:
+    from extract.clip_model import resolve_weights
+    return resolve_weights("random:tiny")[0]
+
+
+def test_search_empty_query_and_bad_top(search_cache):
+    out = run_cli("-m", "evaluate.search", search_cache["path"], "   ", check=False)
+    assert out.returncode == EXIT_USAGE and "query is empty" in out.stderr and "Traceback" not in out.stderr
+    out = run_cli("-m", "evaluate.search", search_cache["path"], QUERY, "--top", "0", check=False)
+    assert out.returncode == EXIT_USAGE and "--top" in out.stderr
+
+
+def test_search_empty_cache_and_missing_cache(tmp_path):
+    weights_hash, dim = tiny_clip_hash()
+    text = unit(np.random.default_rng(0).normal(size=(1, dim)))
+    path = make_cache(str(tmp_path / "empty.h5"), ["x"], text, [], weights_hash=weights_hash)
+    out = run_cli("-m", "evaluate.search", path, QUERY, check=False)
+    assert out.returncode == EXIT_DATA and "no videos" in out.stderr
+    assert out.stderr.strip() == f"error: {path}: the cache has no videos to search"
+    out = run_cli("-m", "evaluate.search", str(tmp_path / "nope.h5"), QUERY, check=False)
+    assert out.returncode == EXIT_DATA and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+
+
+def test_search_help():
+    out = run_cli("-m", "evaluate.search", "--help")
+    assert "--run" in out.stdout and "--html" in out.stdout and "--root" in out.stdout
