@@ -1,6 +1,8 @@
 """Decode N sampled frames of one video with ffmpeg (via ffmpeg-python), resized as CLIP expects."""
+import dataclasses
 import os
 import re
+import stat
 import subprocess
 from dataclasses import dataclass
 from typing import List, Optional
@@ -10,7 +12,7 @@ import numpy as np
 
 from extract import sampling
 from extract.ffmpeg_bin import ffmpeg_exe
-from extract.probe import VideoError, VideoInfo, last_error_line, probe
+from extract.probe import VideoError, VideoInfo, _packet_duration, last_error_line, probe
 
 _PTS = re.compile(r"Parsed_showinfo.*?pts_time:\s*(-?[0-9.]+(?:e-?\d+)?)")
 SEEK_WINDOW = 2.0  # seconds read after each seek point; bounds the work if a keyframe is far away
@@ -40,6 +42,8 @@ def _run(cmd: List[str], timeout: float, path: str) -> subprocess.CompletedProce
 
 def _crop_scale(stream, geo: sampling.Geometry):
     # Scale before cropping, in that order, as torchvision's Resize then CenterCrop do.
+    if geo.pre_width:
+        stream = stream.filter("crop", geo.pre_width, geo.pre_height)
     stream = stream.filter("scale", geo.width, geo.height, flags="bicubic+accurate_rnd+full_chroma_int")
     return stream.filter("crop", geo.size, geo.size, geo.crop_x, geo.crop_y)
 
@@ -94,16 +98,28 @@ def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
         raise VideoError("file not found")
     if not os.access(path, os.R_OK):
         raise VideoError("file is not readable (permission denied)")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise VideoError("not a regular file (a FIFO, socket or device)")
     if os.path.getsize(path) == 0:
         raise VideoError("empty file (0 bytes)")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise VideoError("file name is not valid UTF-8; rename the file")
     info = probe(path, timeout=min(timeout, 60.0))
     w, h = sampling.displayed_size(info.width, info.height, info.rotation)
-    geo = sampling.clip_geometry(w, h)
+    geo = sampling.bounded_geometry(w, h)
     strategy = strategy or sampling.choose_strategy(info.duration, info.fps, n)
     if info.duration <= 0:
         raise VideoError("zero or unknown duration")
     decode = decode_seek if strategy == "seek" else decode_pass
     frames, times = decode(path, info, n, geo, threads, timeout)
+    if n > 1 and times.max() < info.duration * (1 - 1.5 / n):
+        # The video stream stops early (audio runs on): sample the part that has pictures.
+        end = max(_packet_duration(path, timeout), float(times.max()))
+        if 0 < end < info.duration:
+            info = dataclasses.replace(info, duration=end)
+            frames, times = decode(path, info, n, geo, threads, timeout)
     order = np.argsort(times, kind="stable")          # concat/VFR may not deliver in time order
     frames, times = frames[order], times[order]
     rows = sampling.nearest_rows(times, sampling.target_times(info.duration, n))  # [n]

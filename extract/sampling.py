@@ -48,6 +48,8 @@ class Geometry:
     crop_x: int
     crop_y: int
     size: int = CLIP_SIZE
+    pre_width: int = 0    # when set, a centred crop of the source to this size comes first
+    pre_height: int = 0
 
 
 def clip_geometry(width: int, height: int, size: int = CLIP_SIZE) -> Geometry:
@@ -58,6 +60,21 @@ def clip_geometry(width: int, height: int, size: int = CLIP_SIZE) -> Geometry:
     else:
         w, h = int(size * width / height), size
     return Geometry(w, h, int(round((w - size) / 2.0)), int(round((h - size) / 2.0)), size)
+
+
+MAX_ASPECT = 4  # a longer side beyond this many short sides is centre-cropped before scaling
+
+
+def bounded_geometry(width: int, height: int, size: int = CLIP_SIZE) -> Geometry:
+    """clip_geometry, but for extreme shapes (10000x10) the source is first cropped to its centre
+    MAX_ASPECT:1 part, so the scaled frame stays small; the final centre square is the same region."""
+    short, long_ = min(width, height), max(width, height)
+    if long_ <= MAX_ASPECT * short:
+        return clip_geometry(width, height, size)
+    keep = min(long_, MAX_ASPECT * short + (MAX_ASPECT * short) % 2)
+    w, h = (keep, height) if width > height else (width, keep)
+    g = clip_geometry(w, h, size)
+    return Geometry(g.width, g.height, g.crop_x, g.crop_y, size, w, h)
 
 
 def displayed_size(width: int, height: int, rotation: float) -> Tuple[int, int]:

@@ -138,6 +138,26 @@ def from_kinetics(path: str, header: List[str], rows, videos: Optional[str] = No
     return Source(root, items, classes, [])
 
 
+def _utf8(text: Optional[str]) -> Optional[str]:
+    """A file name that is not valid UTF-8 (undecodable bytes) as text with \\xNN escapes."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _utf8_names(src: "Source") -> Tuple[List[VideoItem], List[str]]:
+    """Ids and labels the cache can store; such videos then fail with a clear reason, not a crash."""
+    items = [VideoItem(_utf8(i.id), i.path, _utf8(i.label), i.split, i.caption) for i in src.items]
+    bad = sum(a.id != b.id for a, b in zip(items, src.items))
+    if bad:
+        src.warnings.append(f"{bad} file names are not valid UTF-8; they are listed with \\x escapes")
+    return items, sorted({i.label for i in items if i.label is not None})
+
+
 def load_source(source: str, videos: Optional[str] = None) -> Source:
     """Read SOURCE; duplicates are dropped with a warning; SourceError for unusable input."""
     if not os.path.exists(source):
@@ -152,6 +172,7 @@ def load_source(source: str, videos: Optional[str] = None) -> Source:
             src = from_kinetics(source, *_read_rows(source), videos=videos)
     else:
         raise SourceError(f"{source}: a single video is not a source; give its folder or a CSV")
+    src.items, src.classes = _utf8_names(src)
     seen, unique, dups = set(), [], 0
     for item in src.items:
         if item.id in seen:

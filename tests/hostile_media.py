@@ -1,0 +1,47 @@
+"""Helpers for the hostile-input suite: tiny ffmpeg-made videos and extract runs as a user makes them."""
+import os
+import subprocess
+import sys
+
+from extract.ffmpeg_bin import ffmpeg_exe
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = ("--clip-model", "random:tiny", "--frames", "8", "--workers", "1", "--no-progress")
+
+
+def ffmpeg(*args: str) -> None:
+    """Run ffmpeg with lavfi inputs; raise with its stderr when it fails."""
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"ffmpeg {' '.join(args)}: {out.stderr[-500:]}")
+
+
+def clip(path, seconds: float = 1.0, size: str = "64x48", rate: int = 10, *extra: str) -> str:
+    """A small moving test pattern, H.264 in whatever container the name says."""
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}:duration={seconds}",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *extra, os.fspath(path))
+    return os.fspath(path)
+
+
+def extract(source, out, *args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    """`python -m extract SOURCE --out OUT` with the fast test settings, from the checkout."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "extract", os.fspath(source), "--out", os.fspath(out),
+                           *FAST, *args], cwd=kw.pop("cwd", ROOT), capture_output=True, text=True,
+                          timeout=timeout, env=env, **kw)
+
+
+def cache_cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m cache ...` from the checkout."""
+    return subprocess.run([sys.executable, "-m", "cache", *map(os.fspath, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """The stderr of a refused command: exactly one line starting 'error:' and no traceback."""
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
