@@ -25,6 +25,7 @@ _STREAM = re.compile(r"Stream #\d+:(\d+)[^:]*: Video: (.*)")
 _SIZE = re.compile(r"[ ,](\d{1,6})x(\d{1,6})[ ,\]]")
 _FPS = re.compile(r"(\d+(?:\.\d+)?)(k?) (?:fps|tbr)")
 _ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
+_CONTEXT = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # ffmpeg's '[in#0 @ 0x55...] ' prefix
 _TIME = re.compile(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)")
 
 
@@ -34,8 +35,11 @@ def _seconds(m: "re.Match") -> float:
 
 def last_error_line(stderr: str) -> str:
     """The most telling line of ffmpeg's complaints, for a one-line failure reason."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    for ln in reversed(lines):
+    lines = [_CONTEXT.sub("", ln.strip()) for ln in stderr.splitlines() if ln.strip()]
+    # ffmpeg ends with generic lines ('Error opening input files: Invalid data ...'); a specific
+    # complaint before them ('moov atom not found') says more.
+    specific = [ln for ln in lines if not ln.lower().startswith(("error opening input", "error opening output"))]
+    for ln in [*reversed(specific), *reversed(lines)]:
         low = ln.lower()
         if any(k in low for k in ("invalid", "error", "no such", "denied", "not ", "could not", "failed",
                                    "unknown", "truncat", "corrupt", "moov atom", "end of file")):
