@@ -62,7 +62,11 @@ def _term_as_interrupt(*_):
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        check_args(args)
+        check_args(args)   # before importing torch: usage errors come back at once
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         from extract.clip_model import WeightsUnavailable, resolve_weights
         from extract.sources import SourceError, load_source
         resolve_weights(args.clip_model)
