@@ -173,8 +173,9 @@ class CacheWriter:
                 cols = {k: [] for k in (S.IDS, S.SPLITS, S.CAPTIONS, *S.VIDEO_NUMBERS)}
                 if old is not None:
                     for s in range(0, n_old, _COPY_BLOCK):
-                        emb[s:s + _COPY_BLOCK] = old[S.EMB][s:s + _COPY_BLOCK]
-                        times[s:s + _COPY_BLOCK] = old[S.TIMES][s:s + _COPY_BLOCK]
+                        e = min(s + _COPY_BLOCK, n_old)
+                        emb[s:e] = old[S.EMB][s:e]
+                        times[s:e] = old[S.TIMES][s:e]
                     for key in cols:
                         if key in old and len(old[key]):
                             ds = old[key]

@@ -91,6 +91,10 @@ def run(source: Source, out: str, opts: Options, log=print) -> Summary:
     settings = weights_settings(opts, source.root)
     precheck(out, settings)
     start = time.time()
+    quick = _already_done(source, out, opts)
+    if quick is not None:  # nothing to embed and no new class: no cluster to start
+        quick.seconds = time.time() - start
+        return quick
     client, cluster = make_client(opts)
     try:
         return _run(client, source, out, opts, settings, start, log)
@@ -98,6 +102,32 @@ def run(source: Source, out: str, opts: Options, log=print) -> Summary:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def plan(source: Source, done: set, failed: Dict[str, str], retry: bool, summary: Summary) -> list:
+    """The items still to extract; counts the skipped ones into `summary`."""
+    todo = []
+    for item in source.items:
+        if item.id in done:
+            summary.skipped += 1
+        elif item.id in failed and not retry:
+            summary.still_failed[item.id] = failed[item.id]
+        else:
+            todo.append(item)
+    return todo
+
+
+def _already_done(source: Source, out: str, opts: Options) -> Optional[Summary]:
+    """A summary when the cache already holds every video and class of `source`, else None."""
+    if not os.path.exists(out):
+        return None
+    from cache.reader import open_cache
+    with open_cache(out) as r:
+        summary = Summary()
+        todo = plan(source, set(r.ids), dict(r.failures), opts.retry_failed, summary)
+        if todo or not set(source.classes) <= set(r.class_names):
+            return None
+    return summary
 
 
 def _per_host(client) -> int:
@@ -119,14 +149,7 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
     summary = Summary()
     try:
         writer.set_classes(source.classes, text_emb)
-        todo = []
-        for item in source.items:
-            if item.id in writer.done_ids:
-                summary.skipped += 1
-            elif item.id in writer.failed and not opts.retry_failed:
-                summary.still_failed[item.id] = writer.failed[item.id]
-            else:
-                todo.append(item)
+        todo = plan(source, writer.done_ids, writer.failed, opts.retry_failed, summary)
         threads = sum(client.nthreads().values()) or 1
         ffmpeg_threads = 1 if threads > 1 else max(1, os.cpu_count() or 1)
         window = 2 * threads + 2   # bounded: memory does not grow with the collection

@@ -1,0 +1,36 @@
+"""Test helpers: make small videos with ffmpeg and decode every frame at full size."""
+import re
+import subprocess
+from typing import Tuple
+
+import numpy as np
+
+from extract.ffmpeg_bin import ffmpeg_exe
+from extract.probe import probe
+from extract.sampling import displayed_size
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
+                   check=True, capture_output=True)
+
+
+def make_video(path: str, seconds: float = 2.0, fps: int = 25, size: str = "160x120",
+               src: str = "testsrc2", extra: Tuple[str, ...] = ()) -> str:
+    """A small H.264 test-pattern clip (moving pattern, so frames differ)."""
+    ffmpeg("-f", "lavfi", "-i", f"{src}=size={size}:rate={fps}:duration={seconds}",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *extra, str(path))
+    return str(path)
+
+
+def decode_all(path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Every frame at its displayed size, RGB, with its timestamp: [F, H, W, 3] uint8, [F] s."""
+    info = probe(path)
+    w, h = displayed_size(info.width, info.height, info.rotation)
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path, "-vf", "showinfo",
+                          "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"],
+                         capture_output=True, check=True)
+    pts = np.array([float(x) for x in re.findall(r"pts_time:\s*([-0-9.e]+)", out.stderr.decode())])
+    frames = np.frombuffer(out.stdout, np.uint8).reshape(-1, h, w, 3)
+    assert len(frames) == len(pts)
+    return frames, pts
