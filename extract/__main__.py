@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        from extract.clip_model import WeightsUnavailable, resolve_weights
+        from extract.weights import WeightsUnavailable, resolve_weights
         from extract.sources import SourceError, load_source
         resolve_weights(args.clip_model)
         source = load_source(args.source, args.videos)

@@ -12,7 +12,7 @@ from cache.schema import make_settings, settings_mismatch
 from cache.writer import CacheWriter
 from cache.errors import CacheError
 from extract import worker_tasks
-from extract.clip_model import RANDOM_ARCHS, file_hash, resolve_weights
+from extract.weights import file_hash, resolve_weights
 from extract.prompts import TEMPLATES
 from extract.sources import Source, prompt_name
 
@@ -45,6 +45,9 @@ class Summary:
 
 
 def _cuda_count() -> int:
+    # Importing torch costs seconds; a machine without the NVIDIA driver has no GPU to count.
+    if not os.path.isdir("/proc/driver/nvidia/gpus"):
+        return 0
     import torch
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
