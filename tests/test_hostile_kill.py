@@ -1,0 +1,85 @@
+"""SIGKILL at random moments of an extraction, then resume: the cache validates and nothing is lost."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cache.reader import open_cache
+from hostile_media import FAST, ROOT, cache_cli, clip, extract
+
+GOOD = [f"c{i % 2}/v{i}.mp4" for i in range(8)]
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory):
+    base = tmp_path_factory.mktemp("kill")
+    for vid in GOOD:
+        os.makedirs(base / "src" / os.path.dirname(vid), exist_ok=True)
+        clip(base / "src" / vid, 1.0 + 0.1 * GOOD.index(vid))
+    open(base / "src" / "c0" / "broken.mp4", "wb").write(b"\x00" * 4096)
+    return base
+
+
+def _start(base):
+    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=ROOT)
+    return subprocess.Popen([sys.executable, "-m", "extract", os.fspath(base / "src"), "--out",
+                             os.fspath(base / "k.h5"), *FAST], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill(proc):
+    """SIGKILL the command and every process of its session (the Dask nanny and worker too)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+    for _ in range(100):   # orphans of the group die asynchronously
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError("processes of the killed extraction are still running")
+
+
+def _journal_has_video(path):
+    return os.path.exists(path) and os.path.getsize(path) > 2000   # beyond the settings record
+
+
+def _check_whole(base):
+    if os.path.exists(base / "k.h5"):
+        proc = cache_cli("validate", base / "k.h5")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_hostile_sigkill_then_resume(src):
+    rng = random.Random(20240601)
+    mid_run = 0
+    for trial in range(4):
+        proc = _start(src)
+        if trial == 0:   # one kill right after the first video reached the journal
+            deadline = time.time() + 60
+            while not _journal_has_video(src / "k.h5.journal") and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.02)
+        else:
+            time.sleep(rng.uniform(1.0, 9.0))
+        finished = proc.poll() is not None
+        _kill(proc)
+        mid_run += not finished and _journal_has_video(src / "k.h5.journal")
+        _check_whole(src)
+    assert mid_run >= 1, "no kill landed while videos were being extracted"
+    final = extract(src / "src", src / "k.h5")
+    assert final.returncode == 1, final.stderr         # only the broken file fails
+    assert "skipped" in final.stdout and "cached 8," not in final.stdout  # it resumed
+    assert "Traceback" not in final.stderr
+    _check_whole(src)
+    with open_cache(os.fspath(src / "k.h5")) as r:
+        assert sorted(r.ids) == sorted(GOOD)           # every good video, exactly once
+        assert [i for i, _ in r.failures] == ["c0/broken.mp4"]
+    leftovers = sorted(f for f in os.listdir(src) if f.startswith("k.h5") and f not in ("k.h5", "k.h5.lock"))
+    assert leftovers == []                             # no journal or half-written temp file left
