@@ -25,7 +25,8 @@ class HeadScorer:
         try:
             self.method = load_method(run.path, reader=reader, device=device)
         except (CheckpointError, OSError, RuntimeError, KeyError) as exc:
-            raise RunError(f"{run.path}: cannot load the head ({str(exc).splitlines()[0] if str(exc) else exc!r})")
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise RunError(f"cannot load the head: {reason}")
         self.run = run
         self.rows = test_rows(reader, run)                                   # [T]
         self.emb = reader.emb(self.rows).astype(np.float32)                  # [T, N, D]

@@ -114,9 +114,17 @@ def _open_set(o: Dict[str, Any]) -> Optional[S.Section]:
         S.text("Held-out classes: " + ", ".join(held))])
 
 
+def _summary(data: Dict[str, Any]) -> S.Section:
+    p = data["provenance"]
+    line = (f"CLIP {p['clip_model']} (weights {p['weights_hash'][:12]}{', RANDOM' if p['random_weights'] else ''}), "
+            f"N = {p['frames']} frames per video, {p['videos']} videos, {p['classes']} classes, "
+            f"{len(p['failures'])} failed videos, {len(data['heads'])} heads; best head: {data.get('best_head') or '-'}.")
+    return S.Section("Summary", "summary", [S.text(line)])
+
+
 def build_sections(data: Dict[str, Any]) -> List[S.Section]:
     """Every section of the report, in reading order."""
-    out = [_heads(data), _frames(data), _best(data)]
+    out = [_summary(data), _heads(data), _frames(data), _best(data)]
     if "tsne.png" in data["figures"]:
         out.append(S.Section("t-SNE of video embeddings", "tsne", [S.figure(
             "tsne.png", "t-SNE (seed 0) of mean-pooled CLIP embeddings next to the best head's, coloured by class")]))
