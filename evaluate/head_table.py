@@ -56,7 +56,13 @@ def score_run(run: Run, reader: CacheReader, device: str, resamples: int) -> Hea
         result = _from_files(run, reader, resamples)
         result.notes.append(f"{exc}; numbers taken from the run's files")
     else:
-        logits = scorer.logits()                                  # [T, C']
+        # Score with the frames the head was trained on, so the table agrees with training's own numbers.
+        trained_k = run.metrics.get("frames")
+        rows = None
+        if isinstance(trained_k, int) and 0 < trained_k < reader.frames:
+            from train.data import frame_subset
+            rows = np.asarray(frame_subset(reader.frames, trained_k), np.int64)
+        logits = scorer.logits(rows)                              # [T, C']
         hits1, hits5 = scorer.hits(logits, 1), scorer.hits(logits, 5)
         result = HeadResult(run, {**M.summarise_hits(hits1, hits5, scorer.truth, resamples), "source": "recomputed"},
                             scorer.truth, scorer.predicted(logits), scorer)
