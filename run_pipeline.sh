@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# clipvid end to end: set-up if needed, (demo) videos -> cache -> heads -> report.
+# Run with no arguments for the built-in demo; ./run_pipeline.sh --help for the options.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+usage() {
+  cat <<'EOT'
+usage: ./run_pipeline.sh [SOURCE] [options]
+
+SOURCE            a folder with one sub-folder per class, a path,label CSV or a Kinetics CSV
+                  (default: the built-in demo set, rendered into OUT/demo)
+--out DIR         where the cache, runs and report go (default: out)         [CLIPVID_OUT]
+--clip-model M    CLIP name, weights file or random:<arch> (default ViT-B/32) [CLIPVID_MODEL]
+--frames N        frames sampled per video (default 100)                     [CLIPVID_FRAMES]
+--workers W       Dask worker processes (default: one per core or GPU)       [CLIPVID_WORKERS]
+--scheduler ADDR  an existing Dask scheduler, e.g. tcp://host:8786           [CLIPVID_SCHEDULER]
+--heads LIST      comma-separated heads, or all (default all)                [CLIPVID_HEADS]
+--epochs E        training epochs per head (default: the trainer's)          [CLIPVID_EPOCHS]
+--per-class K     demo videos per class (default 24)                         [CLIPVID_PER_CLASS]
+--retrain         train every head again even if trained on this cache
+-h, --help        this help
+
+A second run does only what is missing: the cache resumes, and heads already trained on
+the same cache are reused. Without real CLIP weights (no internet and nothing in
+~/.cache/clip) the demo falls back to random:tiny weights, loudly; a model you name
+yourself that cannot be loaded is an error.
+EOT
+}
+
+SOURCE="${CLIPVID_SOURCE:-}"
+OUT="${CLIPVID_OUT:-out}"
+MODEL="${CLIPVID_MODEL:-}"
+FRAMES="${CLIPVID_FRAMES:-100}"
+WORKERS="${CLIPVID_WORKERS:-}"
+SCHEDULER="${CLIPVID_SCHEDULER:-}"
+HEADS="${CLIPVID_HEADS:-all}"
+EPOCHS="${CLIPVID_EPOCHS:-}"
+PER_CLASS="${CLIPVID_PER_CLASS:-24}"
+RETRAIN=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --clip-model) MODEL="$2"; shift 2 ;;
+    --frames) FRAMES="$2"; shift 2 ;;
+    --workers) WORKERS="$2"; shift 2 ;;
+    --scheduler) SCHEDULER="$2"; shift 2 ;;
+    --heads) HEADS="$2"; shift 2 ;;
+    --epochs) EPOCHS="$2"; shift 2 ;;
+    --per-class) PER_CLASS="$2"; shift 2 ;;
+    --retrain) RETRAIN=1; shift ;;
+    --) shift; SOURCE="$1"; shift ;;
+    -*) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) SOURCE="$1"; shift ;;
+  esac
+done
+
+source scripts/ensure_env.sh
+export PYTHONWARNINGS=ignore
+mkdir -p "$OUT"
+
+# CLIP weights: the default falls back to random:tiny when ViT-B/32 cannot be had here.
+if [ -z "$MODEL" ]; then
+  if "$PY" -c "from extract.weights import resolve_weights; resolve_weights('ViT-B/32')" 2>/dev/null; then
+    MODEL="ViT-B/32"
+  else
+    MODEL="random:tiny"
+    {
+      echo "########################################################################"
+      echo "# WARNING: CLIP ViT-B/32 weights are not in ~/.cache/clip and cannot be"
+      echo "# downloaded here. Continuing with RANDOM weights (random:tiny): the"
+      echo "# report will measure the heads only, not CLIP. See README (weights)."
+      echo "########################################################################"
+    } >&2
+  fi
+else
+  "$PY" -c "import sys; from extract.weights import resolve_weights; resolve_weights(sys.argv[1])" "$MODEL" \
+    || { echo "error: cannot load --clip-model $MODEL" >&2; exit 2; }
+fi
+
+if [ -z "$SOURCE" ]; then
+  SOURCE="$OUT/demo"
+  if [ ! -f "$SOURCE/pairs.json" ]; then
+    echo "[1/4] rendering the demo set into $SOURCE" >&2
+    "$PY" -m extract.synthetic "$SOURCE" --per-class "$PER_CLASS"
+  else
+    echo "[1/4] demo set already in $SOURCE" >&2
+  fi
+  NAME=demo
+else
+  echo "[1/4] source: $SOURCE" >&2
+  NAME="$(basename "${SOURCE%/}")"; NAME="${NAME%.*}"
+fi
+
+SLUG="$(printf '%s' "$MODEL" | tr -c 'A-Za-z0-9._-' '_')"
+CACHE="$OUT/cache/${NAME}-${SLUG}-N${FRAMES}.h5"
+RUNS="$OUT/runs/${NAME}-${SLUG}-N${FRAMES}"
+REPORT="$OUT/report/${NAME}-${SLUG}-N${FRAMES}"
+mkdir -p "$OUT/cache" "$RUNS" "$REPORT"
+
+echo "[2/4] extracting into $CACHE" >&2
+EXTRACT=("$PY" -m extract "$SOURCE" --out "$CACHE" --clip-model "$MODEL" --frames "$FRAMES")
+[ -n "$WORKERS" ] && EXTRACT+=(--workers "$WORKERS")
+[ -n "$SCHEDULER" ] && EXTRACT+=(--scheduler "$SCHEDULER")
+set +e
+"${EXTRACT[@]}"
+status=$?
+set -e
+case $status in
+  0) ;;
+  1) echo "warning: some videos failed (listed above, kept in the cache's /failures); going on" >&2 ;;
+  *) echo "error: extraction failed (exit $status)" >&2; exit $status ;;
+esac
+"$PY" -m cache info "$CACHE" | head -n 8
+
+echo "[3/4] training heads ($HEADS) into $RUNS" >&2
+if [ "$HEADS" = all ]; then
+  HEADS="$("$PY" -c "from train.registry import ALL_METHODS; print(','.join(ALL_METHODS))")"
+fi
+STAMP="$(stat -c '%s-%Y' "$CACHE")"   # the writer replaces the file whenever it adds anything
+TODO=()
+IFS=',' read -r -a HEAD_LIST <<< "$HEADS"
+for head in "${HEAD_LIST[@]}"; do
+  if [ "$RETRAIN" = 0 ] && [ -f "$RUNS/$head/head.pt" ] && [ "$(cat "$RUNS/$head/.cache-stamp" 2>/dev/null)" = "$STAMP" ]; then
+    echo "      $head: already trained on this cache (--retrain to redo)" >&2
+  else
+    TODO+=("$head")
+  fi
+done
+if [ ${#TODO[@]} -gt 0 ]; then
+  TRAIN=("$PY" -m train "$CACHE" --head "$(IFS=,; echo "${TODO[*]}")" --out "$RUNS")
+  [ -n "$EPOCHS" ] && TRAIN+=(--epochs "$EPOCHS")
+  "${TRAIN[@]}"
+  for head in "${TODO[@]}"; do echo "$STAMP" > "$RUNS/$head/.cache-stamp"; done
+fi
+
+echo "[4/4] writing the report into $REPORT" >&2
+"$PY" -m evaluate "$CACHE" --runs "$RUNS" --out "$REPORT"
+echo
+echo "report: $(cd "$REPORT" && pwd)/report.html"
