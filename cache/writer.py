@@ -31,7 +31,11 @@ class CacheWriter:
         self._read_existing()
         self.journal = Journal(self.journal_path)
         if self.journal.count == 0:
-            self.journal.append(Record({"kind": "settings", "settings": self.settings}))
+            try:
+                self._journal(Record({"kind": "settings", "settings": self.settings}))
+            except CacheError:
+                self.abandon()
+                raise
         self._settings_records = 1
 
     # -- opening -----------------------------------------------------------------
@@ -107,12 +111,15 @@ class CacheWriter:
         self._append(Record({"kind": "failure", "id": vid, "reason": reason}))
         self.failed[vid] = reason
 
-    def _append(self, rec: Record) -> None:
+    def _journal(self, rec: Record) -> None:
         try:
             self.journal.append(rec)
         except OSError as exc:
             raise CacheError(self.journal_path, f"cannot write ({os.strerror(exc.errno or errno.EIO)}); "
                                                 f"the cache file is unchanged") from None
+
+    def _append(self, rec: Record) -> None:
+        self._journal(rec)
         if self.journal.count - self._settings_records >= max(256, self._main_count):
             self.commit()  # doubling keeps the total copying linear in the number of videos
 
@@ -142,7 +149,7 @@ class CacheWriter:
         self.journal.close()
         os.unlink(self.journal_path)
         self.journal = Journal(self.journal_path)
-        self.journal.append(Record({"kind": "settings", "settings": self.settings}))
+        self._journal(Record({"kind": "settings", "settings": self.settings}))
         self._main_count = len(self.done_ids)
 
     def _write_merged(self, tmp: str) -> None:
