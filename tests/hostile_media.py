@@ -1,4 +1,5 @@
 """Helpers for the hostile-input suite: tiny ffmpeg-made videos and extract runs as a user makes them."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -45,3 +46,16 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     errors = [ln for ln in lines if ln.startswith("error:")]
     assert len(errors) == 1, proc.stderr
     return errors[0]
+
+
+@contextlib.contextmanager
+def tmpfs(folder, options: str):
+    """Mount a tmpfs with `options` (e.g. 'size=2m', 'ro') on `folder`; it needs root, and says so."""
+    os.makedirs(folder, exist_ok=True)
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", os.fspath(folder)],
+                           capture_output=True, text=True)
+    assert mount.returncode == 0, f"this test needs to mount a tmpfs ({options}) as root: {mount.stderr}"
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", os.fspath(folder)], check=True)

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from cache.errors import EXIT_USAGE
-from hostile_media import ROOT, clip, one_line_error
+from hostile_media import ROOT, clip, one_line_error, tmpfs
 
 
 def _extract(*args, cwd=ROOT):
@@ -18,7 +18,8 @@ def _extract(*args, cwd=ROOT):
 @pytest.fixture(scope="module")
 def src(tmp_path_factory):
     base = tmp_path_factory.mktemp("args")
-    clip(base / "videos" / "a" / "v.mp4") if os.makedirs(base / "videos" / "a") is None else None
+    os.makedirs(base / "videos" / "a")
+    clip(base / "videos" / "a" / "v.mp4")
     return base
 
 
@@ -72,15 +73,8 @@ def test_hostile_args_output_is_a_folder(src):
 
 def test_hostile_args_output_in_read_only_folder(src):
     # Root may write into a mode-555 folder, so a read-only mount is the honest test; it needs root.
-    ro = src / "ro"
-    os.makedirs(ro)
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", os.fspath(ro)],
-                           capture_output=True, text=True)
-    assert mount.returncode == 0, f"this test needs to mount a read-only tmpfs: {mount.stderr}"
-    try:
+    with tmpfs(src / "ro", "ro,size=1m") as ro:
         proc = _extract(src / "videos", "--out", ro / "c.h5", "--clip-model", "random:tiny")
         assert proc.returncode == EXIT_USAGE
         assert "is not writable" in one_line_error(proc)
         assert os.listdir(ro) == []
-    finally:
-        subprocess.run(["umount", os.fspath(ro)], check=True)

@@ -1,24 +1,18 @@
 """A full disk (a 2 MB tmpfs): a clear one-line error, a cache that still validates, and a clean resume."""
 import os
 import shutil
-import subprocess
 
 import pytest
 
 from cache.errors import EXIT_DATA, EXIT_OK
 from cache.reader import open_cache
-from hostile_media import cache_cli, clip, extract, one_line_error
+from hostile_media import cache_cli, clip, extract, one_line_error, tmpfs
 
 
 @pytest.fixture
-def tmpfs(tmp_path):
-    disk = tmp_path / "disk"
-    os.makedirs(disk)
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", os.fspath(disk)],
-                           capture_output=True, text=True)
-    assert mount.returncode == 0, f"this test needs to mount a small tmpfs (root): {mount.stderr}"
-    yield disk
-    subprocess.run(["umount", os.fspath(disk)], check=True)
+def disk(tmp_path):
+    with tmpfs(tmp_path / "disk", "size=2m") as folder:
+        yield folder
 
 
 def _fill(disk, keep: int = 0):
@@ -36,19 +30,19 @@ def _fill(disk, keep: int = 0):
             pass
 
 
-def test_hostile_full_disk(tmp_path, tmpfs):
+def test_hostile_full_disk(tmp_path, disk):
     src = tmp_path / "src"
     os.makedirs(src / "a")
     for i in range(2):
         clip(src / "a" / f"v{i}.mp4")
-    out = tmpfs / "c.h5"
+    out = disk / "c.h5"
     first = extract(src, out)
     assert first.returncode == EXIT_OK, first.stderr
     for i in range(2, 6):
         shutil.copy(src / "a" / "v0.mp4", src / "a" / f"v{i}.mp4")
     # keep=0: not even the journal can be opened; 12 kB: the journal fits, the merged file does not.
     for keep, where in ((0, "c.h5.journal: cannot write"), (12_000, "c.h5: cannot write the cache")):
-        _fill(tmpfs, keep)
+        _fill(disk, keep)
         full = extract(src, out)
         assert full.returncode == EXIT_DATA, full.stderr
         line = one_line_error(full)
@@ -56,10 +50,10 @@ def test_hostile_full_disk(tmp_path, tmpfs):
         assert cache_cli("validate", out).returncode == 0
         with open_cache(os.fspath(out)) as r:
             assert sorted(r.ids) == ["a/v0.mp4", "a/v1.mp4"]   # what was cached before is intact
-        os.unlink(tmpfs / "filler")
+        os.unlink(disk / "filler")
     again = extract(src, out)
     assert again.returncode == EXIT_OK, again.stderr
     assert cache_cli("validate", out).returncode == 0
     with open_cache(os.fspath(out)) as r:
         assert sorted(r.ids) == [f"a/v{i}.mp4" for i in range(6)]
-    assert sorted(os.listdir(tmpfs)) == ["c.h5", "c.h5.lock"]   # no temp file or journal left behind
+    assert sorted(os.listdir(disk)) == ["c.h5", "c.h5.lock"]   # no temp file or journal left behind
