@@ -7,7 +7,8 @@ import pytest
 import torch
 from conftest import run_cli
 
-from cache.errors import EXIT_DATA, EXIT_USAGE
+from cache.errors import EXIT_DATA, EXIT_OK, EXIT_USAGE
+from evaluate.search import main
 from test_evaluate_support import EVIL, make_cache, make_video, tiny_clip_hash, unit
 
 QUERY = "a person juggling three balls"
@@ -43,6 +44,13 @@ def search_cache(tmp_path_factory, query_emb):
     return {"path": path, "root": root, "t": t}
 
 
+def call(capsys, *argv):
+    """Run the CLI in-process (fast: no interpreter start-up) and return (status, stdout, stderr)."""
+    status = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
 def parse_rows(stdout: str):
     rows = []
     for line in stdout.splitlines()[1:]:
@@ -62,12 +70,11 @@ def test_search_ranks_target_first_with_its_best_moment(search_cache):
     assert "RANDOM CLIP WEIGHTS" in out.stderr
 
 
-def test_search_html_has_thumbnails_and_escapes(search_cache, tmp_path):
+def test_search_html_has_thumbnails_and_escapes(search_cache, tmp_path, capsys):
     page = tmp_path / "out.html"
     query = QUERY + " <script>alert(2)</script>"
-    out = run_cli("-m", "evaluate.search", search_cache["path"], query, "--top", "5", "--html", str(page),
-                  "--quiet")
-    assert len(parse_rows(out.stdout)) == 5
+    status, stdout, _ = call(capsys, search_cache["path"], query, "--top", "5", "--html", page, "--quiet")
+    assert status == EXIT_OK and len(parse_rows(stdout)) == 5
     html = page.read_text()
     assert EVIL not in html and "<script>" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&lt;script&gt;alert(2)&lt;/script&gt;" in html
@@ -78,12 +85,14 @@ def test_search_html_has_thumbnails_and_escapes(search_cache, tmp_path):
     assert "http://" not in html and "https://" not in html
 
 
-def test_search_with_explicit_root_that_lacks_videos(search_cache, tmp_path):
+def test_search_with_explicit_root_that_lacks_videos(search_cache, tmp_path, capsys):
     page = tmp_path / "out.html"
-    run_cli("-m", "evaluate.search", search_cache["path"], QUERY, "--top", "2", "--html", str(page),
-            "--root", str(tmp_path), "--quiet")
+    status, _, _ = call(capsys, search_cache["path"], QUERY, "--top", "2", "--html", page, "--root", tmp_path,
+                        "--quiet")
+    assert status == EXIT_OK
     html = page.read_text()
     assert "data:image/jpeg" not in html and html.count("no thumbnail") == 2
+
 
 
 def test_search_refuses_other_weights(search_cache, tmp_path):
@@ -102,24 +111,25 @@ def search_cache_weights() -> str:
     return resolve_weights("random:tiny")[0]
 
 
-def test_search_empty_query_and_bad_top(search_cache):
-    out = run_cli("-m", "evaluate.search", search_cache["path"], "   ", check=False)
-    assert out.returncode == EXIT_USAGE and "query is empty" in out.stderr and "Traceback" not in out.stderr
-    out = run_cli("-m", "evaluate.search", search_cache["path"], QUERY, "--top", "0", check=False)
-    assert out.returncode == EXIT_USAGE and "--top" in out.stderr
+def test_search_empty_query_and_bad_top(search_cache, capsys):
+    status, _, err = call(capsys, search_cache["path"], "   ")
+    assert status == EXIT_USAGE and err == "error: query: the query is empty; give a sentence to search for\n"
+    status, _, err = call(capsys, search_cache["path"], QUERY, "--top", "0")
+    assert status == EXIT_USAGE and "--top" in err
 
 
-def test_search_empty_cache_and_missing_cache(tmp_path):
+def test_search_empty_cache_and_missing_cache(tmp_path, capsys):
     weights_hash, dim = tiny_clip_hash()
     text = unit(np.random.default_rng(0).normal(size=(1, dim)))
     path = make_cache(str(tmp_path / "empty.h5"), ["x"], text, [], weights_hash=weights_hash)
-    out = run_cli("-m", "evaluate.search", path, QUERY, check=False)
-    assert out.returncode == EXIT_DATA and "no videos" in out.stderr
-    assert out.stderr.strip() == f"error: {path}: the cache has no videos to search"
-    out = run_cli("-m", "evaluate.search", str(tmp_path / "nope.h5"), QUERY, check=False)
-    assert out.returncode == EXIT_DATA and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    status, _, err = call(capsys, path, QUERY)
+    assert status == EXIT_DATA and err.strip() == f"error: {path}: the cache has no videos to search"
+    status, _, err = call(capsys, tmp_path / "nope.h5", QUERY)
+    assert status == EXIT_DATA and err.startswith("error: ") and len(err.strip().splitlines()) == 1
 
 
-def test_search_help():
-    out = run_cli("-m", "evaluate.search", "--help")
-    assert "--run" in out.stdout and "--html" in out.stdout and "--root" in out.stdout
+def test_search_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and "--run" in out and "--html" in out and "--root" in out
