@@ -1,8 +1,10 @@
 """Helpers for the hostile-input suite: tiny ffmpeg-made videos and extract runs as a user makes them."""
 import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 
 from extract.ffmpeg_bin import ffmpeg_exe
 
@@ -59,3 +61,19 @@ def tmpfs(folder, options: str):
         yield folder
     finally:
         subprocess.run(["umount", os.fspath(folder)], check=True)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a process started with start_new_session=True and everything in its group."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+    for _ in range(100):   # orphans of the group (Dask nanny, workers) die asynchronously
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"processes of group {proc.pid} are still running after SIGKILL")

@@ -1,7 +1,6 @@
 """SIGKILL at random moments of an extraction, then resume: the cache validates and nothing is lost."""
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -9,7 +8,7 @@ import time
 import pytest
 
 from cache.reader import open_cache
-from hostile_media import FAST, ROOT, cache_cli, clip, extract
+from hostile_media import FAST, ROOT, cache_cli, clip, kill_group, extract
 
 GOOD = [f"c{i % 2}/v{i}.mp4" for i in range(8)]
 
@@ -29,22 +28,6 @@ def _start(base):
     return subprocess.Popen([sys.executable, "-m", "extract", os.fspath(base / "src"), "--out",
                              os.fspath(base / "k.h5"), *FAST], cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _kill(proc):
-    """SIGKILL the command and every process of its session (the Dask nanny and worker too)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=30)
-    for _ in range(100):   # orphans of the group die asynchronously
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    raise AssertionError("processes of the killed extraction are still running")
 
 
 def _journal_has_video(path):
@@ -69,7 +52,7 @@ def test_hostile_sigkill_then_resume(src):
         else:
             time.sleep(rng.uniform(1.0, 9.0))
         finished = proc.poll() is not None
-        _kill(proc)
+        kill_group(proc)
         mid_run += not finished and _journal_has_video(src / "k.h5.journal")
         _check_whole(src)
     assert mid_run >= 1, "no kill landed while videos were being extracted"
