@@ -58,6 +58,10 @@ def main(argv=None) -> int:
     except CacheError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DATA
+    except (OSError, KeyError, ValueError, TypeError) as exc:  # HDF5 could not read a damaged part
+        print(f"error: {args.file}: damaged cache: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+              file=sys.stderr)
+        return EXIT_DATA
     for p in problems:
         print(f"{args.file}: {p}", file=sys.stderr)
     if problems:

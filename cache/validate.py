@@ -4,6 +4,7 @@ from typing import List
 import numpy as np
 
 from cache import schema as S
+from cache.errors import CacheError
 from cache.reader import open_cache
 
 _TIME_SLACK = 0.5  # s; container durations are rounded and the last frame may sit past them
@@ -11,6 +12,14 @@ _TIME_SLACK = 0.5  # s; container durations are rounded and the last frame may s
 
 def validate(path: str) -> List[str]:
     """Problems found in the cache at `path` (empty when whole and consistent). Raises CacheError."""
+    try:
+        return _validate(path)
+    except (OSError, KeyError, ValueError, TypeError) as exc:  # HDF5 could not read a damaged part
+        raise CacheError(path, f"damaged cache: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") \
+            from None
+
+
+def _validate(path: str) -> List[str]:
     problems: List[str] = []
     with open_cache(path) as r:
         V, N, D = r.num_videos, r.frames, r.dim

@@ -1,0 +1,149 @@
+"""Damaged, foreign and newer caches: one line naming the file and the problem; readers see whole snapshots."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from cache.errors import EXIT_DATA, CacheError
+from cache.reader import open_cache
+from cache.schema import make_settings
+from cache.validate import validate
+from cache.writer import CacheWriter
+from hostile_media import ROOT, cache_cli, clip, extract, one_line_error
+
+N, D = 8, 16
+
+
+def make_cache(path, videos: int = 6, weights: str = "w" * 64):
+    settings = make_settings("some-model", weights, False, D, N, {"v": 1}, ["a photo of {}."])
+    rng = np.random.default_rng(0)
+    w = CacheWriter(os.fspath(path), settings)
+    w.set_classes(["jump", "run"], rng.standard_normal((2, D)))
+    for i in range(videos):
+        w.add_video(f"v{i}.mp4", rng.standard_normal((N, D)), np.linspace(0, 1, N), ["jump", "run"][i % 2],
+                    n_distinct=N, duration=1.0, fps=10)
+    w.add_failure("bad.mp4", "moov atom not found")
+    w.close()
+    return os.fspath(path)
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    return make_cache(tmp_path_factory.mktemp("cache") / "good.h5")
+
+
+def _damaged(good, tmp_path, name, edit):
+    path = tmp_path / name
+    shutil.copy(good, path)
+    edit(path)
+    return path
+
+
+def _truncate(path):
+    os.truncate(path, os.path.getsize(path) // 3)
+
+
+def _newer(path):
+    with h5py.File(path, "r+") as f:
+        f.attrs["schema_version"] = 99
+
+
+def _no_emb(path):
+    with h5py.File(path, "r+") as f:
+        del f["frames/emb"]
+
+
+def _not_ours(path):
+    with h5py.File(path, "w") as f:
+        f["x"] = [1, 2, 3]
+
+
+CASES = {"truncated.h5": (_truncate, "not a readable HDF5 file"),
+         "newer.h5": (_newer, "schema version 99 is newer"),
+         "no_emb.h5": (_no_emb, "missing frames/emb"),
+         "foreign.h5": (_not_ours, "not a clipvid cache"),
+         "text.h5": (lambda p: open(p, "w").write("hello"), "not a readable HDF5 file"),
+         "empty.h5": (lambda p: open(p, "w").close(), "not a readable HDF5 file")}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("command", ["info", "validate"])
+def test_hostile_cache_refused_in_one_line(good, tmp_path, name, command):
+    edit, message = CASES[name]
+    path = _damaged(good, tmp_path, name, edit)
+    proc = cache_cli(command, path)
+    assert proc.returncode == EXIT_DATA, proc.stdout + proc.stderr
+    line = one_line_error(proc)
+    assert line.startswith(f"error: {path}: ") and message in line, line
+    assert proc.stderr.strip() == line
+
+
+def test_hostile_cache_random_corruption_never_a_traceback(good, tmp_path):
+    rng = np.random.default_rng(7)
+    size = os.path.getsize(good)
+    outcomes = set()
+    for trial in range(12):
+        def scribble(path, at=int(rng.integers(0, size - 64)), junk=rng.bytes(64)):
+            with open(path, "r+b") as f:
+                f.seek(at)
+                f.write(junk)
+        path = _damaged(good, tmp_path, f"scribbled{trial}.h5", scribble)
+        proc = cache_cli("validate", path)
+        assert proc.returncode in (0, 1, EXIT_DATA), proc.stderr        # not a crash or a signal
+        assert "Traceback" not in proc.stderr, proc.stderr
+        if proc.returncode == EXIT_DATA:
+            assert one_line_error(proc).startswith(f"error: {path}: ")
+        outcomes.add(proc.returncode)
+    assert outcomes & {1, EXIT_DATA}, "no corruption was noticed at all"
+
+
+def test_hostile_cache_damaged_output_refused_by_extract(good, tmp_path):
+    os.makedirs(tmp_path / "src" / "a")
+    clip(tmp_path / "src" / "a" / "v.mp4")
+    truncated = _damaged(good, tmp_path, "t.h5", _truncate)
+    proc = extract(tmp_path / "src", truncated)
+    assert proc.returncode == EXIT_DATA and "not a readable HDF5 file" in one_line_error(proc)
+    proc = extract(tmp_path / "src", good)            # another model's cache: never mixed
+    assert proc.returncode == EXIT_DATA
+    line = one_line_error(proc)
+    assert "refusing to append" in line and "'some-model'" in line and "'random:tiny'" in line
+    assert validate(good) == [] and open_cache(good).num_videos == 6
+
+
+WRITER = """
+import sys, numpy as np
+from cache.schema import make_settings
+from cache.writer import CacheWriter
+s = make_settings("m", "w" * 64, False, 16, 8, {"v": 1}, [])
+w = CacheWriter(sys.argv[1], s)
+w.set_classes(["a"], np.ones((1, 16)))
+for i in range(400):
+    w.add_video(f"v{i}", np.full((8, 16), i % 7), np.linspace(0, 1, 8), "a", n_distinct=8, duration=1.0)
+    if i % 5 == 4:
+        w.commit()
+w.close()
+"""
+
+
+def test_hostile_reader_while_writer_appends(tmp_path):
+    path = os.fspath(tmp_path / "live.h5")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, path], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    sizes, deadline = set(), time.time() + 120
+    while writer.poll() is None and time.time() < deadline:
+        try:
+            with open_cache(path) as r:
+                emb = r.emb()
+                assert emb.shape == (r.num_videos, 8, 16) and len(set(r.ids)) == r.num_videos
+                assert r.ids.tolist() == [f"v{i}" for i in range(r.num_videos)]   # a prefix, in order
+                assert all((emb[i] == i % 7).all() for i in range(r.num_videos))
+                sizes.add(r.num_videos)
+        except CacheError as exc:
+            assert "no such cache file" in str(exc), exc    # only before the first commit
+    assert writer.wait(timeout=60) == 0
+    assert len(sizes) >= 3, sizes                           # saw the cache grow, snapshot by snapshot
+    assert validate(path) == [] and open_cache(path).num_videos == 400
