@@ -48,10 +48,11 @@ def _from_files(run: Run, reader: CacheReader, resamples: int) -> HeadResult:
     return HeadResult(run, {**stats, "source": "predictions.csv"}, truth, pred)
 
 
-def score_run(run: Run, reader: CacheReader, device: str, resamples: int) -> HeadResult:
+def score_run(run: Run, reader: CacheReader, device: str, resamples: int,
+              shared: Optional[Dict] = None) -> HeadResult:
     """Recompute a head's test accuracies through train.api; fall back to its files if it will not load."""
     try:
-        scorer = HeadScorer(run, reader, device)
+        scorer = HeadScorer(run, reader, device, shared)
     except RunError as exc:
         result = _from_files(run, reader, resamples)
         result.notes.append(f"{exc}; numbers taken from the run's files")
@@ -76,10 +77,10 @@ def score_run(run: Run, reader: CacheReader, device: str, resamples: int) -> Hea
 def score_runs(runs: List[Run], reader: CacheReader, device: str, resamples: int,
                warnings: List[str], progress: bool = True) -> List[HeadResult]:
     """Score every run; a run that breaks in any way becomes a warning, never a failed report."""
-    results = []
+    results, shared = [], {}  # shared: test-split frame embeddings, read once per distinct split
     for run in tqdm(runs, desc="scoring heads", unit="head", disable=not progress):
         try:
-            result = score_run(run, reader, device, resamples)
+            result = score_run(run, reader, device, resamples, shared)
         except Exception as exc:  # noqa: BLE001 - one broken head must not cost the whole report
             warnings.append(f"skipped run {run.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             continue

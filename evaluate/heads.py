@@ -1,5 +1,5 @@
 """Score one trained head on its run's test split, with all cached frames or a subset of them."""
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -19,7 +19,7 @@ def test_rows(reader: CacheReader, run: Run) -> np.ndarray:
 class HeadScorer:
     """A loaded head plus its test videos; answers per-video hits for any number of frames."""
 
-    def __init__(self, run: Run, reader: CacheReader, device: str = "auto"):
+    def __init__(self, run: Run, reader: CacheReader, device: str = "auto", shared: Optional[Dict] = None):
         from train.api import load_method  # train is only needed once a report has runs
         from train.checkpoint import CheckpointError
         try:
@@ -29,7 +29,12 @@ class HeadScorer:
             raise RunError(f"cannot load the head: {reason}")
         self.run = run
         self.rows = test_rows(reader, run)                                   # [T]
-        self.emb = reader.emb(self.rows).astype(np.float32)                  # [T, N, D]
+        # float16 as cached (the method converts batch by batch); heads on the same split share one copy.
+        shared = {} if shared is None else shared
+        key = self.rows.tobytes()
+        if key not in shared:
+            shared[key] = reader.emb(self.rows)
+        self.emb = shared[key]                                               # [T, N, D] float16
         self.truth = reader.labels[self.rows].astype(np.int64)               # [T] cache class index
         self.candidates = self._candidates(reader)
         index = {n: i for i, n in enumerate(reader.class_names)}
@@ -55,6 +60,7 @@ class HeadScorer:
         out = []
         for s in range(0, len(self.rows), BATCH):
             emb = self.emb[s:s + BATCH] if frames is None else self.emb[s:s + BATCH][:, frames]
+            emb = emb.astype(np.float32)                                     # [b, k, D]
             out.append(np.asarray(self.method.logits(emb, self.text), np.float32))
         return np.concatenate(out) if out else np.zeros((0, len(self.candidates)), np.float32)
 
@@ -71,6 +77,6 @@ class HeadScorer:
 
     def video_embeddings(self) -> np.ndarray:
         """[T, D] joint-space embeddings of the test videos, unit length."""
-        out = [np.asarray(self.method.video_embeddings(self.emb[s:s + BATCH]), np.float32)
+        out = [np.asarray(self.method.video_embeddings(self.emb[s:s + BATCH].astype(np.float32)), np.float32)
                for s in range(0, len(self.rows), BATCH)]
         return M.l2_normalise(np.concatenate(out)) if out else np.zeros((0, self.emb.shape[-1]), np.float32)

@@ -6,6 +6,7 @@ import matplotlib
 matplotlib.use("Agg")  # reports are made on servers with no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 TSNE_SEED = 0
 TSNE_MAX_VIDEOS = 1000  # t-SNE is slow (~13 s for 1000 on one core); a sample this size shows the structure
@@ -30,6 +31,9 @@ def frames_curve(curves: Dict[str, Dict[str, List[float]]]) -> bytes:
     for name, c in curves.items():
         ax.plot(c["frames"], [100 * a for a in c["top1"]], marker="o", label=plain(name))
     ax.set_xscale("log", base=2)
+    ks = sorted({k for c in curves.values() for k in c["frames"]})
+    ax.set_xticks(ks, [str(k) for k in ks])  # plain frame counts read better than powers of two
+    ax.minorticks_off()
     ax.set_xlabel("frames used (evenly spaced subset of the cached N)")
     ax.set_ylabel("test top-1 (%)")
     ax.set_title("Accuracy against number of frames")
@@ -133,6 +137,7 @@ def training_curves(histories: Dict[str, List[dict]]) -> Optional[bytes]:
     ax_acc.set_ylabel("validation top-1 (%)")
     ax_acc.set_title("Validation accuracy")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return _png(fig)
