@@ -62,7 +62,7 @@ mkdir -p "$OUT"
 
 # CLIP weights: the default falls back to random:tiny when ViT-B/32 cannot be had here.
 if [ -z "$MODEL" ]; then
-  if "$PY" -c "from extract.weights import resolve_weights; resolve_weights('ViT-B/32')" 2>/dev/null; then
+  if "$PY" -m extract.weights ViT-B/32 >/dev/null 2>&1; then
     MODEL="ViT-B/32"
   else
     MODEL="random:tiny"
@@ -75,8 +75,7 @@ if [ -z "$MODEL" ]; then
     } >&2
   fi
 else
-  "$PY" -c "import sys; from extract.weights import resolve_weights; resolve_weights(sys.argv[1])" "$MODEL" \
-    || { echo "error: cannot load --clip-model $MODEL" >&2; exit 2; }
+  "$PY" -m extract.weights "$MODEL" >/dev/null || exit 2
 fi
 
 if [ -z "$SOURCE" ]; then
@@ -112,7 +111,7 @@ case $status in
   1) echo "warning: some videos failed (listed above, kept in the cache's /failures); going on" >&2 ;;
   *) echo "error: extraction failed (exit $status)" >&2; exit $status ;;
 esac
-"$PY" -m cache info "$CACHE" | head -n 8
+"$PY" -m cache info "$CACHE"
 
 echo "[3/4] training heads ($HEADS) into $RUNS" >&2
 if [ "$HEADS" = all ]; then

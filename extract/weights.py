@@ -69,3 +69,22 @@ def file_hash(path: str) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def main(argv=None) -> int:
+    """`python -m extract.weights SPEC`: print the weights file SPEC resolves to (exit 2 if none)."""
+    import sys
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print("usage: python -m extract.weights SPEC   (a CLIP name, a weights file or random:<arch>)")
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    try:
+        print(resolve_weights(args[0])[0])
+    except WeightsUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
