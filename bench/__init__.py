@@ -1,1 +1,1 @@
-"""Benchmarks that print ratios measured side by side in one run (not part of the tests)."""
+"""Benchmarks: each `python -m bench.<name>` writes bench/results/<name>.json; `python -m bench` runs all."""

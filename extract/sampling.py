@@ -1,7 +1,7 @@
 """Pure maths of frame sampling: target times, nearest-frame choice, CLIP resize geometry, strategy."""
 import math
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -10,6 +10,11 @@ CLIP_SIZE = 224
 # has many frames per sample (measured by bench.decode; see README, Performance).
 SEEK_MIN_FRAMES_PER_SAMPLE = 150
 SEEK_MIN_DURATION = 60.0  # seconds; short clips always take one pass
+# A seek's cost in pass-frames: each frame it decodes costs ~1.1 (0.57 against 0.54 ms at 360p
+# H.264), and each target's own input (open, index, decoder start) ~25 more. Fitted by
+# bench.decode's long clips (keyframes every 60 and 250 frames); see bench/PERFORMANCE.md.
+SEEK_FRAME_COST = 1.1
+SEEK_INPUT_COST = 25.0
 
 
 def target_times(duration: float, n: int) -> np.ndarray:
@@ -83,11 +88,25 @@ def displayed_size(width: int, height: int, rotation: float) -> Tuple[int, int]:
     return (height, width) if quarter else (width, height)
 
 
-def choose_strategy(duration: float, fps: float, n: int) -> str:
-    """'pass' (one decode of everything) or 'seek' (one seek per sample) for a video."""
+def seek_frames(duration: float, fps: float, n: int, keyframes: np.ndarray) -> int:
+    """Frames a seek per sample decodes: from the keyframe at or before each target to the target."""
+    idx = np.floor(target_times(duration, n) * fps).astype(np.int64)           # [n] frame index
+    before = keyframes[np.clip(np.searchsorted(keyframes, idx, side="right") - 1, 0, None)]
+    return int(np.sum(np.maximum(idx - before, 0) + 1))
+
+
+def choose_strategy(duration: float, fps: float, n: int, keyframes: Optional[np.ndarray] = None) -> str:
+    """'pass' (one decode of everything) or 'seek' (one seek per sample) for a video.
+
+    With the keyframe table (MP4/MOV), the cheaper of the two by frames decoded, seek paying
+    SEEK_FRAME_COST per frame and SEEK_INPUT_COST per target; without it, a threshold on frames per sample."""
     if duration < SEEK_MIN_DURATION or fps <= 0:
         return "pass"
-    frames_per_sample = duration * fps / max(n, 1)
+    total = duration * fps
+    if keyframes is not None and len(keyframes):
+        cost = seek_frames(duration, fps, n, keyframes) * SEEK_FRAME_COST + n * SEEK_INPUT_COST
+        return "seek" if cost < total else "pass"
+    frames_per_sample = total / max(n, 1)
     return "seek" if frames_per_sample >= SEEK_MIN_FRAMES_PER_SAMPLE else "pass"
 
 
