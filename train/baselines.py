@@ -1,0 +1,68 @@
+"""Order-blind zero-shot baselines: mid-frame, mean-pool, max-pool and per-frame majority vote."""
+from typing import Any, Callable, Dict, List
+
+import numpy as np
+
+from train.method import Method, l2_normalize
+
+# Below 0.5, so adding (tie-break weight x mean cosine in [-1, 1]) never changes which count is larger.
+TIE_BREAK = 0.49
+
+
+def midframe(x: np.ndarray) -> np.ndarray:
+    """The middle row [B, D] of frames [B, K, D] (the later one when K is even)."""
+    return x[:, x.shape[1] // 2]
+
+
+def meanpool(x: np.ndarray) -> np.ndarray:
+    """Mean over time [B, D]."""
+    return x.mean(axis=1)
+
+
+def maxpool(x: np.ndarray) -> np.ndarray:
+    """Element-wise max over time [B, D]."""
+    return x.max(axis=1)
+
+
+def vote_embedding(x: np.ndarray) -> np.ndarray:
+    """Mean of the L2-normalised frames [B, D]: what the per-frame votes average over."""
+    return l2_normalize(x).mean(axis=1)
+
+
+def vote_logits(x: np.ndarray, text: np.ndarray) -> np.ndarray:
+    """Votes per class [B, C]: each frame votes for its nearest text; ties go to the higher mean cosine."""
+    cos = l2_normalize(x) @ l2_normalize(text).T                   # [B, K, C]
+    winners = cos.argmax(axis=2)                                   # [B, K]
+    counts = np.zeros((x.shape[0], text.shape[0]), np.float32)     # [B, C]
+    np.add.at(counts, (np.arange(x.shape[0])[:, None], winners), 1.0)
+    return counts + TIE_BREAK * cos.mean(axis=1)
+
+
+POOLS: Dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "midframe": midframe, "meanpool": meanpool, "maxpool": maxpool, "vote": vote_embedding,
+}
+
+
+class BaselineMethod(Method):
+    """A training-free method: pool the frames, then the scaled cosine (or the vote) against text."""
+
+    def __init__(self, name: str, class_names: List[str], config: Dict[str, Any]):
+        if name not in POOLS:
+            raise ValueError(f"unknown baseline {name!r}")
+        super().__init__(name, class_names, config)
+        self._pool = POOLS[name]
+
+    def _embed(self, x: np.ndarray) -> np.ndarray:
+        return self._pool(x)
+
+    def _logits(self, x: np.ndarray, text: np.ndarray) -> np.ndarray:
+        if self.name == "vote":
+            return vote_logits(x, text)
+        return super()._logits(x, text)
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        if self.name != "vote":
+            return super().probabilities(logits)
+        # Vote logits are counts plus a tie-break below 0.5, so rounding recovers the counts.
+        counts = np.rint(logits)
+        return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)

@@ -1,0 +1,130 @@
+"""`python -m train`: parse the command line, train the asked-for heads, print one summary line each."""
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from cache.errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, CacheError
+from train.checkpoint import CheckpointError
+from train.device import resolve_device, set_cpu_threads
+from train.prepare import UsageError, prepare
+from train.registry import ALL_METHODS
+from train.run import HeadOptions, train_head
+
+EPILOG = f"""heads: {', '.join(ALL_METHODS)} (or all).
+Outputs RUNS/<head>/: head.pt, metrics.json, predictions.csv, split.json, video_emb.npy.
+Exit status: 0 done, 2 bad arguments, 3 unusable cache or file."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m train", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train temporal heads and score order-blind baselines on a clipvid cache "
+                    "(needs only the cache: no CLIP weights, no videos).")
+    ap.add_argument("cache", metavar="CACHE.h5", help="cache written by python -m extract")
+    ap.add_argument("--head", default="all", metavar="NAME[,NAME...]|all", help="methods to run (default: all)")
+    ap.add_argument("--out", required=True, metavar="RUNS", help="folder for the run folders, one per head")
+    ap.add_argument("--epochs", type=int, default=60, help="most epochs; early stopping may end sooner (60)")
+    ap.add_argument("--seed", type=int, default=0, help="seed for splits, weights and batches (0)")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (auto: CUDA when present)")
+    ap.add_argument("--frames", type=int, metavar="K", help="use K evenly spaced rows of the N cached (all)")
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--holdout-classes", type=int, metavar="K",
+                       help="open set: hold out K random classes, test them zero-shot by name")
+    group.add_argument("--train-classes", metavar="FILE",
+                       help="open set: train on the class names in FILE (one per line), test the rest zero-shot")
+    ap.add_argument("--lr", type=float, help="learning rate of the trained heads (per-head default)")
+    ap.add_argument("--batch-size", type=int, help="videos per step (default: by training-set size)")
+    ap.add_argument("--patience", type=int, default=15, help="epochs without validation gain before stopping")
+    ap.add_argument("--max-memory-mb", type=float,
+                    help="largest in-memory copy of the frames; beyond it they are read in chunks "
+                         "(default: half the available RAM)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="CPU threads for torch (default: 1 for small caches, all cores for large ones)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    return ap
+
+
+def parse_heads(text: str) -> List[str]:
+    """'all' or a comma list of known names, in the order given, without repeats."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return list(ALL_METHODS)
+    unknown = [n for n in names if n not in ALL_METHODS]
+    if unknown or not names:
+        raise UsageError(f"--head: unknown head {', '.join(map(repr, unknown)) or '(none)'}; "
+                         f"choose from {', '.join(ALL_METHODS)} or all")
+    return list(dict.fromkeys(names))
+
+
+def read_class_file(path: str) -> List[str]:
+    """Class names, one per line; blank lines and #-comments are skipped."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror})")
+    if not names:
+        raise UsageError(f"{path}: lists no class names")
+    return names
+
+
+def summary_line(m: dict) -> str:
+    test, val = m["test"], m["val"]
+    fmt = (lambda v: "  -  " if v is None or v != v else f"{v:.3f}")
+    line = (f"{m['head']:<12} test top1 {fmt(test['top1'])} top5 {fmt(test['top5'])} "
+            f"mean-class {fmt(test['mean_class'])} | val top1 {fmt(val['top1'])}")
+    if "test_unseen" in m:
+        line += f" | seen {fmt(m['test_seen']['top1'])} unseen {fmt(m['test_unseen']['top1'])}"
+    if m["epochs_run"]:
+        line += (f" | {m['epochs_run']} epochs (best {m['best_epoch']}), {m['seconds_per_epoch']:.2f} s/epoch,"
+                 f" {m['seconds_to_best']:.1f} s to best")
+    return line + f" | {m['seconds']:.1f} s"
+
+
+def _run(args: argparse.Namespace) -> int:
+    heads = parse_heads(args.head)
+    for flag in ("epochs", "batch_size", "patience", "holdout_classes"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(f"--device: {exc}")
+    classes = read_class_file(args.train_classes) if args.train_classes else None
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{args.out}: cannot create the output folder ({exc.strerror})")
+    budget = int(args.max_memory_mb * (1 << 20)) if args.max_memory_mb is not None else None
+    data = prepare(args.cache, args.frames, args.seed, args.holdout_classes, classes, budget)
+    if data.reader.random_weights:
+        print(f"note: {args.cache} was made with RANDOM CLIP weights; accuracies measure the heads only",
+              file=sys.stderr)
+    set_cpu_threads(device, args.threads, len(data.splits["train"]) * len(data.frames) * data.reader.dim)
+    opts = HeadOptions(epochs=args.epochs, seed=args.seed, lr=args.lr, batch_size=args.batch_size,
+                       patience=args.patience, progress=not args.quiet)
+    try:
+        lines = [summary_line(train_head(name, data, args.out, opts, device)) for name in heads]
+    finally:
+        data.reader.close()
+    for line in lines:
+        print(line)
+    return EXIT_OK
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point; returns the exit status instead of raising (errors are one line on stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (CacheError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except OSError as exc:  # e.g. the disk filled up while writing a run folder
+        print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_DATA

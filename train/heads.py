@@ -1,0 +1,156 @@
+"""Trained temporal heads (LSTM, transformer): a learned correction added to the mean-pooled embedding."""
+import math
+from typing import Any, Dict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from train.method import LOGIT_SCALE
+
+# Defaults per head, chosen on the demo set (time-reversed pairs); the CLI can override lr/width.
+HEAD_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "lstm": {"width": 128, "layers": 1, "tokens": 32, "dropout": 0.1, "lr": 3e-3, "weight_decay": 0.01},
+    "transformer": {"width": 128, "layers": 2, "heads": 4, "tokens": 32, "dropout": 0.1, "lr": 1e-3,
+                    "weight_decay": 0.05},
+    "xclip": {"width": 128, "layers": 1, "heads": 4, "tokens": 32, "dropout": 0.1, "lr": 1e-3,
+              "weight_decay": 0.05},
+}
+
+
+def zero_linear(n_in: int, n_out: int) -> nn.Linear:
+    """A linear layer that outputs zeros, so the residual head starts exactly at mean-pool."""
+    layer = nn.Linear(n_in, n_out)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def pool_time(x: torch.Tensor, tokens: int) -> torch.Tensor:
+    """Average consecutive frames [B, K, C] into at most `tokens` segments [B, T, C] (order kept)."""
+    if x.shape[1] <= tokens:
+        return x
+    return F.adaptive_avg_pool1d(x.transpose(1, 2), tokens).transpose(1, 2)
+
+
+class FrameFeatures(nn.Module):
+    """Frames standardised with training statistics, next to their deviation from the video's mean.
+
+    CLIP frame embeddings share a large common component and differ over time far less than
+    between videos; centring each video on its own mean exposes the motion that order-aware
+    heads exist to read. The statistics are buffers, so they travel in the state dict.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))      # [D] over training frames
+        self.register_buffer("std", torch.ones(dim))        # [D]
+        self.register_buffer("dev_std", torch.ones(dim))    # [D] of frame minus its video's mean
+
+    def set_statistics(self, mean: torch.Tensor, std: torch.Tensor, dev_std: torch.Tensor) -> None:
+        self.mean.copy_(mean)
+        self.std.copy_(std)
+        self.dev_std.copy_(dev_std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - self.mean) / self.std                          # [B, K, D]
+        dev = (x - x.mean(dim=1, keepdim=True)) / self.dev_std  # [B, K, D]
+        return torch.cat([z, dev], dim=-1)                      # [B, K, 2D]
+
+
+def resample_positions(table: torch.Tensor, k: int) -> torch.Tensor:
+    """Position table [P, W] linearly resampled to k centred positions [k, W] (any frame count works)."""
+    if table.shape[0] == k:
+        return table
+    # align_corners=False samples slice centres, the same convention as data.frame_subset.
+    return F.interpolate(table.T[None], size=k, mode="linear", align_corners=False)[0].T
+
+
+def scaled_cosine_t(video: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """scale * cos between video [B, D] and text [C, D] -> [B, C]."""
+    return scale * F.normalize(video, dim=-1) @ F.normalize(text, dim=-1).T
+
+
+class TemporalHead(nn.Module):
+    """video = mean_t(x) + delta(x): an untrained head (delta = 0) is exactly mean-pool."""
+
+    def __init__(self, config: Dict[str, Any]):
+        super().__init__()
+        self.config = dict(config)
+        # Learnable temperature, as in CLIP; starts at CLIP's value so step 0 matches meanpool's logits.
+        self.log_scale = nn.Parameter(torch.tensor(math.log(LOGIT_SCALE)))
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:  # [B, K, D] -> [B, D]
+        raise NotImplementedError
+
+    def set_statistics(self, mean: torch.Tensor, std: torch.Tensor, dev_std: torch.Tensor) -> None:
+        """Fix the input standardisation from training frames (every head has one FrameFeatures)."""
+        for module in self.modules():
+            if isinstance(module, FrameFeatures):
+                module.set_statistics(mean, std, dev_std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=1) + self.delta(x)  # [B, D]
+
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.clamp(max=math.log(1000.0)).exp()
+
+    def logits(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """[B, C] logits of frames [B, K, D] against class text embeddings [C, D]."""
+        return scaled_cosine_t(self(x), text, self.scale())
+
+
+class LSTMHead(TemporalHead):
+    """An LSTM reads the frames in order; its last state and mean output give the correction."""
+
+    def __init__(self, config: Dict[str, Any]):
+        super().__init__(config)
+        d, w = config["dim"], config["width"]
+        self.features = FrameFeatures(d)
+        self.proj = nn.Sequential(nn.Linear(2 * d, w), nn.LayerNorm(w))
+        self.lstm = nn.LSTM(w, w, num_layers=config["layers"], batch_first=True,
+                            dropout=config["dropout"] if config["layers"] > 1 else 0.0)
+        self.out_norm = nn.LayerNorm(2 * w)
+        self.out = zero_linear(2 * w, d)
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        h = pool_time(self.proj(self.features(x)), self.config["tokens"])  # [B, T, W]
+        seq, (last, _) = self.lstm(h)                      # [B, T, W], [layers, B, W]
+        feat = torch.cat([last[-1], seq.mean(dim=1)], -1)  # [B, 2W]
+        return self.out(self.out_norm(feat))               # [B, D]
+
+
+class FrameEncoder(nn.Module):
+    """Frames -> width-W tokens with temporal position embeddings, then a pre-norm transformer."""
+
+    def __init__(self, config: Dict[str, Any], extra_tokens: int = 0):
+        super().__init__()
+        d, w = config["dim"], config["width"]
+        self.tokens = config["tokens"]
+        self.features = FrameFeatures(d)
+        self.proj = nn.Sequential(nn.Linear(2 * d, w), nn.LayerNorm(w))
+        self.pos = nn.Parameter(torch.randn(min(config["pos_len"], self.tokens), w) * 0.02)  # [P, W]
+        self.extra = nn.Parameter(torch.zeros(1, extra_tokens, w)) if extra_tokens else None
+        layer = nn.TransformerEncoderLayer(w, config["heads"], 4 * w, config["dropout"],
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, config["layers"], enable_nested_tensor=False)
+        self.out_norm = nn.LayerNorm(w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = pool_time(self.proj(self.features(x)), self.tokens)                # [B, T, W]
+        h = h + resample_positions(self.pos, h.shape[1])
+        if self.extra is not None:
+            h = torch.cat([self.extra.expand(len(h), -1, -1), h], dim=1)       # [B, E+T, W]
+        return self.out_norm(self.encoder(h))                                  # [B, E+T, W]
+
+
+class TransformerHead(TemporalHead):
+    """A transformer over the frames with position embeddings; its [CLS] token gives the correction."""
+
+    def __init__(self, config: Dict[str, Any]):
+        super().__init__(config)
+        self.encoder = FrameEncoder(config, extra_tokens=1)
+        self.out = zero_linear(config["width"], config["dim"])
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.encoder(x)[:, 0])  # [B, D] from the [CLS] token

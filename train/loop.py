@@ -1,0 +1,153 @@
+"""The training loop: AdamW, cosine schedule with warm-up, early stopping on validation, fixed seeds."""
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from train.data import FrameSource
+from train.device import amp_dtype, autocast
+from train.heads import TemporalHead
+from train.metrics import history_row
+
+EVAL_BATCH = 512
+
+
+@dataclass
+class FitConfig:
+    """Optimiser and stopping settings for one head."""
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: float = 0.1     # fraction of all steps spent ramping the learning rate up
+    patience: int = 15      # epochs without a better validation score before stopping
+    seed: int = 0
+    grad_clip: float = 1.0
+
+
+@dataclass
+class FitResult:
+    """What a training run did, for metrics.json."""
+    history: List[Dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    epochs_run: int = 0
+    seconds: float = 0.0
+    seconds_per_epoch: float = 0.0
+    seconds_to_best: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+def set_determinism(seed: int) -> None:
+    """Fixed seeds and deterministic kernels, so a CPU run repeats exactly."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Multiplier of the base learning rate: linear warm-up over `warmup` steps, then cosine to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _to_device(source: FrameSource, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(source.get(rows))                     # [B, K, D] float16
+    return x.to(device, non_blocking=True).float()
+
+
+def predict_logits(module: TemporalHead, source: FrameSource, rows: np.ndarray, text: torch.Tensor,
+                   device: torch.device) -> np.ndarray:
+    """Logits [len(rows), C] in eval mode, batched."""
+    module.eval()
+    out = []
+    with torch.no_grad(), autocast(device):
+        for start in range(0, len(rows), EVAL_BATCH):
+            x = _to_device(source, rows[start:start + EVAL_BATCH], device)
+            out.append(module.logits(x, text).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(text)), np.float32)
+
+
+def _val_scores(module, source, rows, labels, text, device):
+    if not len(rows):
+        return float("nan"), float("nan")
+    logits = torch.from_numpy(predict_logits(module, source, rows, text, device))
+    y = torch.from_numpy(labels)
+    return float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
+
+
+def fit(module: TemporalHead, source: FrameSource, train_rows: np.ndarray, train_y: np.ndarray,
+        val_rows: np.ndarray, val_y: np.ndarray, text_emb: np.ndarray, cfg: FitConfig,
+        device: torch.device, desc: str = "", progress: bool = True) -> FitResult:
+    """Train `module` in place to classify rows against `text_emb` [C, D]; it ends at its best epoch.
+
+    Labels index the rows of `text_emb`. Early stopping picks the epoch with the highest validation
+    top-1 (lower loss breaks ties); without a validation split every epoch runs and the last is kept.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    module.to(device)
+    text = torch.from_numpy(np.asarray(text_emb, np.float32)).to(device)   # [C, D]
+    ytrain = torch.from_numpy(np.asarray(train_y, np.int64))
+    opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train_rows) / cfg.batch_size))
+    total = steps_per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, total, max(1, int(cfg.warmup * total))))
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(device) == torch.float16)
+    result = FitResult()
+    best_key: Optional[tuple] = None
+    best_top1, last_gain = -1.0, 0
+    best_state: Optional[Dict[str, torch.Tensor]] = None
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for epoch in range(1, cfg.epochs + 1):
+        module.train()
+        order = rng.permutation(len(train_rows))
+        total_loss, seen = 0.0, 0
+        bar = tqdm(total=steps_per_epoch, desc=f"{desc} epoch {epoch}/{cfg.epochs}", unit="batch",
+                   leave=False, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        for s in range(0, len(order), cfg.batch_size):
+            pick = order[s:s + cfg.batch_size]
+            x = _to_device(source, train_rows[pick], device)                  # [B, K, D]
+            y = ytrain[pick].to(device)
+            with autocast(device):
+                loss = F.cross_entropy(module.logits(x, text).float(), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            total_loss += loss.item() * len(pick)
+            seen += len(pick)
+            bar.update(1)
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}")
+        bar.close()
+        val_loss, val_top1 = _val_scores(module, source, val_rows, np.asarray(val_y, np.int64), text, device)
+        result.history.append(history_row(epoch, total_loss / max(1, seen), val_loss, val_top1))
+        result.epochs_run = epoch
+        if math.isnan(val_top1) or best_key is None or (val_top1, -val_loss) > best_key:
+            # Keep the best state: highest top-1, then lowest loss (the last epoch with no val split).
+            best_key = (0.0, 0.0) if math.isnan(val_top1) else (val_top1, -val_loss)
+            result.best_epoch, result.seconds_to_best = epoch, time.perf_counter() - start
+            best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        # Stop on top-1 alone: once it is perfect the loss keeps creeping down, which is not progress.
+        if math.isnan(val_top1) or val_top1 > best_top1:
+            best_top1, last_gain = val_top1, epoch
+        elif epoch - last_gain >= cfg.patience:
+            break
+    result.seconds = time.perf_counter() - start
+    result.seconds_per_epoch = result.seconds / max(1, result.epochs_run)
+    result.cpu_seconds = time.process_time() - cpu_start  # wall time on a shared machine misleads
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return result

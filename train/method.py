@@ -1,0 +1,72 @@
+"""The Method interface shared by baselines, the linear probe and trained heads, plus its batched maths."""
+from typing import Any, Dict, List
+
+import numpy as np
+
+LOGIT_SCALE = 100.0  # CLIP's trained temperature; used by methods that learn none
+BATCH = 256          # videos per forward pass: [256, 100, 512] float32 is 50 MB
+
+
+def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """x / |x| along `axis`; zero vectors stay zero instead of becoming NaN."""
+    norm = np.linalg.norm(x, axis=axis, keepdims=True)
+    return x / np.maximum(norm, 1e-12)
+
+
+def scaled_cosine(video: np.ndarray, text: np.ndarray, scale: float = LOGIT_SCALE) -> np.ndarray:
+    """CLIP logits: scale * cos(video [V, D], text [C, D]) -> [V, C] float32."""
+    return (scale * l2_normalize(video.astype(np.float32)) @ l2_normalize(text.astype(np.float32)).T
+            ).astype(np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax [V, C], stable for large logits."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Method:
+    """A way to turn frame embeddings [V, K, D] into a video embedding and class logits.
+
+    Subclasses implement `_embed` (and `_logits` when theirs is not the scaled cosine of `_embed`)
+    on one float32 batch; this class does the batching so 1e5 videos never sit in memory as float32.
+    """
+
+    def __init__(self, name: str, class_names: List[str], config: Dict[str, Any]):
+        self.name = name
+        self.class_names = list(class_names)
+        self.config = dict(config)
+
+    # -- to implement -------------------------------------------------------------------
+    def _embed(self, x: np.ndarray) -> np.ndarray:  # x: [B, K, D] float32 -> [B, D]
+        raise NotImplementedError
+
+    def _logits(self, x: np.ndarray, text: np.ndarray) -> np.ndarray:  # -> [B, C]
+        return scaled_cosine(self._embed(x), text)
+
+    # -- public ---------------------------------------------------------------------------
+    def video_embeddings(self, emb: np.ndarray) -> np.ndarray:
+        """Video embeddings [V, D] float32 in CLIP's joint space, from frames [V, K, D]."""
+        return self._batched(emb, lambda x: self._embed(x), emb.shape[-1])
+
+    def logits(self, emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+        """Logits [V, C] float32 of frames [V, K, D] against class text embeddings [C, D]."""
+        text = np.asarray(text_emb, dtype=np.float32)
+        return self._batched(emb, lambda x: self._logits(x, text), self._num_outputs(text))
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Per-class confidence [V, C] for a score column; the softmax unless a method knows better."""
+        return softmax(logits)
+
+    def _num_outputs(self, text: np.ndarray) -> int:
+        return len(text)
+
+    def _batched(self, emb: np.ndarray, fn, width: int) -> np.ndarray:
+        if emb.ndim != 3:
+            raise ValueError(f"frame embeddings must be [videos, frames, dim], got shape {emb.shape}")
+        out = np.empty((len(emb), width), np.float32)
+        for start in range(0, len(emb), BATCH):
+            x = np.asarray(emb[start:start + BATCH], dtype=np.float32)  # [B, K, D]
+            out[start:start + len(x)] = fn(x)
+        return out

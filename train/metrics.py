@@ -1,0 +1,61 @@
+"""Pure accuracy and loss functions over logits [V, C] and true class indices [V]."""
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+
+def topk_accuracy(logits: np.ndarray, true: np.ndarray, k: int) -> float:
+    """Fraction of rows whose true class is among the k largest logits (k capped at C)."""
+    if not len(true):
+        return float("nan")
+    k = min(k, logits.shape[1])
+    # argpartition is O(C) per row; the order inside the top k does not matter here.
+    top = np.argpartition(-logits, k - 1, axis=1)[:, :k]          # [V, k]
+    return float((top == np.asarray(true)[:, None]).any(axis=1).mean())
+
+
+def per_class_accuracy(pred: np.ndarray, true: np.ndarray) -> Dict[int, float]:
+    """Top-1 accuracy of every class that occurs in `true`."""
+    return {int(c): float((pred[true == c] == c).mean()) for c in np.unique(true)}
+
+
+def mean_class_accuracy(pred: np.ndarray, true: np.ndarray) -> float:
+    """Mean over the classes present in `true` of their top-1 accuracy (robust to class imbalance)."""
+    acc = per_class_accuracy(pred, true)
+    return float(np.mean(list(acc.values()))) if acc else float("nan")
+
+
+def cross_entropy(logits: np.ndarray, true: np.ndarray) -> float:
+    """Mean negative log-softmax of the true class, computed stably."""
+    if not len(true):
+        return float("nan")
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=1))
+    return float(np.mean(log_norm - z[np.arange(len(true)), true]))
+
+
+def summarize(logits: np.ndarray, true: np.ndarray,
+              class_names: Optional[Sequence[str]] = None) -> Dict[str, object]:
+    """top1/top5/mean_class (and per-class top-1 by name when names are given) for one split."""
+    true = np.asarray(true, dtype=np.int64)
+    pred = logits.argmax(axis=1) if len(true) else np.zeros(0, np.int64)
+    out: Dict[str, object] = {
+        "n": int(len(true)),
+        "top1": topk_accuracy(logits, true, 1),
+        "top5": topk_accuracy(logits, true, 5),
+        "mean_class": mean_class_accuracy(pred, true),
+    }
+    if class_names is not None:
+        out["per_class"] = {class_names[c]: a for c, a in per_class_accuracy(pred, true).items()}
+    return out
+
+
+def nan_to_none(block: Dict[str, object]) -> Dict[str, object]:
+    """JSON has no NaN: an empty split's accuracies become null."""
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in block.items()}
+
+
+def history_row(epoch: int, train_loss: float, val_loss: float, val_top1: float) -> Dict[str, float]:
+    """One entry of metrics.json's history."""
+    return {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_top1": val_top1}
+
