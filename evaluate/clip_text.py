@@ -1,16 +1,19 @@
 """CLIP's text encoder for a cache: the cache's own model unless told otherwise, weights hash checked."""
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from cache.reader import CacheReader
+
+if TYPE_CHECKING:  # extract (and torch) load only when a text really has to be encoded
+    from extract.clip_model import LoadedClip
 
 
 class ClipMismatch(ValueError):
     """The CLIP weights at hand are not the ones the cache was embedded with (or cannot be loaded)."""
 
 
-def load_text_encoder(reader: CacheReader, spec: Optional[str] = None, device: str = "auto"):
+def load_text_encoder(reader: CacheReader, spec: Optional[str] = None, device: str = "auto") -> "LoadedClip":
     """extract.clip_model.LoadedClip for `spec` (default: the cache's model); raises ClipMismatch."""
     from extract.clip_model import WeightsUnavailable, load_clip
     from train.device import resolve_device
@@ -27,7 +30,7 @@ def load_text_encoder(reader: CacheReader, spec: Optional[str] = None, device: s
     return clip_
 
 
-def encode(clip_, texts: Sequence[str], batch: int = 256, progress: bool = False) -> np.ndarray:
+def encode(clip_: "LoadedClip", texts: Sequence[str], batch: int = 256, progress: bool = False) -> np.ndarray:
     """Sentences -> unit text embeddings [T, D] float32, in batches (with a progress bar if asked)."""
     from extract.clip_model import encode_texts
     from tqdm import tqdm

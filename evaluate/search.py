@@ -3,12 +3,15 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import numpy as np
 
 from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_USAGE
 from evaluate import metrics as M
+
+if TYPE_CHECKING:  # the reader is imported lazily so --help stays fast
+    from cache.reader import CacheReader
 
 
 @dataclass
@@ -30,7 +33,7 @@ def rank(query: np.ndarray, video_emb: np.ndarray, top: int) -> np.ndarray:
     return order[:top]
 
 
-def best_moments(reader, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+def best_moments(reader: "CacheReader", rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Per row, the timestamp (s) of the frame whose embedding has the highest cosine with the query."""
     emb = M.l2_normalise(reader.emb(rows))                              # [k, N, D]
     best = (emb @ M.l2_normalise(query)).argmax(1)                      # [k]
@@ -38,7 +41,7 @@ def best_moments(reader, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     return times[rows, best] if len(rows) else np.zeros(0, np.float32)
 
 
-def search(reader, query_emb: np.ndarray, video_emb: np.ndarray, top: int) -> List[Hit]:
+def search(reader: "CacheReader", query_emb: np.ndarray, video_emb: np.ndarray, top: int) -> List[Hit]:
     """The ranked hits for one query embedding [D] over video embeddings [V, D]."""
     rows = rank(query_emb, video_emb, top)
     scores = M.l2_normalise(video_emb[rows]) @ M.l2_normalise(query_emb)
@@ -92,7 +95,7 @@ def _fail(path: str, reason: str, status: int) -> int:
     return status
 
 
-def _video_embeddings(reader, run: Optional[str], device: str, progress: bool):
+def _video_embeddings(reader: "CacheReader", run: Optional[str], device: str, progress: bool) -> tuple:
     from evaluate.video_emb import head_embeddings, mean_pooled
     if run is None:
         return mean_pooled(reader, progress), "mean-pooled CLIP frame embeddings"

@@ -1,12 +1,17 @@
 """Video embeddings for every cached video: plain mean-pooled CLIP, or a trained head's."""
+from typing import TYPE_CHECKING, Iterable, Tuple
+
 import numpy as np
 from tqdm import tqdm
 
 from cache.reader import CacheReader
 from evaluate import metrics as M
 
+if TYPE_CHECKING:
+    from train.api import Method
 
-def _blocks(reader: CacheReader, desc: str, progress: bool):
+
+def _blocks(reader: CacheReader, desc: str, progress: bool) -> Iterable[Tuple[int, np.ndarray]]:
     total = (reader.num_videos + 255) // 256
     return tqdm(reader.iter_emb(256), total=total, desc=desc, unit="block", disable=not progress)
 
@@ -19,7 +24,7 @@ def mean_pooled(reader: CacheReader, progress: bool = False) -> np.ndarray:
     return out
 
 
-def head_embeddings(method, reader: CacheReader, progress: bool = False) -> np.ndarray:
+def head_embeddings(method: "Method", reader: CacheReader, progress: bool = False) -> np.ndarray:
     """[V, D] unit joint-space embeddings from a train.api Method, block by block."""
     out = np.zeros((reader.num_videos, reader.dim), np.float32)
     for start, block in _blocks(reader, f"embedding with {method.name}", progress):
