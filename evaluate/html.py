@@ -12,7 +12,7 @@ main{max-width:1180px;margin:0 auto;padding:16px 24px 48px}
 h1{font-size:26px;margin:18px 0 4px}h2{font-size:20px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0 12px;font-size:14px;background:#fff}
 th,td{border:1px solid #d4d4d4;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#eef1f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#eef1f5}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.best td{background:#fff7d6;font-weight:600}
 figure{margin:8px 0 16px}figure img{max-width:100%;border:1px solid #ddd;background:#fff}
 figcaption{font-size:13px;color:#555}.note{color:#555;font-size:14px}
