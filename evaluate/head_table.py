@@ -54,6 +54,10 @@ def score_run(run: Run, reader: CacheReader, device: str, resamples: int,
     try:
         scorer = HeadScorer(run, reader, device, shared)
     except RunError as exc:
+        made_for = run.metrics.get("cache_fingerprint")
+        if made_for and made_for != reader.fingerprint:
+            # Its stored numbers describe another cache: skip the run rather than report them.
+            raise RunError(f"made for another cache (fingerprint {made_for}, this one {reader.fingerprint})")
         result = _from_files(run, reader, resamples)
         result.notes.append(f"{exc}; numbers taken from the run's files")
     else:

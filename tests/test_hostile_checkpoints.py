@@ -96,6 +96,6 @@ def test_hostile_evaluate_refuses_foreign_runs(trained, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "evaluate", other, "--runs", os.fspath(trained / "runs"), "--out",
                            os.fspath(tmp_path / "rep"), "--quiet"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env=env)
-    # The head's weights are refused; evaluate still reports the run's own stored numbers (exit 0).
-    assert proc.returncode in (0, 1, 3), proc.stdout + proc.stderr
+    # The run belongs to another cache: it is skipped (listed in the report), never reported (exit 1).
+    assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and "made for another cache" in proc.stdout + proc.stderr
