@@ -129,7 +129,7 @@ class FrameEncoder(nn.Module):
         self.tokens = config["tokens"]
         self.features = FrameFeatures(d)
         self.proj = nn.Sequential(nn.Linear(2 * d, w), nn.LayerNorm(w))
-        self.pos = nn.Parameter(torch.randn(min(config["pos_len"], self.tokens), w) * 0.02)  # [P, W]
+        self.pos = nn.Parameter(torch.randn(min(config["pos_len"], self.tokens), w) * config.get("pos_init", 0.02))
         self.extra = nn.Parameter(torch.zeros(1, extra_tokens, w)) if extra_tokens else None
         layer = nn.TransformerEncoderLayer(w, config["heads"], 4 * w, config["dropout"],
                                            activation="gelu", batch_first=True, norm_first=True)
