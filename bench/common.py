@@ -5,7 +5,7 @@ import platform
 import resource
 import subprocess
 import time
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,14 +45,15 @@ def real_videos() -> List[str]:
     return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(VIDEO_EXTS))
 
 
-def interleaved(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, List[float]]:
-    """Wall seconds of each callable, run round-robin so that load spikes hit every method alike."""
-    times: Dict[str, List[float]] = {k: [] for k in fns}
+def interleaved(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, List[Tuple[float, float]]]:
+    """(wall, CPU) seconds of each callable, run round-robin so that load spikes hit every method alike.
+    CPU counts this process and its children (ffmpeg), so it is the work done, whatever else runs."""
+    times: Dict[str, List[Tuple[float, float]]] = {k: [] for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            c, t = cpu_seconds(), time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - t)
+            times[name].append((time.perf_counter() - t, cpu_seconds() - c))
     return times
 
 

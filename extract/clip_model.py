@@ -67,9 +67,11 @@ def encode_frames(clip_: LoadedClip, frames: np.ndarray, batch_size: int = 100) 
     dtype = clip_.model.visual.conv1.weight.dtype
     out = []
     for s in range(0, len(frames), batch_size):
-        u8 = torch.from_numpy(np.ascontiguousarray(frames[s:s + batch_size])).to(clip_.device)  # [b, R, R, 3]
-        x = _input_buffer(batch_size, u8.shape[1:3], clip_.device)[:len(u8)]                  # [b, 3, R, R]
-        torch.sub(u8.permute(0, 3, 1, 2), shift, out=x).mul_(scale)
+        # Sampled frames are channels-last views of planar memory: read the planes as they lie.
+        planes = np.ascontiguousarray(frames[s:s + batch_size].transpose(0, 3, 1, 2))
+        u8 = torch.from_numpy(planes).to(clip_.device)                                        # [b, 3, R, R]
+        x = _input_buffer(batch_size, u8.shape[2:], clip_.device)[:len(u8)]                   # [b, 3, R, R]
+        torch.sub(u8, shift, out=x).mul_(scale)
         x = x.to(dtype)
         with _autocast(clip_.device):
             out.append(clip_.model.encode_image(x).float().cpu())  # [b, D]

@@ -1,0 +1,58 @@
+"""bench.embed: images/s of CLIP ViT-B/32 by batch size on the CPU (and on a GPU when there is one)."""
+import time
+from typing import Dict
+
+import numpy as np
+
+from bench import common
+
+BATCHES = (1, 8, 32, 100)
+NOTE_NO_GPU = ("no GPU on the machine this ran on (the project's device tool lent none to this task); "
+               "run python -m bench.embed on a CUDA machine to fill in fp32/fp16 figures")
+
+
+def _rate(model, batch: int, images: int) -> float:
+    from extract.clip_model import encode_frames
+    frames = np.random.default_rng(0).integers(0, 256, (batch, 224, 224, 3), dtype=np.uint8)
+    encode_frames(model, frames, batch)                     # warm-up: kernels, buffers
+    reps = max(1, images // batch)
+    t = time.perf_counter()
+    for _ in range(reps):
+        encode_frames(model, frames, batch)
+    return reps * batch / (time.perf_counter() - t)
+
+
+def main(images: int = 200) -> dict:
+    import torch
+    from extract.clip_model import load_clip
+    res: Dict[str, object] = {"model": "ViT-B/32 (random weights, same architecture and cost)",
+                              "cpu_threads": torch.get_num_threads(), "cpu_images_per_s": {}}
+    cpu = load_clip("random:ViT-B/32", torch.device("cpu"))
+    for b in BATCHES:
+        res["cpu_images_per_s"][str(b)] = _rate(cpu, b, images)
+        print(f"embed: cpu batch {b:3d}: {res['cpu_images_per_s'][str(b)]:.1f} images/s", flush=True)
+    # bfloat16 autocast uses the CPU's AMX/AVX512-BF16 units where present: a candidate speed-up,
+    # not used by extraction (embeddings would differ from fp32 CLIP by ~1e-3 in cosine).
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        res["cpu_bf16_autocast_images_per_s_batch_32"] = _rate(cpu, 32, images)
+    print(f"embed: cpu bf16 autocast batch 32: {res['cpu_bf16_autocast_images_per_s_batch_32']:.1f} images/s")
+    if torch.cuda.is_available():
+        gpu = load_clip("random:ViT-B/32", torch.device("cuda"))
+        res["gpu"] = {"name": torch.cuda.get_device_name(0),
+                      "fp16_autocast_images_per_s": {str(b): _rate(gpu, b, 20 * images) for b in BATCHES},
+                      "fp32_images_per_s": {}}
+        gpu.model.float()
+        res["gpu"]["fp32_images_per_s"] = {str(b): _rate(gpu, b, 20 * images) for b in BATCHES}
+    else:
+        res["gpu"] = None
+        res["gpu_note"] = NOTE_NO_GPU
+    res["method"] = "encode_frames on random uint8 224x224 frames (normalisation included), after a warm-up"
+    common.write_result("embed", res)
+    print(common.table(["batch", "CPU images/s"], [(b, f"{res['cpu_images_per_s'][str(b)]:.1f}") for b in BATCHES]))
+    if res["gpu"] is None:
+        print("gpu: none -", NOTE_NO_GPU)
+    return res
+
+
+if __name__ == "__main__":
+    main()
