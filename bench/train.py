@@ -62,13 +62,18 @@ def _one_head(path: str, head: str, out) -> None:
         module = build_module(config)
         cfg = FitConfig(epochs=1, batch_size=batch, lr=config["lr"], weight_decay=config["weight_decay"])
         empty = np.zeros(0, np.int64)
+        cpu0 = common.cpu_seconds()
         result = fit(module, source, rows, labels, empty, empty, text, cfg, torch.device("cpu"), progress=False)
+        fit_cpu = common.cpu_seconds() - cpu0
         x_all = torch.from_numpy(source.get(rows)).float()                      # [V, N, D] in memory
         torch.manual_seed(0)
+        cpu0 = common.cpu_seconds()
         floor = _steps_in_memory(build_module(config), x_all, torch.from_numpy(labels), batch,
                                  config["lr"], config["weight_decay"], torch.from_numpy(text), 0)
+        floor_cpu = common.cpu_seconds() - cpu0
     out.put({"seconds_per_epoch": result.seconds_per_epoch, "in_memory_seconds": floor,
-             "overhead": result.seconds_per_epoch / floor, "batch_size": batch,
+             "overhead": result.seconds_per_epoch / floor, "batch_size": batch, "torch_threads": torch.get_num_threads(),
+             "cpu_seconds_per_epoch": fit_cpu, "in_memory_cpu_seconds": floor_cpu, "overhead_cpu": fit_cpu / floor_cpu,
              "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from extract import sampling
 from extract.ffmpeg_bin import ffmpeg_exe
+from extract.aviheader import read_avi_info
 from extract.mp4header import read_keyframes, read_mp4_info
 from extract.probe import VideoError, VideoInfo, _packet_duration, last_error_line, probe
 
@@ -144,8 +145,8 @@ def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
         path.encode("utf-8")
     except UnicodeEncodeError:
         raise VideoError("file name is not valid UTF-8; rename the file")
-    # MP4/MOV headers are read in-process; other containers cost one short ffmpeg run.
-    info = read_mp4_info(path) or probe(path, timeout=min(timeout, 60.0))
+    # MP4/MOV and plain AVI headers are read in-process; others cost one short ffmpeg run.
+    info = read_mp4_info(path) or read_avi_info(path) or probe(path, timeout=min(timeout, 60.0))
     w, h = sampling.displayed_size(info.width, info.height, info.rotation)
     geo = sampling.bounded_geometry(w, h)
     if strategy is None:

@@ -1,0 +1,59 @@
+"""`python -m bench.report`: the Markdown table of every figure in bench/results/*.json (for PERFORMANCE.md)."""
+import json
+import os
+from typing import List, Tuple
+
+from bench.common import RESULTS, goal, table
+
+
+def _load(name: str) -> dict:
+    path = os.path.join(RESULTS, f"{name}.json")
+    return json.load(open(path)) if os.path.exists(path) else {}
+
+
+def rows() -> List[Tuple[str, str, str, str]]:
+    out = []
+    d = _load("decode")
+    for k in ("short_ratio", "long_ratio", "naive_ratio", "peer_ratio"):
+        if k in d:
+            out.append((f"decode `{k}` (CPU; wall {d['wall'][k]:.2f})", f"{d[k]:.2f}", f"<= {d['goals'][k]}",
+                        goal(d[k], d["goals"][k] - (1e-9 if k == "long_ratio" else 0))))
+    for k in ("short_peer_ratio", "long_peer_ratio"):
+        if k in d:
+            out.append((f"decode `{k}` (CPU; wall {d['wall'][k]:.2f})", f"{d[k]:.2f}", "", ""))
+    p = _load("pipeline")
+    for spec, m in p.get("models", {}).items():
+        out.append((f"pipeline {spec}: videos/s, 1 / 2 workers", f"{m['videos_per_s_1_worker']:.2f} / "
+                    f"{m['videos_per_s_2_workers']:.2f}", "", ""))
+        out.append((f"pipeline {spec}: `overlap` (CPU-only bound {m['overlap_cpu_bound']:.2f})", f"{m['overlap']:.2f}",
+                    ">= 0.85", goal(m["overlap"], 0.85, below=False)))
+        out.append((f"pipeline {spec}: `scaling_efficiency`", f"{m['scaling_efficiency']:.2f}", ">= 0.9",
+                    goal(m["scaling_efficiency"], 0.9, below=False)))
+    e = _load("embed")
+    for b, v in e.get("cpu_images_per_s", {}).items():
+        out.append((f"embed ViT-B/32 CPU, batch {b}: images/s", f"{v:.1f}", "", ""))
+    if "cpu_bf16_autocast_images_per_s_batch_32" in e:
+        out.append(("embed ViT-B/32 CPU bf16 autocast, batch 32 (not used)", f"{e['cpu_bf16_autocast_images_per_s_batch_32']:.1f}", "", ""))
+    if e:
+        out.append(("embed GPU fp32/fp16", "none lent" if e.get("gpu") is None else json.dumps(e["gpu"]), "", ""))
+    t = _load("train")
+    for h, v in t.get("heads", {}).items():
+        out.append((f"train {h}: s/epoch (in memory), peak RSS MiB", f"{v['seconds_per_epoch']:.1f} ({v['in_memory_seconds']:.1f}), "
+                    f"{v['peak_rss_mib']:.0f}", "", ""))
+        out.append((f"train {h}: `overhead`", f"{v['overhead']:.2f}", "<= 1.2", goal(v["overhead"], 1.2)))
+    m = _load("memory")
+    for n, v in m.get("runs", {}).items():
+        out.append((f"memory: peak RSS over {n} videos (MiB, all processes)", f"{v['peak_total_mib']:.0f}", "", ""))
+    if "rss_growth" in m:
+        out.append(("memory `rss_growth`", f"{m['rss_growth']:.2f}", "<= 1.2", goal(m["rss_growth"], 1.2)))
+    s = _load("search")
+    if s:
+        out.append(("search: text encoder, ms per query", f"{s['text_encode_ms']:.0f}", "", ""))
+        for v, ms in s["rank_ms"].items():
+            out.append((f"search: rank over {int(v):,} videos, ms (indexed)", f"{ms:.0f} ({s.get('indexed_rank_ms', {}).get(v, float('nan')):.0f})", "", ""))
+        out.append(("search `ms_per_query_1m`", f"{s['ms_per_query_1m']:.0f}", "<= 100", goal(s["ms_per_query_1m"], 100)))
+    return out
+
+
+if __name__ == "__main__":
+    print(table(["figure", "value", "goal", ""], rows()))
