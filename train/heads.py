@@ -8,13 +8,16 @@ from torch import nn
 
 from train.method import LOGIT_SCALE
 
-# Defaults per head, chosen on the demo set (time-reversed pairs); the CLI can override lr/width.
+# Defaults per head, tuned on the demo set (time-reversed pairs, random:tiny CLIP, seeds 0-2):
+# narrow heads with label smoothing generalise best from ~200 training videos; strong position
+# embeddings (pos_init) let attention tell early from late at all.
 HEAD_DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "lstm": {"width": 128, "layers": 1, "tokens": 32, "dropout": 0.1, "lr": 3e-3, "weight_decay": 0.01},
-    "transformer": {"width": 128, "layers": 2, "heads": 4, "tokens": 32, "dropout": 0.1, "lr": 1e-3,
-                    "weight_decay": 0.05},
-    "xclip": {"width": 128, "layers": 1, "heads": 4, "tokens": 32, "dropout": 0.1, "lr": 1e-3,
-              "weight_decay": 0.05},
+    "lstm": {"width": 64, "layers": 1, "tokens": 32, "dropout": 0.1, "lr": 3e-3, "weight_decay": 0.01,
+             "label_smoothing": 0.1},
+    "transformer": {"width": 64, "layers": 2, "heads": 4, "tokens": 16, "pos_init": 2.0, "dropout": 0.1,
+                    "lr": 1e-3, "weight_decay": 0.05, "ema": 0.9, "label_smoothing": 0.1},
+    "xclip": {"width": 64, "layers": 1, "heads": 4, "tokens": 16, "pos_init": 2.0, "dropout": 0.1,
+              "lr": 1e-3, "weight_decay": 0.05, "label_smoothing": 0.1},
 }
 
 
@@ -114,7 +117,7 @@ class LSTMHead(TemporalHead):
         self.out = zero_linear(2 * w, d)
 
     def delta(self, x: torch.Tensor) -> torch.Tensor:
-        h = pool_time(self.proj(self.features(x)), self.config["tokens"])  # [B, T, W]
+        h = self.proj(pool_time(self.features(x), self.config["tokens"]))  # [B, T, W]
         seq, (last, _) = self.lstm(h)                      # [B, T, W], [layers, B, W]
         feat = torch.cat([last[-1], seq.mean(dim=1)], -1)  # [B, 2W]
         return self.out(self.out_norm(feat))               # [B, D]
@@ -129,7 +132,8 @@ class FrameEncoder(nn.Module):
         self.tokens = config["tokens"]
         self.features = FrameFeatures(d)
         self.proj = nn.Sequential(nn.Linear(2 * d, w), nn.LayerNorm(w))
-        self.pos = nn.Parameter(torch.randn(min(config["pos_len"], self.tokens), w) * config.get("pos_init", 0.02))
+        positions = min(config["pos_len"], self.tokens)
+        self.pos = nn.Parameter(torch.randn(positions, w) * config["pos_init"])  # [P, W], learned
         self.extra = nn.Parameter(torch.zeros(1, extra_tokens, w)) if extra_tokens else None
         layer = nn.TransformerEncoderLayer(w, config["heads"], 4 * w, config["dropout"],
                                            activation="gelu", batch_first=True, norm_first=True)
@@ -137,7 +141,7 @@ class FrameEncoder(nn.Module):
         self.out_norm = nn.LayerNorm(w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = pool_time(self.proj(self.features(x)), self.tokens)                # [B, T, W]
+        h = self.proj(pool_time(self.features(x), self.tokens))                # [B, T, W]
         h = h + resample_positions(self.pos, h.shape[1])
         if self.extra is not None:
             h = torch.cat([self.extra.expand(len(h), -1, -1), h], dim=1)       # [B, E+T, W]

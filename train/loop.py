@@ -1,4 +1,5 @@
 """The training loop: AdamW, cosine schedule with warm-up, early stopping on validation, fixed seeds."""
+import copy
 import math
 import os
 import sys
@@ -30,6 +31,8 @@ class FitConfig:
     patience: int = 15      # epochs without a better validation score before stopping
     seed: int = 0
     grad_clip: float = 1.0
+    ema: float = 0.0        # decay of an exponential moving average of the weights (0 = off)
+    label_smoothing: float = 0.0
 
 
 @dataclass
@@ -57,6 +60,16 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def update_average(averaged: torch.nn.Module, module: torch.nn.Module, decay: float) -> None:
+    """averaged <- decay * averaged + (1 - decay) * module, for every float tensor (buffers copied)."""
+    with torch.no_grad():
+        for a, m in zip(averaged.state_dict().values(), module.state_dict().values()):
+            if a.dtype.is_floating_point:
+                a.mul_(decay).add_(m, alpha=1.0 - decay)
+            else:
+                a.copy_(m)
 
 
 def _to_device(source: FrameSource, rows: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -106,6 +119,8 @@ def fit(module: TemporalHead, source: FrameSource, train_rows: np.ndarray, train
     best_key: Optional[tuple] = None
     best_top1, last_gain = -1.0, 0
     best_state: Optional[Dict[str, torch.Tensor]] = None
+    # The averaged weights are what validation judges and what is kept: smoother on small sets.
+    averaged = copy.deepcopy(module).requires_grad_(False) if cfg.ema > 0 else None
     start, cpu_start = time.perf_counter(), time.process_time()
     for epoch in range(1, cfg.epochs + 1):
         module.train()
@@ -118,7 +133,7 @@ def fit(module: TemporalHead, source: FrameSource, train_rows: np.ndarray, train
             x = _to_device(source, train_rows[pick], device)                  # [B, K, D]
             y = ytrain[pick].to(device)
             with autocast(device):
-                loss = F.cross_entropy(module.logits(x, text).float(), y)
+                loss = F.cross_entropy(module.logits(x, text).float(), y, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
@@ -126,19 +141,22 @@ def fit(module: TemporalHead, source: FrameSource, train_rows: np.ndarray, train
             scaler.step(opt)
             scaler.update()
             sched.step()
+            if averaged is not None:
+                update_average(averaged, module, cfg.ema)
             total_loss += loss.item() * len(pick)
             seen += len(pick)
             bar.update(1)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}")
         bar.close()
-        val_loss, val_top1 = _val_scores(module, source, val_rows, np.asarray(val_y, np.int64), text, device)
+        judged = averaged if averaged is not None else module
+        val_loss, val_top1 = _val_scores(judged, source, val_rows, np.asarray(val_y, np.int64), text, device)
         result.history.append(history_row(epoch, total_loss / max(1, seen), val_loss, val_top1))
         result.epochs_run = epoch
         if math.isnan(val_top1) or best_key is None or (val_top1, -val_loss) > best_key:
             # Keep the best state: highest top-1, then lowest loss (the last epoch with no val split).
             best_key = (0.0, 0.0) if math.isnan(val_top1) else (val_top1, -val_loss)
             result.best_epoch, result.seconds_to_best = epoch, time.perf_counter() - start
-            best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in judged.state_dict().items()}
         # Stop on top-1 alone: once it is perfect the loss keeps creeping down, which is not progress.
         if math.isnan(val_top1) or val_top1 > best_top1:
             best_top1, last_gain = val_top1, epoch

@@ -83,9 +83,9 @@ def fit_method(name: str, data: TrainData, opts: HeadOptions, device: torch.devi
     set_determinism(opts.seed)
     module = build_module(config)
     module.set_statistics(*(torch.from_numpy(s) for s in frame_statistics(data.source, tr)))
-    cfg = FitConfig(epochs=opts.epochs, lr=config["lr"], weight_decay=config["weight_decay"],
-                    batch_size=opts.batch_size or auto_batch_size(len(tr)), patience=opts.patience,
-                    seed=opts.seed)
+    tuned = {k: config[k] for k in ("lr", "weight_decay", "ema", "label_smoothing") if k in config}
+    cfg = FitConfig(epochs=opts.epochs, batch_size=opts.batch_size or auto_batch_size(len(tr)),
+                    patience=opts.patience, seed=opts.seed, **tuned)
     config["batch_size"] = cfg.batch_size
     result = fit(module, data.source, tr, np.searchsorted(classes, data.labels[tr]), va,
                  np.searchsorted(classes, data.labels[va]), data.text_emb[classes], cfg, device,
@@ -144,7 +144,8 @@ def train_head(name: str, data: TrainData, out_root: str, opts: HeadOptions,
                "sizes": {k: int(len(v)) for k, v in data.splits.items()}, "open_set": open_set,
                **scores, "history": result.history, "epochs_run": result.epochs_run,
                "best_epoch": result.best_epoch, "seconds_per_epoch": result.seconds_per_epoch,
-               "seconds_to_best": result.seconds_to_best, "cpu_seconds": result.cpu_seconds, "fit_seconds": fit_seconds,
+               "seconds_to_best": result.seconds_to_best, "cpu_seconds": result.cpu_seconds,
+               "fit_seconds": fit_seconds,
                "device": str(device), "config": method.config, **extra}
     metrics["seconds"] = time.perf_counter() - start
     write_json(os.path.join(run_dir, METRICS_NAME), metrics)
