@@ -33,8 +33,9 @@ def vote_logits(x: np.ndarray, text: np.ndarray) -> np.ndarray:
     """Votes per class [B, C]: each frame votes for its nearest text; ties go to the higher mean cosine."""
     cos = l2_normalize(x) @ l2_normalize(text).T                   # [B, K, C]
     winners = cos.argmax(axis=2)                                   # [B, K]
-    counts = np.zeros((x.shape[0], text.shape[0]), np.float32)     # [B, C]
-    np.add.at(counts, (np.arange(x.shape[0])[:, None], winners), 1.0)
+    b, c = x.shape[0], text.shape[0]
+    flat = (np.arange(b)[:, None] * c + winners).ravel()           # one bin per (video, class)
+    counts = np.bincount(flat, minlength=b * c).reshape(b, c).astype(np.float32)  # [B, C]
     return counts + TIE_BREAK * cos.mean(axis=1)
 
 

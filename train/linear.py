@@ -11,7 +11,7 @@ from train.baselines import meanpool
 from train.method import Method
 from train.metrics import cross_entropy, topk_accuracy
 
-C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)  # inverse L2 strength, picked on the validation split
+C_GRID = (0.1, 1.0, 10.0)  # inverse L2 strength, picked on the validation split (each fit costs seconds)
 ABSENT = -1e4  # bias of classes the probe never saw: never predicted, yet softmax stays finite
 
 
