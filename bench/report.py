@@ -40,7 +40,8 @@ def rows() -> List[Tuple[str, str, str, str]]:
     for h, v in t.get("heads", {}).items():
         out.append((f"train {h}: s/epoch (in memory), peak RSS MiB", f"{v['seconds_per_epoch']:.1f} ({v['in_memory_seconds']:.1f}), "
                     f"{v['peak_rss_mib']:.0f}", "", ""))
-        out.append((f"train {h}: `overhead`", f"{v['overhead']:.2f}", "<= 1.2", goal(v["overhead"], 1.2)))
+        cpu = v.get("overhead_cpu", v["overhead"])
+        out.append((f"train {h}: `overhead` (CPU; wall {v['overhead']:.2f})", f"{cpu:.2f}", "<= 1.2", goal(cpu, 1.2)))
     m = _load("memory")
     for n, v in m.get("runs", {}).items():
         out.append((f"memory: peak RSS over {n} videos (MiB, all processes)", f"{v['peak_total_mib']:.0f}", "", ""))
