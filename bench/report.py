@@ -30,7 +30,7 @@ def rows() -> List[Tuple[str, str, str, str]]:
         out.append((f"pipeline {spec}: `scaling_efficiency`", f"{m['scaling_efficiency']:.2f}", ">= 0.9",
                     goal(m["scaling_efficiency"], 0.9, below=False)))
     e = _load("embed")
-    for b, v in e.get("cpu_images_per_s", {}).items():
+    for b, v in sorted(e.get("cpu_images_per_s", {}).items(), key=lambda kv: int(kv[0])):
         out.append((f"embed ViT-B/32 CPU, batch {b}: images/s", f"{v:.1f}", "", ""))
     if "cpu_bf16_autocast_images_per_s_batch_32" in e:
         out.append(("embed ViT-B/32 CPU bf16 autocast, batch 32 (not used)", f"{e['cpu_bf16_autocast_images_per_s_batch_32']:.1f}", "", ""))
