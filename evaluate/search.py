@@ -28,9 +28,8 @@ class Hit:
 
 def rank(query: np.ndarray, video_emb: np.ndarray, top: int) -> np.ndarray:
     """Rows of the `top` videos with the highest cosine to query [D] (video_emb [V, D]), best first."""
-    scores = M.l2_normalise(video_emb) @ M.l2_normalise(query)          # [V]
-    order = np.argsort(-scores, kind="stable")                          # ties: earlier cache row first
-    return order[:top]
+    from evaluate.index import VideoIndex
+    return VideoIndex(video_emb).top(query, top)
 
 
 def best_moments(reader: "CacheReader", rows: np.ndarray, query: np.ndarray) -> np.ndarray:
