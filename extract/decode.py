@@ -4,6 +4,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ def _run(cmd: List[str], timeout: float, path: str, expect: int = 0) -> subproce
                 proc.kill()
                 proc.wait()
         if expired.is_set():
-            raise VideoError(f"ffmpeg did not finish within the per-video limit of {timeout:.0f} s")
+            raise VideoError("ffmpeg did not finish within the per-video time limit (--video-timeout)")
         err.seek(0)
         return subprocess.CompletedProcess(cmd, code, memoryview(buf)[:got], err.read())
 
@@ -145,8 +146,16 @@ def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
         path.encode("utf-8")
     except UnicodeEncodeError:
         raise VideoError("file name is not valid UTF-8; rename the file")
+    deadline = time.monotonic() + timeout   # the limit covers every ffmpeg run for this video
+
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise VideoError("ffmpeg did not finish within the per-video time limit (--video-timeout)")
+        return remaining
+
     # MP4/MOV and plain AVI headers are read in-process; others cost one short ffmpeg run.
-    info = read_mp4_info(path) or read_avi_info(path) or probe(path, timeout=min(timeout, 60.0))
+    info = read_mp4_info(path) or read_avi_info(path) or probe(path, timeout=min(left(), 60.0))
     w, h = sampling.displayed_size(info.width, info.height, info.rotation)
     geo = sampling.bounded_geometry(w, h)
     if strategy is None:
@@ -157,16 +166,16 @@ def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
     if info.duration <= 0:
         raise VideoError("zero or unknown duration")
     decode = decode_seek if strategy == "seek" else decode_pass
-    frames, times = decode(path, info, n, geo, threads, timeout)
+    frames, times = decode(path, info, n, geo, threads, left())
     # A complete stream's last frame starts one frame interval before the end: allow for that, or
     # every clip under ~1.5 frames per sample pays a packet scan and a second decode (bench.decode).
     slack = max(1.5 * info.duration / n, 1.5 / info.fps if info.fps > 0 else 0.0)
     if n > 1 and times.max() < info.duration - slack:
         # The video stream stops early (audio runs on): sample the part that has pictures.
-        end = max(_packet_duration(path, timeout), float(times.max()))
+        end = max(_packet_duration(path, left()), float(times.max()))
         if 0 < end < info.duration:
             info = dataclasses.replace(info, duration=end)
-            frames, times = decode(path, info, n, geo, threads, timeout)
+            frames, times = decode(path, info, n, geo, threads, left())
     if (np.diff(times) < 0).any():                    # concat/VFR may not deliver in time order
         order = np.argsort(times, kind="stable")
         frames, times = frames[order], times[order]   # (a copy of every frame: only when needed)
