@@ -51,7 +51,8 @@ def rows() -> List[Tuple[str, str, str, str]]:
     if s:
         out.append(("search: text encoder, ms per query", f"{s['text_encode_ms']:.0f}", "", ""))
         for v, ms in s["rank_ms"].items():
-            out.append((f"search: rank over {int(v):,} videos, ms (indexed)", f"{ms:.0f} ({s.get('indexed_rank_ms', {}).get(v, float('nan')):.0f})", "", ""))
+            build = s.get("index_build_s", {}).get(v, float("nan"))
+            out.append((f"search: rank over {int(v):,} videos, ms (index built once, s)", f"{ms:.0f} ({build:.1f})", "", ""))
         out.append(("search `ms_per_query_1m`", f"{s['ms_per_query_1m']:.0f}", "<= 100", goal(s["ms_per_query_1m"], 100)))
     return out
 
