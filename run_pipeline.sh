@@ -118,20 +118,20 @@ if [ "$HEADS" = all ]; then
   HEADS="$("$PY" -c "from train.registry import ALL_METHODS; print(','.join(ALL_METHODS))")"
 fi
 STAMP="$(stat -c '%s-%Y' "$CACHE")"   # the writer replaces the file whenever it adds anything
-TODO=()
+PENDING=()
 IFS=',' read -r -a HEAD_LIST <<< "$HEADS"
 for head in "${HEAD_LIST[@]}"; do
   if [ "$RETRAIN" = 0 ] && [ -f "$RUNS/$head/head.pt" ] && [ "$(cat "$RUNS/$head/.cache-stamp" 2>/dev/null)" = "$STAMP" ]; then
     echo "      $head: already trained on this cache (--retrain to redo)" >&2
   else
-    TODO+=("$head")
+    PENDING+=("$head")
   fi
 done
-if [ ${#TODO[@]} -gt 0 ]; then
-  TRAIN=("$PY" -m train "$CACHE" --head "$(IFS=,; echo "${TODO[*]}")" --out "$RUNS")
+if [ ${#PENDING[@]} -gt 0 ]; then
+  TRAIN=("$PY" -m train "$CACHE" --head "$(IFS=,; echo "${PENDING[*]}")" --out "$RUNS")
   [ -n "$EPOCHS" ] && TRAIN+=(--epochs "$EPOCHS")
   "${TRAIN[@]}"
-  for head in "${TODO[@]}"; do echo "$STAMP" > "$RUNS/$head/.cache-stamp"; done
+  for head in "${PENDING[@]}"; do echo "$STAMP" > "$RUNS/$head/.cache-stamp"; done
 fi
 
 echo "[4/4] writing the report into $REPORT" >&2
