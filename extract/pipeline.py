@@ -20,6 +20,9 @@ SAMPLER = {"times": "centre of N equal slices of the duration", "pick": "nearest
            "resize": "short side 224, bicubic (ffmpeg swscale)", "crop": "centre 224x224", "version": 1}
 
 
+MAX_CPU_WORKERS = 8
+
+
 @dataclass
 class Options:
     clip_model: str = "ViT-B/32"
@@ -58,7 +61,9 @@ def default_layout(device: str, workers: Optional[int], threads: Optional[int]):
     gpus = _cuda_count() if device in ("auto", "cuda") else 0
     if gpus:
         return workers or gpus, threads or 4
-    return workers or max(1, os.cpu_count() or 1), threads or 1
+    # Each worker holds its own CLIP (ViT-B/32: ~0.6 GB); past 8 workers, more torch threads per
+    # worker serve a big CPU box better than more copies of the model.
+    return workers or max(1, min(os.cpu_count() or 1, MAX_CPU_WORKERS)), threads or 1
 
 
 def make_client(opts: Options):
