@@ -36,6 +36,9 @@ def cluster():
     worker = ("worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--memory-limit", "0")
     procs += [_spawn(*worker, "--name", "doomed"), _spawn(*worker, "--name", "survivor")]
     try:
+        from dask.distributed import Client
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)   # both registered before the run starts
         yield address, procs[1], procs[2]
     finally:
         for p in procs:
