@@ -13,7 +13,7 @@ SOURCE            a folder with one sub-folder per class, a path,label CSV or a 
 --out DIR         where the cache, runs and report go (default: out)         [CLIPVID_OUT]
 --clip-model M    CLIP name, weights file or random:<arch> (default ViT-B/32) [CLIPVID_MODEL]
 --frames N        frames sampled per video (default 100)                     [CLIPVID_FRAMES]
---workers W       Dask worker processes (default: one per core or GPU)       [CLIPVID_WORKERS]
+--workers W       Dask worker processes (default: one per core up to 8, or GPU) [CLIPVID_WORKERS]
 --scheduler ADDR  an existing Dask scheduler, e.g. tcp://host:8786           [CLIPVID_SCHEDULER]
 --heads LIST      comma-separated heads, or all (default all)                [CLIPVID_HEADS]
 --epochs E        training epochs per head (default: the trainer's)          [CLIPVID_EPOCHS]
