@@ -1,5 +1,7 @@
 """Test helpers: make small videos with ffmpeg and decode every frame at full size."""
+import os
 import re
+import socket
 import subprocess
 from typing import Tuple
 
@@ -11,16 +13,19 @@ from extract.sampling import displayed_size
 
 
 def ffmpeg(*args: str) -> None:
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
-                   check=True, capture_output=True)
+    """Run ffmpeg (lavfi inputs welcome); raise with its stderr when it fails."""
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"ffmpeg {' '.join(args)}: {out.stderr[-500:]}")
 
 
 def make_video(path: str, seconds: float = 2.0, fps: int = 25, size: str = "160x120",
                src: str = "testsrc2", extra: Tuple[str, ...] = ()) -> str:
     """A small H.264 test-pattern clip (moving pattern, so frames differ)."""
     ffmpeg("-f", "lavfi", "-i", f"{src}=size={size}:rate={fps}:duration={seconds}",
-           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *extra, str(path))
-    return str(path)
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *extra, os.fspath(path))
+    return os.fspath(path)
 
 
 def decode_all(path: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -34,3 +39,10 @@ def decode_all(path: str) -> Tuple[np.ndarray, np.ndarray]:
     frames = np.frombuffer(out.stdout, np.uint8).reshape(-1, h, w, 3)
     assert len(frames) == len(pts)
     return frames, pts
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -3,42 +3,29 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 
-from extract.ffmpeg_bin import ffmpeg_exe
+from tests.conftest import run_cli
+from tests.helpers_video import ffmpeg, make_video  # noqa: F401 (ffmpeg is re-exported)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ("--clip-model", "random:tiny", "--frames", "8", "--workers", "1", "--no-progress")
 
 
-def ffmpeg(*args: str) -> None:
-    """Run ffmpeg with lavfi inputs; raise with its stderr when it fails."""
-    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
-                         capture_output=True, text=True)
-    if out.returncode:
-        raise RuntimeError(f"ffmpeg {' '.join(args)}: {out.stderr[-500:]}")
-
-
 def clip(path, seconds: float = 1.0, size: str = "64x48", rate: int = 10, *extra: str) -> str:
     """A small moving test pattern, H.264 in whatever container the name says."""
-    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}:duration={seconds}",
-           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *extra, os.fspath(path))
-    return os.fspath(path)
+    return make_video(path, seconds, rate, size, "testsrc", extra)
 
 
 def extract(source, out, *args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
     """`python -m extract SOURCE --out OUT` with the fast test settings, from the checkout."""
-    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "extract", os.fspath(source), "--out", os.fspath(out),
-                           *FAST, *args], cwd=kw.pop("cwd", ROOT), capture_output=True, text=True,
-                          timeout=timeout, env=env, **kw)
+    return run_cli("-m", "extract", os.fspath(source), "--out", os.fspath(out), *FAST, *args,
+                   check=False, timeout=timeout, **kw)
 
 
 def cache_cli(*args: str) -> subprocess.CompletedProcess:
     """`python -m cache ...` from the checkout."""
-    return subprocess.run([sys.executable, "-m", "cache", *map(os.fspath, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return run_cli("-m", "cache", *map(os.fspath, args), check=False, timeout=120)
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

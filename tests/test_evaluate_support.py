@@ -1,6 +1,5 @@
 """Builders shared by the evaluate tests (real HDF5 caches, real tiny videos), and checks of the builders."""
 import os
-import subprocess
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -55,12 +54,9 @@ def clustered_videos(text_emb: np.ndarray, class_names: Sequence[str], per_class
 
 def make_video(path: str, seconds: float = 2.0, size: str = "160x120") -> str:
     """A real tiny video from ffmpeg's testsrc pattern."""
-    from extract.ffmpeg_bin import ffmpeg_exe
+    from tests.helpers_video import make_video as make
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"testsrc=duration={seconds}:size={size}:rate=10", "-pix_fmt", "yuv420p", path],
-                   check=True, timeout=60)
-    return path
+    return make(path, seconds, 10, size, "testsrc")
 
 
 def unit(x: np.ndarray) -> np.ndarray:

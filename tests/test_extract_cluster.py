@@ -11,7 +11,7 @@ import pytest
 from cache import open_cache
 from cache.validate import validate
 from tests.conftest import ROOT, run_cli
-from tests.helpers_video import make_video
+from tests.helpers_video import free_port, make_video
 
 N = 8
 
@@ -55,12 +55,6 @@ def test_sigkill_mid_run_then_resume(small_set, tmp_path):
     assert not os.path.exists(journal)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_port(port: int, timeout: float = 60) -> None:
     end = time.time() + timeout
     while time.time() < end:
@@ -72,7 +66,7 @@ def _wait_port(port: int, timeout: float = 60) -> None:
 
 
 def test_existing_scheduler_and_worker_processes(small_set, tmp_path):
-    port = _free_port()
+    port = free_port()
     dask = os.path.join(os.path.dirname(sys.executable), "dask")
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                "--dashboard-address", ":0"], cwd=ROOT, start_new_session=True,

@@ -1,7 +1,6 @@
 """A Dask worker killed mid-run: its videos are done again on the other worker and the run completes."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -10,15 +9,10 @@ import pytest
 
 from cache.reader import open_cache
 from hostile_media import FAST, ROOT, cache_cli, clip, kill_group
+from tests.helpers_video import free_port
 
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
 VIDEOS = [f"c{i % 2}/v{i}.mp4" for i in range(10)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _spawn(*args):
@@ -29,7 +23,7 @@ def _spawn(*args):
 
 @pytest.fixture
 def cluster():
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs = [_spawn("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")]
     time.sleep(1.0)
