@@ -17,6 +17,18 @@ def ours(path: str) -> np.ndarray:
     return sample_video(path, N, threads=1).frames
 
 
+def ours_many(paths: List[str]) -> int:
+    """All paths as a pipeline worker samples them (short clips share ffmpeg runs); each sample is
+    dropped once made, as the worker drops it once embedded. Returns how many were sampled."""
+    from extract.batch import iter_samples
+    done = 0
+    for _, sample in iter_samples(paths, N, threads=1):
+        if isinstance(sample, Exception):
+            raise sample
+        done += 1
+    return done
+
+
 def bare_decode(path: str) -> None:
     """The decode limit: every frame decoded, nothing kept (one thread, as a pipeline worker runs)."""
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-threads", "1", "-i", path, "-f", "null", "-"],

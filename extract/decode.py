@@ -8,7 +8,7 @@ import time
 import tempfile
 import threading
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import ffmpeg
 import numpy as np
@@ -41,7 +41,7 @@ def _source(path: str) -> str:
     return "file:" + os.path.abspath(path)
 
 
-def _run(cmd: List[str], timeout: float, path: str, expect: int = 0) -> subprocess.CompletedProcess:
+def run_ffmpeg(cmd: List[str], timeout: float, path: str, expect: int = 0) -> subprocess.CompletedProcess:
     """Run ffmpeg; stdout lands in one preallocated buffer of `expect` bytes (grown if short).
 
     subprocess.run's communicate() polls both pipes and reads 32 KiB at a time, then joins the
@@ -55,10 +55,11 @@ def _run(cmd: List[str], timeout: float, path: str, expect: int = 0) -> subproce
         timer = threading.Timer(timeout, lambda: (expired.set(), proc.kill()))
         timer.start()
         try:
-            buf = bytearray(max(expect, 1 << 16))
+            # np.empty, not bytearray: zero-filling a buffer the read overwrites cost ~3 ms per 10 MB.
+            buf = np.empty(max(expect, 1 << 16), np.uint8)
             got = proc.stdout.readinto(buf)
             if got == len(buf):                         # more than expected: keep reading
-                buf += proc.stdout.read()
+                buf = np.concatenate([buf, np.frombuffer(proc.stdout.read(), np.uint8)])
                 got = len(buf)
             proc.stdout.close()
             code = proc.wait()
@@ -73,22 +74,37 @@ def _run(cmd: List[str], timeout: float, path: str, expect: int = 0) -> subproce
         return subprocess.CompletedProcess(cmd, code, memoryview(buf)[:got], err.read())
 
 
-def _crop_scale(stream, geo: sampling.Geometry, info: VideoInfo):
+def expected_bytes(info: VideoInfo, n: int, size: int) -> int:
+    """About how many bytes of frames one pass sends: n rows, or every frame of a shorter clip."""
+    frames = min(n, int(info.duration * info.fps) + 1) if info.fps > 0 else n
+    return (frames + 8) * size * size * 3
+
+
+def scale_filters(geo: sampling.Geometry, info: VideoInfo) -> List[Tuple[str, tuple, dict]]:
+    """The (filter, args, kwargs) chain that resizes and crops a frame as CLIP's preprocess does."""
     # Scale before cropping, in that order, as torchvision's Resize then CenterCrop do.
+    chain: List[Tuple[str, tuple, dict]] = []
     if geo.pre_width:
-        stream = stream.filter("crop", geo.pre_width, geo.pre_height)
+        chain.append(("crop", (geo.pre_width, geo.pre_height), {}))
     # Plain bicubic into planar RGB takes swscale's SIMD path: ~35% less CPU than
     # accurate_rnd+full_chroma_int straight to rgb24, and as close to CLIP's PIL resize (bench.decode).
     # Shrinking 2x or more (HD sources), 'area' averaging is as close to PIL's antialiased bicubic
     # (mean difference 1.2 against 1.1 of 255 on 1080p) and ~20% cheaper.
     short = min(geo.pre_width, geo.pre_height) if geo.pre_width else min(info.width, info.height)
     big = short >= 2 * geo.size
-    stream = stream.filter("scale", geo.width, geo.height, flags="area" if big else "bicubic")
-    stream = stream.filter("format", "gbrp")
-    return stream.filter("crop", geo.size, geo.size, geo.crop_x, geo.crop_y)
+    chain.append(("scale", (geo.width, geo.height), {"flags": "area" if big else "bicubic"}))
+    chain.append(("format", ("gbrp",), {}))
+    chain.append(("crop", (geo.size, geo.size, geo.crop_x, geo.crop_y), {}))
+    return chain
 
 
-def _frames_from(out: subprocess.CompletedProcess, size: int, path: str):
+def _crop_scale(stream, geo: sampling.Geometry, info: VideoInfo):
+    for name, args, kwargs in scale_filters(geo, info):
+        stream = stream.filter(name, *args, **kwargs)
+    return stream
+
+
+def frames_from(out: subprocess.CompletedProcess, size: int, path: str):
     err = out.stderr.decode("utf-8", "replace")
     frame_bytes = size * size * 3
     count = len(out.stdout) // frame_bytes
@@ -110,7 +126,7 @@ def decode_pass(path: str, info: VideoInfo, n: int, geo: sampling.Geometry,
     stream = _crop_scale(stream, geo, info).filter("showinfo", checksum=0)
     cmd = stream.output("pipe:", format="rawvideo", pix_fmt="gbrp", fps_mode="passthrough") \
         .global_args("-hide_banner", "-nostdin").compile(cmd=ffmpeg_exe())
-    return _frames_from(_run(cmd, timeout, path, (n + 8) * geo.size * geo.size * 3), geo.size, path)
+    return frames_from(run_ffmpeg(cmd, timeout, path, expected_bytes(info, n, geo.size)), geo.size, path)
 
 
 def decode_seek(path: str, info: VideoInfo, n: int, geo: sampling.Geometry,
@@ -125,13 +141,12 @@ def decode_seek(path: str, info: VideoInfo, n: int, geo: sampling.Geometry,
     joined = ffmpeg.concat(*parts, v=1, a=0) if len(parts) > 1 else parts[0]
     cmd = joined.output("pipe:", format="rawvideo", pix_fmt="gbrp", fps_mode="passthrough") \
         .global_args("-hide_banner", "-nostdin", "-copyts").compile(cmd=ffmpeg_exe())
-    frames, times = _frames_from(_run(cmd, timeout, path, (n + 8) * geo.size * geo.size * 3), geo.size, path)
+    frames, times = frames_from(run_ffmpeg(cmd, timeout, path, (n + 8) * geo.size * geo.size * 3), geo.size, path)
     return frames, times
 
 
-def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
-                 strategy: Optional[str] = None) -> Sample:
-    """Sample n rows at evenly spaced times; nearest source frame for each; raise VideoError."""
+def check_file(path: str) -> None:
+    """Raise VideoError when `path` is not a readable, non-empty regular file with a UTF-8 name."""
     if os.path.isdir(path):
         raise VideoError("is a directory, not a video file")
     if not os.path.exists(path):
@@ -146,18 +161,36 @@ def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
         path.encode("utf-8")
     except UnicodeEncodeError:
         raise VideoError("file name is not valid UTF-8; rename the file")
-    deadline = time.monotonic() + timeout   # the limit covers every ffmpeg run for this video
 
-    def left() -> float:
-        remaining = deadline - time.monotonic()
+
+class Deadline:
+    """One time limit shared by every ffmpeg run for a video (or a batch of them)."""
+
+    def __init__(self, seconds: float):
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        remaining = self.end - time.monotonic()
         if remaining <= 0:
             raise VideoError("ffmpeg did not finish within the per-video time limit (--video-timeout)")
         return remaining
 
+
+@dataclass
+class Plan:
+    """What sampling a video needs to know before decoding it."""
+    path: str
+    info: VideoInfo
+    geo: sampling.Geometry
+    strategy: str
+
+
+def plan_video(path: str, n: int, deadline: Deadline, strategy: Optional[str] = None) -> Plan:
+    """Check the file, read its header and choose pass or seek; raise VideoError."""
+    check_file(path)
     # MP4/MOV and plain AVI headers are read in-process; others cost one short ffmpeg run.
-    info = read_mp4_info(path) or read_avi_info(path) or probe(path, timeout=min(left(), 60.0))
+    info = read_mp4_info(path) or read_avi_info(path) or probe(path, timeout=min(deadline.left(), 60.0))
     w, h = sampling.displayed_size(info.width, info.height, info.rotation)
-    geo = sampling.bounded_geometry(w, h)
     if strategy is None:
         # A seek's cost depends on where the keyframes are; MP4/MOV list them (cheap to read).
         long_enough = info.duration >= sampling.SEEK_MIN_DURATION
@@ -165,17 +198,19 @@ def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
         strategy = sampling.choose_strategy(info.duration, info.fps, n, keyframes)
     if info.duration <= 0:
         raise VideoError("zero or unknown duration")
-    decode = decode_seek if strategy == "seek" else decode_pass
-    frames, times = decode(path, info, n, geo, threads, left())
+    return Plan(path, info, sampling.bounded_geometry(w, h), strategy)
+
+
+def stops_early(times: np.ndarray, info: VideoInfo, n: int) -> bool:
+    """Whether the decoded frames end well before the container's duration (audio runs on)."""
     # A complete stream's last frame starts one frame interval before the end: allow for that, or
     # every clip under ~1.5 frames per sample pays a packet scan and a second decode (bench.decode).
     slack = max(1.5 * info.duration / n, 1.5 / info.fps if info.fps > 0 else 0.0)
-    if n > 1 and times.max() < info.duration - slack:
-        # The video stream stops early (audio runs on): sample the part that has pictures.
-        end = max(_packet_duration(path, left()), float(times.max()))
-        if 0 < end < info.duration:
-            info = dataclasses.replace(info, duration=end)
-            frames, times = decode(path, info, n, geo, threads, left())
+    return n > 1 and times.max() < info.duration - slack
+
+
+def finish(frames: np.ndarray, times: np.ndarray, info: VideoInfo, n: int, strategy: str) -> Sample:
+    """Pick the nearest decoded frame for each of the n target times. frames: [F, 3, S, S] G, B, R."""
     if (np.diff(times) < 0).any():                    # concat/VFR may not deliver in time order
         order = np.argsort(times, kind="stable")
         frames, times = frames[order], times[order]   # (a copy of every frame: only when needed)
@@ -185,3 +220,25 @@ def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
     picked = frames[rows[:, None], _RGB_FROM_GBR]                                  # [n, 3, S, S]
     return Sample(picked.transpose(0, 2, 3, 1), times[rows].astype(np.float32), sampling.count_distinct(rows),
                   info, strategy)
+
+
+def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
+                 strategy: Optional[str] = None) -> Sample:
+    """Sample n rows at evenly spaced times; nearest source frame for each; raise VideoError."""
+    deadline = Deadline(timeout)   # the limit covers every ffmpeg run for this video
+    p = plan_video(path, n, deadline, strategy)
+    return sample_planned(p, n, threads, deadline)
+
+
+def sample_planned(p: Plan, n: int, threads: int, deadline: Deadline) -> Sample:
+    """Decode a planned video on its own (and again over the pictured part if its stream stops early)."""
+    info = p.info
+    decode = decode_seek if p.strategy == "seek" else decode_pass
+    frames, times = decode(p.path, info, n, p.geo, threads, deadline.left())
+    if stops_early(times, info, n):
+        # The video stream stops early (audio runs on): sample the part that has pictures.
+        end = max(_packet_duration(p.path, deadline.left()), float(times.max()))
+        if 0 < end < info.duration:
+            info = dataclasses.replace(info, duration=end)
+            frames, times = decode(p.path, info, n, p.geo, threads, deadline.left())
+    return finish(frames, times, info, n, p.strategy)

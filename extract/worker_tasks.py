@@ -1,12 +1,11 @@
 """Functions that run on Dask workers: CLIP is loaded once per worker process, never shipped."""
 import os
 import threading
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from extract.decode import sample_video
-from extract.probe import VideoError
+from extract.batch import iter_samples
 
 _MODELS: Dict[tuple, object] = {}
 _LOCK = threading.Lock()
@@ -58,23 +57,30 @@ def text_task(spec: str, device: str, workers_per_host: int, names: List[str],
     return class_text_embeddings(get_model(spec, device, workers_per_host), names, templates)
 
 
-def video_task(spec: str, device: str, workers_per_host: int, vid: str, path: str, n: int,
-               batch_size: int, threads: int, timeout: float) -> Dict[str, object]:
-    """Decode and embed one video. Returns a small dict: arrays, or a failure reason."""
-    try:
-        sample = sample_video(path, n, threads=threads, timeout=timeout)
-    except VideoError as exc:
-        return {"id": vid, "error": str(exc)}
-    except OSError as exc:
-        return {"id": vid, "error": f"cannot read: {exc.strerror or exc}"}
+def _embedded(vid: str, sample, model, batch_size: int) -> Dict[str, object]:
+    """The small dict a video's task returns: its arrays, or its one-line failure reason."""
+    if isinstance(sample, OSError):
+        return {"id": vid, "error": f"cannot read: {sample.strerror or sample}"}
+    if isinstance(sample, Exception):
+        return {"id": vid, "error": str(sample)}
     from extract.clip_model import encode_frames
-    model = get_model(spec, device, workers_per_host)
     emb = encode_frames(model, sample.frames, batch_size)       # [N, D] float16
     if not np.isfinite(emb).all():
         return {"id": vid, "error": "CLIP produced non-finite embeddings"}
     info = sample.info
     return {"id": vid, "emb": emb, "t": sample.t, "n_distinct": sample.n_distinct,
             "duration": info.duration, "fps": info.fps, "strategy": sample.strategy}
+
+
+def videos_task(spec: str, device: str, workers_per_host: int, items: List[Tuple[str, str]], n: int,
+                batch_size: int, threads: int, timeout: float) -> List[Dict[str, object]]:
+    """Decode and embed a few (id, path) videos; short ones share ffmpeg runs. One dict per video."""
+    model = get_model(spec, device, workers_per_host)
+    out: List[Dict[str, object]] = [{} for _ in items]
+    # Each sample is embedded as soon as it is ready and then dropped: one video's frames at a time.
+    for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout):
+        out[i] = _embedded(items[i][0], sample, model, batch_size)
+    return out
 
 
 def warm(spec: str, device: str, workers_per_host: int) -> Optional[str]:

@@ -54,9 +54,9 @@ def test_hostile_worker_killed_mid_run(tmp_path, cluster):
         doomed_addr = next(a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "doomed")
         deadline = time.time() + 120
         while time.time() < deadline and run.poll() is None and not any(
-                "video_task" in str(k) for k in client.processing().get(doomed_addr, ())):
+                "videos_task" in str(k) for k in client.processing().get(doomed_addr, ())):
             time.sleep(0.02)
-        busy = [k for k in client.processing().get(doomed_addr, ()) if "video_task" in str(k)]
+        busy = [k for k in client.processing().get(doomed_addr, ()) if "videos_task" in str(k)]
         if busy:
             kill_group(doomed)   # while it holds a video
     assert busy and run.poll() is None, "the doomed worker never got a video"
