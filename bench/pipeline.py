@@ -53,18 +53,18 @@ def _decode_worker(files: List[str], barrier, out) -> None:
 
 def _embed_worker(files: List[str], spec: str, barrier, out) -> None:
     import torch
-    from extract.clip_model import encode_frames, load_clip
+    from extract.clip_model import load_clip
     from extract.decode import sample_video
-    from extract.worker_tasks import keep_freed_memory
+    from extract.worker_tasks import embed_sample, keep_freed_memory
     keep_freed_memory()
     torch.set_num_threads(1)
     model = load_clip(spec, torch.device("cpu"))
-    frames = [sample_video(f, N, threads=1).frames for f in files]   # decoded before the clock starts
-    encode_frames(model, frames[0])
+    samples = [sample_video(f, N, threads=1) for f in files]   # decoded before the clock starts
+    embed_sample(model, samples[0], 100)
     barrier.wait()
     t = time.perf_counter()
-    for fr in frames:
-        encode_frames(model, fr)
+    for s in samples:
+        embed_sample(model, s, 100)      # as a worker embeds: each distinct frame once
     out.put(time.perf_counter() - t)
 
 

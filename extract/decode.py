@@ -27,13 +27,22 @@ SEEK_WINDOW = 2.0  # seconds read after each seek point; bounds the work if a ke
 
 @dataclass
 class Sample:
-    """N rows sampled from one video."""
-    frames: np.ndarray    # [N, S, S, 3] uint8 RGB, resized and centre-cropped like CLIP's preprocess
-                          # (a view of planar [N, 3, S, S] memory, the layout CLIP reads)
+    """N rows sampled from one video; rows that show the same source frame share one picture."""
+    distinct: np.ndarray  # [D, S, S, 3] uint8 RGB, each source frame used once, resized and centre-
+                          # cropped like CLIP's preprocess (a view of planar [D, 3, S, S] memory, as CLIP reads)
+    rows: np.ndarray      # [N] int64, which picture of `distinct` each row shows (non-decreasing)
     t: np.ndarray         # [N] float32, timestamp (s) of the source frame of each row
-    n_distinct: int       # how many different source frames the rows use
+    n_distinct: int       # D: how many different source frames the rows use
     info: VideoInfo
     strategy: str         # 'pass' or 'seek'
+
+    @property
+    def frames(self) -> np.ndarray:
+        """[N, S, S, 3] every row's picture (a copy when rows repeat a frame)."""
+        if len(self.distinct) == len(self.rows):
+            return self.distinct
+        planes = self.distinct.transpose(0, 3, 1, 2)            # [D, 3, S, S], the memory as it lies
+        return planes[self.rows].transpose(0, 2, 3, 1)
 
 
 def _source(path: str) -> str:
@@ -215,11 +224,13 @@ def finish(frames: np.ndarray, times: np.ndarray, info: VideoInfo, n: int, strat
         order = np.argsort(times, kind="stable")
         frames, times = frames[order], times[order]   # (a copy of every frame: only when needed)
     rows = sampling.nearest_rows(times, sampling.target_times(info.duration, n))  # [n]
+    # A clip with fewer frames than rows repeats frames: each is kept (and embedded) once.
+    used, index = np.unique(rows, return_inverse=True)                            # [D], [n]
     # ffmpeg sends planar G, B, R (packing to rgb24 cost it ~0.2 ms a frame, and CLIP wants planes):
-    # one gather picks the rows and puts the planes in R, G, B order; frames are a channels-last view.
-    picked = frames[rows[:, None], _RGB_FROM_GBR]                                  # [n, 3, S, S]
-    return Sample(picked.transpose(0, 2, 3, 1), times[rows].astype(np.float32), sampling.count_distinct(rows),
-                  info, strategy)
+    # one gather picks the frames and puts the planes in R, G, B order; `distinct` is a channels-last view.
+    picked = frames[used[:, None], _RGB_FROM_GBR]                                  # [D, 3, S, S]
+    return Sample(picked.transpose(0, 2, 3, 1), index.reshape(-1).astype(np.int64), times[rows].astype(np.float32),
+                  len(used), info, strategy)
 
 
 def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,

@@ -104,3 +104,18 @@ def test_group_limits():
     assert [len(g) for g in groups] == [1, 1, 1]
     assert not batch.batchable(plan(batch.MAX_VIDEO_PIXELS * 2))
     assert not batch.batchable(batch.Plan("x", batch.VideoInfo(1.0, 1.0, 10, 10, 0.0), None, "seek"))
+
+
+def test_repeated_frames_are_kept_and_embedded_once(tmp_path):
+    import torch
+    from extract.clip_model import encode_frames, load_clip
+    from extract.worker_tasks import embed_sample
+    s = sample_video(make_video(tmp_path / "ten.mp4", seconds=1, fps=10), N)
+    assert s.distinct.shape == (10, 224, 224, 3) and s.n_distinct == 10 and s.rows.shape == (N,)
+    assert np.all(np.diff(s.rows) >= 0) and s.frames.shape == (N, 224, 224, 3)
+    assert np.array_equal(s.frames, s.distinct[s.rows])
+    model = load_clip("random:tiny", torch.device("cpu"))
+    once, every = embed_sample(model, s, 100), encode_frames(model, s.frames, 100)   # [N, D] each
+    assert once.shape == every.shape == (N, model.dim)
+    assert np.allclose(once.astype(np.float32), every.astype(np.float32), atol=2e-3)
+    assert np.array_equal(once[s.rows == 3][0], once[s.rows == 3][-1])   # repeated rows: one embedding
