@@ -21,6 +21,7 @@ SAMPLER = {"times": "centre of N equal slices of the duration", "pick": "nearest
 
 
 MAX_CPU_WORKERS = 8
+WARM_TIMEOUT = 120.0   # seconds to wait for every worker to load the model before the first video
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Summary:
     failed: Dict[str, str] = field(default_factory=dict)      # this run's new failures
     still_failed: Dict[str, str] = field(default_factory=dict)  # earlier failures not retried
     seconds: float = 0.0
+    work_seconds: float = 0.0   # first video sent to last result: start-up and model loading excluded
     strategies: Dict[str, int] = field(default_factory=dict)
 
 
@@ -187,6 +189,8 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
     try:
         writer.set_classes(source.classes, text_emb)
         todo = plan(source, writer.done_ids, writer.failed, opts.retry_failed, summary)
+        _warm_all(client, common)
+        work_start = time.time()
         threads = sum(client.nthreads().values()) or 1
         ffmpeg_threads = 1 if threads > 1 else max(1, os.cpu_count() or 1)
         window = 2 * threads + 2   # tasks in flight, bounded: memory does not grow with the collection
@@ -220,6 +224,7 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
             bar.set_postfix(failed=len(summary.failed), refresh=False)
             submit_next(ac)
         bar.close()
+        summary.work_seconds = time.time() - work_start
         writer.close()
     except BaseException:
         # Interrupted: keep every finished video (commit), then re-raise.
@@ -230,6 +235,20 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
         raise
     summary.seconds = time.time() - start
     return summary
+
+
+def _warm_all(client, common: tuple) -> None:
+    """Load the model on every worker at once, before the first video: otherwise each loads it
+    when its first video arrives (seconds for ViT-B/32) while the others already work."""
+    from dask.distributed import wait
+    workers = list(client.scheduler_info()["workers"])
+    futs = [client.submit(worker_tasks.warm, *common, workers=[w], allow_other_workers=False, pure=False)
+            for w in workers]
+    try:
+        wait(futs, timeout=WARM_TIMEOUT)
+    except Exception:  # a slow or lost worker: it loads the model with its first video instead
+        pass
+    client.cancel(futs)
 
 
 def _record(writer: CacheWriter, summary: Summary, item, res: Dict[str, object]) -> None:

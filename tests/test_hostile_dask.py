@@ -12,7 +12,7 @@ from hostile_media import FAST, ROOT, cache_cli, clip, kill_group
 from tests.helpers_video import free_port
 
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
-VIDEOS = [f"c{i % 2}/v{i}.mp4" for i in range(10)]
+VIDEOS = [f"c{i % 2}/v{i}.mp4" for i in range(24)]   # 8 tasks of 3 videos
 
 
 def _spawn(*args):
@@ -43,7 +43,7 @@ def test_hostile_worker_killed_mid_run(tmp_path, cluster):
     address, doomed, survivor = cluster
     for vid in VIDEOS:
         os.makedirs(tmp_path / "src" / os.path.dirname(vid), exist_ok=True)
-        clip(tmp_path / "src" / vid, 3.0, "160x120", 25)
+        clip(tmp_path / "src" / vid, 8.0, "480x360", 25)   # ~0.1 s each to decode: the run outlasts the kill
     out = tmp_path / "d.h5"
     env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=ROOT)
     run = subprocess.Popen([sys.executable, "-m", "extract", os.fspath(tmp_path / "src"), "--out", os.fspath(out),
@@ -57,9 +57,10 @@ def test_hostile_worker_killed_mid_run(tmp_path, cluster):
                 "videos_task" in str(k) for k in client.processing().get(doomed_addr, ())):
             time.sleep(0.02)
         busy = [k for k in client.processing().get(doomed_addr, ()) if "videos_task" in str(k)]
+        running = run.poll() is None     # checked before the strike: kill_group then waits for orphans
         if busy:
             kill_group(doomed)   # while it holds a video
-    assert busy and run.poll() is None, "the doomed worker never got a video"
+    assert busy and running, "the doomed worker never got a video"
     stdout, stderr = run.communicate(timeout=300)
     assert doomed.returncode == -signal.SIGKILL and survivor.poll() is None
     assert run.returncode == 0, stderr
