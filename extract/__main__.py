@@ -24,6 +24,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, help="Dask worker processes (default: one per core up to 8, or one per GPU)")
     ap.add_argument("--threads-per-worker", type=int, help="tasks at once per worker (default 1 on CPU, 4 on GPU)")
     ap.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
+    ap.add_argument("--torch-threads", type=int,
+                    help="CPU threads each worker's CLIP uses (default: the host's cores / its workers)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where CLIP runs")
     ap.add_argument("--batch-size", type=int, default=100, help="frames per CLIP forward pass (default 100)")
     ap.add_argument("--videos", help="folder of downloaded clips, for a Kinetics CSV (default: the CSV's folder)")
@@ -38,7 +40,7 @@ def check_args(args: argparse.Namespace) -> None:
     """Usage errors, found before any work starts."""
     if args.frames < 1:
         raise ValueError(f"--frames must be at least 1 (got {args.frames})")
-    for name in ("workers", "threads_per_worker", "batch_size"):
+    for name in ("workers", "threads_per_worker", "batch_size", "torch_threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
@@ -78,7 +80,8 @@ def main(argv=None) -> int:
         print(f"warning: {w}", file=sys.stderr)
     from extract.pipeline import Options, run
     opts = Options(args.clip_model, args.frames, args.workers, args.threads_per_worker, args.scheduler,
-                   args.device, args.batch_size, args.video_timeout, args.retry_failed, not args.no_progress)
+                   args.device, args.batch_size, args.video_timeout, args.retry_failed, not args.no_progress,
+                   args.torch_threads)
     signal.signal(signal.SIGTERM, _term_as_interrupt)
     try:
         summary = run(source, args.out, opts)

@@ -36,6 +36,7 @@ class Options:
     video_timeout: float = 300.0
     retry_failed: bool = False
     progress: bool = True
+    torch_threads: Optional[int] = None   # per worker; None: the host's cores / its workers
 
 
 @dataclass
@@ -180,7 +181,7 @@ def _per_host(client) -> int:
 def _run(client, source, out, opts, settings, start, log) -> Summary:
     from dask.distributed import as_completed
     per_host = _per_host(client)
-    common = (opts.clip_model, opts.device, per_host)
+    common = (opts.clip_model, opts.device, per_host, opts.torch_threads)
     texts = [prompt_name(c) for c in source.classes]
     text_emb = client.submit(worker_tasks.text_task, *common, texts, TEMPLATES, pure=False).result()
     settings["dim"] = int(text_emb.shape[1]) if len(texts) else _dim_of(opts, client, common)

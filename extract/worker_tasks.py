@@ -11,8 +11,8 @@ _MODELS: Dict[tuple, object] = {}
 _LOCK = threading.Lock()
 
 
-def _torch_threads(workers_per_host: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers_per_host))
+def _torch_threads(workers_per_host: int, asked: Optional[int] = None) -> int:
+    return asked or max(1, (os.cpu_count() or 1) // max(1, workers_per_host))
 
 
 def keep_freed_memory() -> None:
@@ -32,7 +32,7 @@ def keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, (1 << 31) - 1)
 
 
-def get_model(spec: str, device: str, workers_per_host: int = 1):
+def get_model(spec: str, device: str, workers_per_host: int = 1, torch_threads: Optional[int] = None):
     """This process's CLIP for `spec`, loaded on first use (threads of a worker share it)."""
     key = (spec, device)
     with _LOCK:
@@ -41,7 +41,7 @@ def get_model(spec: str, device: str, workers_per_host: int = 1):
             from extract.clip_model import load_clip
             from train.device import resolve_device
             keep_freed_memory()
-            torch.set_num_threads(_torch_threads(workers_per_host))
+            torch.set_num_threads(_torch_threads(workers_per_host, torch_threads))
             dev = resolve_device(device)
             if dev.type == "cuda" and torch.cuda.device_count() > 1:
                 # Spread the workers of one host over its GPUs.
@@ -50,11 +50,11 @@ def get_model(spec: str, device: str, workers_per_host: int = 1):
         return _MODELS[key]
 
 
-def text_task(spec: str, device: str, workers_per_host: int, names: List[str],
+def text_task(spec: str, device: str, workers_per_host: int, torch_threads: Optional[int], names: List[str],
               templates: List[str]) -> np.ndarray:
     """Prompt-ensembled class embeddings [C, D] float16 (also warms this worker's model)."""
     from extract.clip_model import class_text_embeddings
-    return class_text_embeddings(get_model(spec, device, workers_per_host), names, templates)
+    return class_text_embeddings(get_model(spec, device, workers_per_host, torch_threads), names, templates)
 
 
 def embed_sample(model, sample, batch_size: int) -> np.ndarray:
@@ -78,10 +78,11 @@ def _embedded(vid: str, sample, model, batch_size: int) -> Dict[str, object]:
             "duration": info.duration, "fps": info.fps, "strategy": sample.strategy}
 
 
-def videos_task(spec: str, device: str, workers_per_host: int, items: List[Tuple[str, str]], n: int,
-                batch_size: int, threads: int, timeout: float) -> List[Dict[str, object]]:
+def videos_task(spec: str, device: str, workers_per_host: int, torch_threads: Optional[int],
+                items: List[Tuple[str, str]], n: int, batch_size: int, threads: int,
+                timeout: float) -> List[Dict[str, object]]:
     """Decode and embed a few (id, path) videos; short ones share ffmpeg runs. One dict per video."""
-    model = get_model(spec, device, workers_per_host)
+    model = get_model(spec, device, workers_per_host, torch_threads)
     out: List[Dict[str, object]] = [{} for _ in items]
     # Each sample is embedded as soon as it is ready and then dropped: one video's frames at a time.
     for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout):
@@ -89,7 +90,7 @@ def videos_task(spec: str, device: str, workers_per_host: int, items: List[Tuple
     return out
 
 
-def warm(spec: str, device: str, workers_per_host: int) -> Optional[str]:
+def warm(spec: str, device: str, workers_per_host: int, torch_threads: Optional[int] = None) -> Optional[str]:
     """Load the model ahead of the first video (called on every worker at start-up)."""
-    get_model(spec, device, workers_per_host)
+    get_model(spec, device, workers_per_host, torch_threads)
     return None

@@ -32,6 +32,7 @@ CASES = {
     "zero workers": (["--workers", "0"], "--workers must be at least 1 (got 0)"),
     "negative batch": (["--batch-size", "-1"], "--batch-size must be at least 1 (got -1)"),
     "zero timeout": (["--video-timeout", "0"], "--video-timeout must be positive"),
+    "zero torch threads": (["--torch-threads", "0"], "--torch-threads must be at least 1"),
 }
 
 
