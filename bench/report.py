@@ -18,7 +18,7 @@ def rows() -> List[Tuple[str, str, str, str]]:
         if k in d:
             out.append((f"decode `{k}` (CPU; wall {d['wall'][k]:.2f})", f"{d[k]:.2f}", f"<= {d['goals'][k]}",
                         goal(d[k], d["goals"][k] - (1e-9 if k == "long_ratio" else 0))))
-    for k in ("short_peer_ratio", "long_peer_ratio"):
+    for k in ("short_alone_ratio", "short_peer_ratio", "long_peer_ratio"):
         if k in d:
             out.append((f"decode `{k}` (CPU; wall {d['wall'][k]:.2f})", f"{d[k]:.2f}", "", ""))
     p = _load("pipeline")

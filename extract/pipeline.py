@@ -122,12 +122,12 @@ MAX_CHUNK = 8
 
 
 def chunk_items(items: list, workers: int) -> List[list]:
-    """Consecutive groups of small files (at most MAX_CHUNK, and few enough that every worker gets
-    several groups); every other file is a group of its own."""
-    size = max(1, min(MAX_CHUNK, -(-len(items) // (4 * max(1, workers)))))
+    """Consecutive groups of small files; every other file is a group of its own. A group takes
+    1/(4 x workers) of the files still to place (at most MAX_CHUNK), so groups shrink towards the
+    end and no worker is left with a long last group while the others idle."""
     chunks: List[list] = []
     open_chunk: list = []
-    for item in items:
+    for placed, item in enumerate(items):
         try:
             small = os.path.getsize(item.path) <= SMALL_FILE
         except OSError:
@@ -136,7 +136,8 @@ def chunk_items(items: list, workers: int) -> List[list]:
             chunks.append([item])
             continue
         open_chunk.append(item)
-        if len(open_chunk) >= size:
+        left = len(items) - placed + len(open_chunk) - 1      # this group's files and those after it
+        if len(open_chunk) >= max(1, min(MAX_CHUNK, -(-left // (4 * max(1, workers))))):
             chunks.append(open_chunk)
             open_chunk = []
     if open_chunk:

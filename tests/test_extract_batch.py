@@ -119,3 +119,20 @@ def test_repeated_frames_are_kept_and_embedded_once(tmp_path):
     assert once.shape == every.shape == (N, model.dim)
     assert np.allclose(once.astype(np.float32), every.astype(np.float32), atol=2e-3)
     assert np.array_equal(once[s.rows == 3][0], once[s.rows == 3][-1])   # repeated rows: one embedding
+
+
+def test_chunks_cover_every_file_once_shrink_at_the_end_and_leave_big_files_alone(tmp_path):
+    from types import SimpleNamespace
+    from extract.pipeline import MAX_CHUNK, SMALL_FILE, chunk_items
+    small, big = tmp_path / "small.mp4", tmp_path / "big.mp4"
+    small.write_bytes(b"x")
+    with open(big, "wb") as f:
+        f.truncate(SMALL_FILE + 1)           # sparse: big by size, nothing on disk
+    items = [SimpleNamespace(id=i, path=os.fspath(big if i == 50 else small)) for i in range(200)]
+    items.append(SimpleNamespace(id=200, path=os.fspath(tmp_path / "missing.mp4")))
+    chunks = chunk_items(items, 2)
+    assert sorted(it.id for c in chunks for it in c) == list(range(201))
+    sizes = [len(c) for c in chunks]
+    assert max(sizes) == MAX_CHUNK and sizes[-1] == 1 and sizes[-8:] == [1] * 8
+    assert [it.id for it in next(c for c in chunks if any(it.id == 50 for it in c))] == [50]
+    assert chunks[-1][0].id == 200
