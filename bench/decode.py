@@ -3,8 +3,6 @@ import os
 import sys
 from typing import Dict, List
 
-import numpy as np
-
 from bench import common, peers
 from extract import decode as ours_mod
 from extract.mp4header import read_keyframes, read_mp4_info

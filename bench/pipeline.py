@@ -1,8 +1,6 @@
 """bench.pipeline: extraction throughput (1 and 2 workers), decode/embed overlap, parallel scaling."""
 import multiprocessing as mp
 import os
-import shutil
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor

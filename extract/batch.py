@@ -1,5 +1,4 @@
 """Sample several short videos with one ffmpeg run, so its start-up is paid once, not per video."""
-import os
 import re
 from typing import Iterable, Iterator, List, Optional, Tuple, Union
 
@@ -9,7 +8,7 @@ from extract import sampling
 from extract.decode import (Deadline, Plan, Sample, _source, expected_bytes, finish, plan_video, run_ffmpeg,
                             sample_planned, scale_filters, stops_early)
 from extract.ffmpeg_bin import ffmpeg_exe
-from extract.probe import VideoError, VideoInfo
+from extract.probe import VideoError
 
 # The static ffmpeg costs ~10 ms of CPU to start and set up a filter graph: as much as decoding a
 # whole 4 s demo clip (bench.decode). A video joins a batch when decoding it all is cheap (at most

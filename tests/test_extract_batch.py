@@ -8,7 +8,7 @@ import pytest
 from extract import batch
 from extract.decode import sample_video
 from extract.ffmpeg_bin import ffmpeg_exe
-from extract.probe import VideoError
+from extract.probe import VideoError, VideoInfo
 from tests.helpers_video import ffmpeg, make_video
 
 N = 40
@@ -97,13 +97,13 @@ def test_short_videos_share_one_ffmpeg_run(tmp_path, monkeypatch):
 
 
 def test_group_limits():
-    plan = lambda pixels: batch.Plan("x", batch.VideoInfo(1.0, 1.0, int(pixels), 1, 0.0), None, "pass")
+    plan = lambda pixels: batch.Plan("x", VideoInfo(1.0, 1.0, int(pixels), 1, 0.0), None, "pass")
     groups = batch.group([plan(1e8)] * 20)
     assert [len(g) for g in groups] == [8, 8, 4]
     groups = batch.group([plan(batch.MAX_BATCH_PIXELS / 2 + 1)] * 3)
     assert [len(g) for g in groups] == [1, 1, 1]
     assert not batch.batchable(plan(batch.MAX_VIDEO_PIXELS * 2))
-    assert not batch.batchable(batch.Plan("x", batch.VideoInfo(1.0, 1.0, 10, 10, 0.0), None, "seek"))
+    assert not batch.batchable(batch.Plan("x", VideoInfo(1.0, 1.0, 10, 10, 0.0), None, "seek"))
 
 
 def test_repeated_frames_are_kept_and_embedded_once(tmp_path):
