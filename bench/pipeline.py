@@ -36,12 +36,13 @@ def extraction_rate(files: List[str], spec: str, workers: int) -> float:
 
 def _decode_worker(files: List[str], barrier, out) -> None:
     from bench.peers import ours_many
+    from extract.pipeline import MAX_CHUNK
     from extract.worker_tasks import keep_freed_memory
     keep_freed_memory()            # decoding as a worker decodes: same malloc settings, same batches
     barrier.wait()
     t = time.perf_counter()
-    for s in range(0, len(files), 8):
-        ours_many(files[s:s + 8])
+    for s in range(0, len(files), MAX_CHUNK):     # a worker's task: one group of files
+        ours_many(files[s:s + MAX_CHUNK])
     out.put((len(files), time.perf_counter() - t))
 
 

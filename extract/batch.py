@@ -115,8 +115,9 @@ def iter_samples(paths: Iterable[str], n: int, threads: int = 1,
             yield i, exc
     index = {id(p): i for i, p in plans}
     shared = [p for _, p in plans if batchable(p)]
-    alone = [p for _, p in plans if not batchable(p)] if len(shared) > 1 else [p for _, p in plans]
-    for batch in group(shared) if len(shared) > 1 else []:
+    solo = len(shared) < 2          # one short video gains nothing from a shared run
+    alone = [p for _, p in plans if solo or not batchable(p)]
+    for batch in [] if solo else group(shared):
         for p, part in _decode_batch(batch, n, threads, timeout):
             if part is None:
                 alone.append(p)
