@@ -26,9 +26,9 @@ def _pack(unit: torch.Tensor):
     """Unit rows [b, D] -> fbgemm's packed int8 matrix, one scale per row."""
     scale = (unit.abs().amax(1) / 127).clamp_min(1e-12)                              # [b]
     codes = torch.round(unit / scale[:, None]).to(torch.int8)                        # [b, D]
-    q = torch._make_per_channel_quantized_tensor(codes, scale.double(), torch.zeros(len(codes), dtype=torch.long), 0)
     with warnings.catch_warnings():  # torch marks its eager quantised tensors deprecated; the kernels remain
         warnings.simplefilter("ignore")
+        q = torch._make_per_channel_quantized_tensor(codes, scale.double(), torch.zeros(len(codes), dtype=torch.long), 0)
         return torch.ops.quantized.linear_prepack(q, None)
 
 

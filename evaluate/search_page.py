@@ -47,7 +47,7 @@ def _served_hit(hit: Hit) -> str:
             f'<td><code class="vid">{esc(hit.id)}</code><br><span class="label">{esc(hit.label)}</span>'
             f'<br><span class="note caption">{esc(hit.caption)}</span></td>'
             f'<td class="num score">{hit.score:.4f}</td><td class="num">{t} s</td>'
-            f'<td><video controls preload="none" src="{esc(video_url(hit.id))}#t={t}"></video></td></tr>')
+            f'<td><video controls preload="metadata" poster="{esc(thumb)}" src="{esc(video_url(hit.id))}#t={t}"></video></td></tr>')
 
 
 def served_page(query: str, hits: Optional[List[Hit]], source: str, videos: int, banner: str = "",
