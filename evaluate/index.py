@@ -1,9 +1,11 @@
 """Rank videos for a text query: a coarse pass (int8 packed, or a scan of the stored array), then exact re-ranking."""
 import warnings
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional, Tuple
+
 import numpy as np
 import torch
-from tqdm import tqdm
+
+from cache.progress import progress as progress_display
 
 SCAN_BLOCK = 1 << 16     # rows read and scored at a time by a scan: bounds the float32 temporary
 PACK_BLOCK = 1 << 18     # rows per packed int8 matrix: fewer, larger kernel calls per query
@@ -13,6 +15,13 @@ SLACK = 64               # extra candidates re-ranked exactly, so the coarse pas
 def int8_available() -> bool:
     """Whether torch has its fbgemm int8 matrix kernels (x86 builds do)."""
     return "fbgemm" in torch.backends.quantized.supported_engines or "x86" in torch.backends.quantized.supported_engines
+
+
+def blocks(emb, size: int) -> Iterator[Tuple[int, np.ndarray]]:
+    """(first row, rows [b, D]) of an array or of a cache RowView (read part by part: each a memory map)."""
+    for first, part in getattr(emb, "parts", None) or [(0, emb)]:
+        for s in range(0, len(part), size):
+            yield first + s, part[s:s + size]
 
 
 def _unit_block(block: np.ndarray) -> torch.Tensor:
@@ -46,10 +55,11 @@ class VideoIndex:
         self._packs = None
         if packed and len(video_emb):
             self._packs = []
-            steps = range(0, len(video_emb), PACK_BLOCK)
-            for i, s in enumerate(tqdm(steps, desc="packing video index", unit="block", disable=not progress)):
-                unit = _unit_block(video_emb[s:s + PACK_BLOCK])
-                self._packs.append(_pack(unit) if int8_available() else unit)
+            steps = list(blocks(video_emb, PACK_BLOCK))
+            for i, (first, block) in enumerate(progress_display(steps, desc="packing video index", unit="block",
+                                                                quiet=not progress)):
+                unit = _unit_block(block)
+                self._packs.append((first, _pack(unit) if int8_available() else unit))
                 if on_block:
                     on_block(i + 1, len(steps))
 
@@ -60,15 +70,13 @@ class VideoIndex:
         """Rows of the `keep` best coarse scores, in row order."""
         parts = []
         if self._packs is not None:
-            for i, pack in enumerate(self._packs):
+            for first, pack in self._packs:
                 if isinstance(pack, torch.Tensor):
-                    s = pack @ q                                                       # [b]
+                    parts.append((first, pack @ q))                                            # [b]
                 else:
-                    s = torch.ops.quantized.linear_dynamic(q[None], pack)[0]           # [b]
-                parts.append((i * PACK_BLOCK, s))
+                    parts.append((first, torch.ops.quantized.linear_dynamic(q[None], pack)[0]))  # [b]
         else:
-            for s0 in range(0, len(self.emb), SCAN_BLOCK):
-                parts.append((s0, _unit_block(self.emb[s0:s0 + SCAN_BLOCK]) @ q))     # [b]
+            parts = [(first, _unit_block(block) @ q) for first, block in blocks(self.emb, SCAN_BLOCK)]   # [b] each
         rows, scores = [], []
         for start, s in parts:  # the best `keep` of each block, then of those
             top = torch.topk(s, min(keep, len(s)))

@@ -3,7 +3,7 @@ import os
 from typing import Callable, Tuple
 
 import numpy as np
-from tqdm import tqdm
+from cache.progress import progress as progress_display
 
 from cache.reader import CacheReader
 from evaluate import metrics as M
@@ -27,7 +27,7 @@ def _embed(method, reader: CacheReader, start: int, progress: bool) -> np.ndarra
     """Unit head embeddings [V - start, D] of the rows from `start` on, read in blocks."""
     out = np.zeros((reader.num_videos - start, reader.dim), np.float32)
     steps = range(start, reader.num_videos, EMBED_BATCH)
-    for s in tqdm(steps, desc=f"embedding with {method.name}", unit="block", disable=not progress):
+    for s in progress_display(steps, desc=f"embedding with {method.name}", unit="block", quiet=not progress):
         rows = np.arange(s, min(s + EMBED_BATCH, reader.num_videos))
         out[s - start:s - start + len(rows)] = M.l2_normalise(method.video_embeddings(reader.emb(rows).astype(np.float32)))
     return out

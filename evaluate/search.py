@@ -88,7 +88,7 @@ def write_hits_csv(out, answered: list) -> None:
 
 
 def _answer_file(searcher, args, progress: bool) -> int:
-    from tqdm import tqdm
+    from cache.progress import progress as progress_display
     try:
         queries = read_queries(args.queries)
     except (OSError, UnicodeDecodeError) as exc:
@@ -97,7 +97,8 @@ def _answer_file(searcher, args, progress: bool) -> int:
         return _fail(args.queries, "no queries in the file (one per line)", EXIT_DATA)
     emb = searcher.encode([q for _, q in queries], progress=progress)                  # [Q, D]
     answered = [(line, q, searcher.hits(e, args.top))
-                for (line, q), e in tqdm(list(zip(queries, emb)), desc="searching", unit="query", disable=not progress)]
+                for (line, q), e in progress_display(list(zip(queries, emb)), desc="searching", unit="query",
+                                                     quiet=not progress)]
     try:
         if args.out == "-":
             write_hits_csv(sys.stdout, answered)

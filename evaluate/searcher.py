@@ -24,30 +24,13 @@ class Hit:
     caption: str = ""
 
 
-def cache_video_index(reader: "CacheReader", progress: bool = False) -> np.ndarray:
-    """[V, D] unit mean-pooled video embeddings of the cache, memory-mapped by the cache reader."""
-    if hasattr(reader, "video_index"):
-        return reader.video_index()
-    # Adapter until cache.reader has video_index() (issue 11, cache half): pool every frame once.
-    from evaluate.video_emb import mean_pooled
-    return mean_pooled(reader, progress)
-
-
-def row_times(reader: "CacheReader", rows: np.ndarray) -> np.ndarray:
-    """Timestamps [k, N] of the given rows only."""
-    try:
-        return reader.times(rows)
-    except TypeError:  # adapter: a reader whose times() reads every row
-        return reader.times()[rows]
-
-
 def best_moments(reader: "CacheReader", rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Per row, the timestamp (s) of the frame whose embedding has the highest cosine with the query."""
     if not len(rows):
         return np.zeros(0, np.float32)
     emb = M.l2_normalise(reader.emb(rows))                                           # [k, N, D]
     best = (emb @ M.l2_normalise(query)).argmax(1)                                   # [k]
-    return row_times(reader, rows)[np.arange(len(rows)), best]
+    return reader.times(rows)[np.arange(len(rows)), best]
 
 
 class Searcher:
@@ -99,7 +82,7 @@ def open_searcher(reader: "CacheReader", run: Optional[str], clip_model: Optiona
     clip_ = load_text_encoder(reader, clip_model, device)
     stage(f"reading the video index ({reader.num_videos:,} videos)")
     if run is None:
-        emb, source = cache_video_index(reader, progress), "mean-pooled CLIP frame embeddings"
+        emb, source = reader.video_index(progress), "mean-pooled CLIP frame embeddings"
     else:
         from evaluate.run_emb import run_video_embeddings
         emb, source = run_video_embeddings(run, reader, device, progress, note)

@@ -35,9 +35,9 @@ def grab_frame(path: str, t: float, width: int = THUMB_WIDTH) -> Optional[bytes]
 
 def thumbnails(hits: list, root: str, progress: bool = False) -> List[Optional[bytes]]:
     """JPEG of each hit's best moment (objects with .id and .time), None where the file is missing or unreadable."""
-    from tqdm import tqdm
+    from cache.progress import progress as progress_display
     out = []
-    for hit in tqdm(hits, desc="thumbnails", unit="video", disable=not progress):
+    for hit in progress_display(hits, desc="thumbnails", unit="video", quiet=not progress):
         path = find_video(root, hit.id)
         out.append(grab_frame(path, hit.time) if path else None)
     return out
