@@ -87,14 +87,8 @@ def write_hits_csv(out, answered: list) -> None:
             w.writerow([line, query, h.rank, h.id, f"{h.score:.6f}", f"{h.time:.3f}", h.label, h.caption])
 
 
-def _answer_file(searcher, args, progress: bool) -> int:
+def _answer_file(searcher, args, queries: List[tuple], progress: bool) -> int:
     from cache.progress import progress as progress_display
-    try:
-        queries = read_queries(args.queries)
-    except (OSError, UnicodeDecodeError) as exc:
-        return _fail(args.queries, f"cannot read the queries ({getattr(exc, 'strerror', None) or exc})", EXIT_DATA)
-    if not queries:
-        return _fail(args.queries, "no queries in the file (one per line)", EXIT_DATA)
     emb = searcher.encode([q for _, q in queries], progress=progress)                  # [Q, D]
     answered = [(line, q, searcher.hits(e, args.top))
                 for (line, q), e in progress_display(list(zip(queries, emb)), desc="searching", unit="query",
@@ -169,6 +163,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     query = normalise_query(args.query) if args.query is not None else None
     if query == "":
         return _fail("query", "the query is empty; give a sentence to search for", EXIT_USAGE)
+    queries = []
+    if args.queries:  # read first: a bad file fails before anything slow loads
+        try:
+            queries = read_queries(args.queries)
+        except (OSError, UnicodeDecodeError) as exc:
+            return _fail(args.queries, f"cannot read the queries ({getattr(exc, 'strerror', None) or exc})",
+                         EXIT_DATA)
+        if not queries:
+            return _fail(args.queries, "no queries in the file (one per line)", EXIT_DATA)
     from cache.reader import open_cache
     from evaluate.clip_text import ClipMismatch
     from evaluate.search_page import RANDOM_BANNER
@@ -197,7 +200,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if reader.random_weights:
                 print("!!! RANDOM CLIP WEIGHTS: scores carry no meaning !!!", file=sys.stderr)
             if args.queries:
-                return _answer_file(searcher, args, progress)
+                return _answer_file(searcher, args, queries, progress)
             return _answer_one(searcher, args, query, root, banner, progress)
     except CacheError as exc:
         return _fail(exc.path, exc.reason, EXIT_DATA)
