@@ -88,10 +88,10 @@ def warm(path: str, videos: int = VIDEOS) -> Dict[str, object]:
         scan = VideoIndex(searcher.index.emb)
         res["scan_rank_ms"] = 1000 * float(np.median(_timed(lambda i: scan.top(emb[i % 8], TOP), 3)))
         rng = np.random.default_rng(1)
-        near = np.asarray(searcher.index.emb[np.sort(rng.integers(0, videos, 10))], np.float32)
+        near = np.asarray(searcher.index.emb[np.sort(rng.integers(0, videos, 5))], np.float32)
         near = near + rng.standard_normal(near.shape).astype(np.float32) * float(np.abs(near).mean())
-        res["recall_at_10_text"] = recall_at(searcher.index, emb, TOP)
-        res["recall_at_10_random"] = recall_at(searcher.index, rng.standard_normal((10, DIM)).astype(np.float32), TOP)
+        res["recall_at_10_text"] = recall_at(searcher.index, emb[:5], TOP)
+        res["recall_at_10_random"] = recall_at(searcher.index, rng.standard_normal((5, DIM)).astype(np.float32), TOP)
         res["recall_at_10_near_video"] = recall_at(searcher.index, near, TOP)
         res["torch_threads"] = torch.get_num_threads()
     return res
