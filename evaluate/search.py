@@ -8,12 +8,13 @@ from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_USAGE
 
 CSV_COLUMNS = ["query_line", "query", "rank", "id", "score", "time", "label", "caption"]
 
-EXAMPLES = """examples:
+EXAMPLES = """exit status: 0 ok; 2 bad arguments (or the port is taken); 3 unusable cache, run, queries file
+or CLIP weights.
+
+examples:
   python -m evaluate.search cache.h5 "a ball rolling to the left" --top 5
   python -m evaluate.search cache.h5 --queries queries.txt --out hits.csv --run runs/transformer
-  python -m evaluate.search cache.h5 --serve --port 8765      # then open http://127.0.0.1:8765/
-
-Exit status: 0 ok; 2 bad arguments (or the port is taken); 3 unusable cache, run, queries file or CLIP weights."""
+  python -m evaluate.search cache.h5 --serve --port 8765      # then open http://127.0.0.1:8765/"""
 
 
 def _parser() -> argparse.ArgumentParser:
