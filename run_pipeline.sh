@@ -19,6 +19,7 @@ SOURCE            a folder with one sub-folder per class, a path,label CSV or a 
 --epochs E        training epochs per head (default: the trainer's)          [CLIPVID_EPOCHS]
 --per-class K     demo videos per class (default 24)                         [CLIPVID_PER_CLASS]
 --retrain         train every head again even if trained on this cache
+--quiet           no progress displays (summaries and errors still print)  [CLIPVID_QUIET=1]
 -h, --help        this help
 
 A second run does only what is missing: the cache resumes, and heads already trained on
@@ -38,6 +39,8 @@ HEADS="${CLIPVID_HEADS:-all}"
 EPOCHS="${CLIPVID_EPOCHS:-}"
 PER_CLASS="${CLIPVID_PER_CLASS:-24}"
 RETRAIN=0
+QUIET=()
+[ "${CLIPVID_QUIET:-0}" = 1 ] && QUIET=(--quiet)
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
     --epochs) EPOCHS="$2"; shift 2 ;;
     --per-class) PER_CLASS="$2"; shift 2 ;;
     --retrain) RETRAIN=1; shift ;;
+    --quiet) QUIET=(--quiet); shift ;;
     --) shift; SOURCE="$1"; shift ;;
     -*) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) SOURCE="$1"; shift ;;
@@ -57,7 +61,6 @@ while [ $# -gt 0 ]; do
 done
 
 source scripts/ensure_env.sh
-export PYTHONWARNINGS=ignore
 mkdir -p "$OUT"
 
 # CLIP weights: the default falls back to random:tiny when ViT-B/32 cannot be had here.
@@ -82,7 +85,7 @@ if [ -z "$SOURCE" ]; then
   SOURCE="$OUT/demo"
   if [ ! -f "$SOURCE/pairs.json" ]; then
     echo "[1/4] rendering the demo set into $SOURCE" >&2
-    "$PY" -m extract.synthetic "$SOURCE" --per-class "$PER_CLASS"
+    "$PY" -m extract.synthetic "$SOURCE" --per-class "$PER_CLASS" ${QUIET[@]+"${QUIET[@]}"}
   else
     echo "[1/4] demo set already in $SOURCE" >&2
   fi
@@ -99,7 +102,7 @@ REPORT="$OUT/report/${NAME}-${SLUG}-N${FRAMES}"
 mkdir -p "$OUT/cache" "$RUNS" "$REPORT"
 
 echo "[2/4] extracting into $CACHE" >&2
-EXTRACT=("$PY" -m extract "$SOURCE" --out "$CACHE" --clip-model "$MODEL" --frames "$FRAMES")
+EXTRACT=("$PY" -m extract "$SOURCE" --out "$CACHE" --clip-model "$MODEL" --frames "$FRAMES" ${QUIET[@]+"${QUIET[@]}"})
 [ -n "$WORKERS" ] && EXTRACT+=(--workers "$WORKERS")
 [ -n "$SCHEDULER" ] && EXTRACT+=(--scheduler "$SCHEDULER")
 set +e
@@ -128,13 +131,13 @@ for head in "${HEAD_LIST[@]}"; do
   fi
 done
 if [ ${#PENDING[@]} -gt 0 ]; then
-  TRAIN=("$PY" -m train "$CACHE" --head "$(IFS=,; echo "${PENDING[*]}")" --out "$RUNS")
+  TRAIN=("$PY" -m train "$CACHE" --head "$(IFS=,; echo "${PENDING[*]}")" --out "$RUNS" ${QUIET[@]+"${QUIET[@]}"})
   [ -n "$EPOCHS" ] && TRAIN+=(--epochs "$EPOCHS")
   "${TRAIN[@]}"
   for head in "${PENDING[@]}"; do echo "$STAMP" > "$RUNS/$head/.cache-stamp"; done
 fi
 
 echo "[4/4] writing the report into $REPORT" >&2
-"$PY" -m evaluate "$CACHE" --runs "$RUNS" --out "$REPORT"
+"$PY" -m evaluate "$CACHE" --runs "$RUNS" --out "$REPORT" ${QUIET[@]+"${QUIET[@]}"}
 echo
 echo "report: $(cd "$REPORT" && pwd)/report.html"

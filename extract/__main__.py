@@ -32,7 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--video-timeout", type=float, default=300.0,
                     help="seconds ffmpeg may spend on one video before it is recorded as failed (default 300)")
     ap.add_argument("--retry-failed", action="store_true", help="try again the videos recorded as failed")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                    help="no progress display (a bar on a terminal, a line every few seconds in a log)")
     return ap.parse_args(argv)
 
 
@@ -61,6 +62,16 @@ def _term_as_interrupt(*_):
     raise KeyboardInterrupt
 
 
+def _cached_count(out: str) -> int:
+    """Videos the cache holds after an interrupted run (0 when it was never written)."""
+    from cache.reader import open_cache
+    try:
+        with open_cache(out) as r:
+            return r.num_videos
+    except (CacheError, OSError):
+        return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -80,7 +91,7 @@ def main(argv=None) -> int:
         print(f"warning: {w}", file=sys.stderr)
     from extract.pipeline import Options, run
     opts = Options(args.clip_model, args.frames, args.workers, args.threads_per_worker, args.scheduler,
-                   args.device, args.batch_size, args.video_timeout, args.retry_failed, not args.no_progress,
+                   args.device, args.batch_size, args.video_timeout, args.retry_failed, not args.quiet,
                    args.torch_threads)
     signal.signal(signal.SIGTERM, _term_as_interrupt)
     try:
@@ -89,7 +100,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DATA
     except KeyboardInterrupt:
-        print(f"interrupted: finished videos are kept in {args.out}; run the same command to resume",
+        print(f"interrupted: {_cached_count(args.out)} videos kept in {args.out}; run the same command to resume",
               file=sys.stderr)
         return 130
     if "random:" in args.clip_model:

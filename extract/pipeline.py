@@ -1,6 +1,9 @@
 """Run an extraction: skip what is cached, fan videos out to Dask, stream results to the writer."""
+import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -76,9 +79,27 @@ def make_client(opts: Options):
         client.wait_for_workers(1, timeout=60)
         return client, None
     workers, threads = default_layout(opts.device, opts.workers, opts.threads_per_worker)
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR, memory_limit=0)
+    # Ctrl-C reaches every process of the terminal's group: the workers would each print a
+    # KeyboardInterrupt traceback. They start with SIGINT ignored (kept across exec) and are
+    # stopped by cluster.close(); this process alone handles the interrupt.
+    with _sigint_ignored():
+        # The scheduler always serves HTTP; a free local port, not 8787, so two runs never warn.
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR, memory_limit=0)
     return Client(cluster), cluster
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while processes are started (they inherit it); only the main thread may say so."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def weights_settings(opts: Options, source_root: str, dim: int = 0) -> dict:
@@ -222,7 +243,7 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
             for item, res in zip(chunk, results):
                 _record(writer, summary, item, res)
             bar.update(len(chunk))
-            bar.set_postfix(failed=len(summary.failed), refresh=False)
+            bar.set_postfix(failed=len(summary.failed))
             submit_next(ac)
         bar.close()
         summary.work_seconds = time.time() - work_start

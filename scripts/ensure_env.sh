@@ -4,7 +4,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-STAMP="$VENV/.clipvid-$(sha1sum "$ROOT/requirements.txt" "$ROOT/pyproject.toml" | sha1sum | cut -c1-12)"
+# The stamp hashes the files' contents only (not their paths), so a second checkout of the same
+# version reuses the environment instead of reinstalling it.
+STAMP="$VENV/.clipvid-$(cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" | sha1sum | cut -c1-12)"
 
 pick_python() {
   # torch 2.14.1's wheels on this kind of machine are for CPython 3.11; prefer it.
@@ -19,7 +21,10 @@ if [ ! -f "$STAMP" ]; then
   [ -x "$VENV/bin/python" ] || "$(pick_python)" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt"
-  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" >/dev/null
+  # setuptools tells every editable install to beware of same-named folders in the working
+  # directory (pip shows it as a BuildBackendWarning); it is expected here, so that one is muted.
+  "$VENV/bin/python" -W "ignore:Editable installation" -m pip install -q --no-deps --no-build-isolation \
+    -e "$ROOT" >/dev/null
   rm -f "$VENV"/.clipvid-*
   touch "$STAMP"
 fi

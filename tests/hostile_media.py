@@ -64,3 +64,20 @@ def kill_group(proc: subprocess.Popen) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"processes of group {proc.pid} are still running after SIGKILL")
+
+
+def journal_videos(cache) -> int:
+    """Videos recorded in the writer's journal so far: the observable progress of a running extract.
+    The journal is `CACHE.journal` (schema 1) or `CACHE.d/journal` (schema 2)."""
+    from cache.journal import scan
+    paths = [os.fspath(cache) + ".journal", os.path.join(os.fspath(cache) + ".d", "journal")]
+    return sum(rec.meta.get("kind") == "video" for p in paths for _, rec in scan(p, load_arrays=False))
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 120.0, what: str = "progress") -> None:
+    """Poll `predicate` until it holds; fail if `proc` ends or `timeout` passes first."""
+    deadline = time.time() + timeout
+    while not predicate():
+        assert proc.poll() is None, f"the process ended (exit {proc.returncode}) before {what}"
+        assert time.time() < deadline, f"no {what} within {timeout:.0f} s"
+        time.sleep(0.02)
