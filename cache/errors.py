@@ -5,6 +5,7 @@ EXIT_OK = 0        # everything asked for was done
 EXIT_PARTIAL = 1   # the run finished but some inputs failed (listed in the output)
 EXIT_USAGE = 2     # bad arguments; nothing was done (argparse uses 2 as well)
 EXIT_DATA = 3      # an input file (cache, checkpoint, CSV) is unusable; nothing was done
+EXIT_INTERRUPTED = 130   # Ctrl-C (128 + SIGINT, as a shell reports it); finished work is kept
 
 
 class CacheError(Exception):

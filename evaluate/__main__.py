@@ -5,7 +5,7 @@ import sys
 import warnings
 from typing import List, Optional
 
-from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from cache.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +33,14 @@ def _fail(path: str, reason: str, status: int) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _evaluate(args)
+    except KeyboardInterrupt:
+        print(f"interrupted: no report finished in {args.out}; run the same command again", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     if args.resamples < 1:
         return _fail("--resamples", "must be at least 1", EXIT_USAGE)
     if not os.path.isdir(args.runs):

@@ -4,7 +4,7 @@ import os
 import signal
 import sys
 
-from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from cache.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
 EPILOG = """exit status: 0 every video is cached; 1 some videos failed (listed, and kept in
 /failures of the cache); 2 usage error (nothing done); 3 the cache file cannot be used or written."""
@@ -49,13 +49,21 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--video-timeout must be positive")
     if not os.path.exists(args.source):
         raise ValueError(f"{args.source}: no such file or folder")
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(folder):
-        raise ValueError(f"{args.out}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"{args.out}: folder {folder} is not writable")
     if os.path.isdir(args.out):
         raise ValueError(f"{args.out}: is a directory; --out takes a file name")
+    # Missing folders are made (after every other check); the first existing one must be writable.
+    folder = os.path.dirname(os.path.abspath(args.out))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"{args.out}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{args.out}: folder {folder} is not writable")
+    if args.device == "cuda" and not args.scheduler:
+        from extract.pipeline import cuda_count
+        if not cuda_count():
+            raise ValueError("--device cuda: this machine has no CUDA GPU that torch can use; "
+                             "use --device auto or cpu (or --scheduler with GPU workers)")
 
 
 def _term_as_interrupt(*_):
@@ -90,6 +98,11 @@ def main(argv=None) -> int:
     for w in source.warnings:
         print(f"warning: {w}", file=sys.stderr)
     from extract.pipeline import Options, run
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    except OSError as exc:
+        print(f"error: {args.out}: cannot create its folder ({exc.strerror or exc})", file=sys.stderr)
+        return EXIT_USAGE
     opts = Options(args.clip_model, args.frames, args.workers, args.threads_per_worker, args.scheduler,
                    args.device, args.batch_size, args.video_timeout, args.retry_failed, not args.quiet,
                    args.torch_threads)
@@ -102,11 +115,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"interrupted: {_cached_count(args.out)} videos kept in {args.out}; run the same command to resume",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     if "random:" in args.clip_model:
         print("!!! RANDOM CLIP WEIGHTS: these embeddings carry no learned meaning !!!", file=sys.stderr)
+    paths = {item.id: item.path for item in source.items} if summary.failed else {}
     for vid, why in summary.failed.items():
-        print(f"failed: {vid}: {why}", file=sys.stderr)
+        looked = f" (looked for {os.path.abspath(paths[vid])})" if why == "file not found" and vid in paths else ""
+        print(f"failed: {vid}: {why}{looked}", file=sys.stderr)
     rate = summary.cached / summary.seconds if summary.seconds else 0.0
     ways = ", ".join(f"{k} {v}" for k, v in sorted(summary.strategies.items())) or "none"
     print(f"{args.out}: cached {summary.cached}, skipped {summary.skipped} already cached, "

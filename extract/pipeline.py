@@ -52,7 +52,8 @@ class Summary:
     strategies: Dict[str, int] = field(default_factory=dict)
 
 
-def _cuda_count() -> int:
+def cuda_count() -> int:
+    """GPUs torch can use here (0 without the NVIDIA driver, found without importing torch)."""
     # Importing torch costs seconds; a machine without the NVIDIA driver has no GPU to count.
     if not os.path.isdir("/proc/driver/nvidia/gpus"):
         return 0
@@ -63,7 +64,7 @@ def _cuda_count() -> int:
 def default_layout(device: str, workers: Optional[int], threads: Optional[int]):
     """(workers, threads per worker): one single-threaded worker per core on CPU; on GPUs one
     worker per GPU with several threads, so ffmpeg decodes while the GPU embeds."""
-    gpus = _cuda_count() if device in ("auto", "cuda") else 0
+    gpus = cuda_count() if device in ("auto", "cuda") else 0
     if gpus:
         return workers or gpus, threads or 4
     # Each worker holds its own CLIP (ViT-B/32: ~0.6 GB); past 8 workers, more torch threads per

@@ -8,7 +8,9 @@ import sys
 import pytest
 
 from cache.reader import open_cache
-from hostile_media import FAST, ROOT, cache_cli, clip, extract, journal_videos, kill_group, wait_for
+from train.cli import main as train_main
+from train.synthetic import write_synthetic_cache
+from hostile_media import FAST, ROOT, cache_cli, extract, journal_videos, kill_group, make_clips, wait_for
 
 VIDEOS = [f"c{i % 2}/v{i:02d}.mp4" for i in range(40)]
 
@@ -16,15 +18,14 @@ VIDEOS = [f"c{i % 2}/v{i:02d}.mp4" for i in range(40)]
 @pytest.fixture(scope="module")
 def src(tmp_path_factory):
     base = tmp_path_factory.mktemp("sigint")
-    for vid in VIDEOS:
-        os.makedirs(base / "src" / os.path.dirname(vid), exist_ok=True)
-        clip(base / "src" / vid, 0.5)
+    make_clips(base / "src", VIDEOS, 0.5)
     return base
 
 
-def _popen(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+def _popen(*args, env=None):
+    env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
     env.pop("PYTHONWARNINGS", None)
+    env.pop("TQDM_DISABLE", None)
     return subprocess.Popen([sys.executable, *map(os.fspath, args)], cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -59,3 +60,51 @@ def test_ctrl_c_during_extract_is_one_line_then_resumes(src):
     assert f"skipped {kept} already cached" in again.stdout
     with open_cache(os.fspath(cache)) as r:
         assert sorted(r.ids) == sorted(VIDEOS)
+
+
+@pytest.fixture(scope="module")
+def syn_cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sigint_train") / "syn.h5"
+    write_synthetic_cache(os.fspath(path), num_classes=4, per_class=12, frames=8, dim=16, seed=0)
+    return path
+
+
+def _wait_line(proc, prefix: str) -> list:
+    """Read stderr lines until one starts with `prefix` (observable progress); returns those read."""
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith(prefix):
+            return seen
+    raise AssertionError(f"the process ended (exit {proc.wait()}) before printing {prefix!r}:\n{''.join(seen)}")
+
+
+def test_ctrl_c_during_train_keeps_finished_heads_only(syn_cache, tmp_path):
+    runs = tmp_path / "runs"
+    proc = _popen("-m", "train", syn_cache, "--out", runs, "--head", "meanpool,lstm", "--epochs", "500",
+                  "--patience", "500")
+    before = _wait_line(proc, "lstm epoch 2/500")
+    status, out, err = _ctrl_c(proc)
+    assert status == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines[-1] == (f"interrupted: 1 of 2 heads finished in {runs} (meanpool); "
+                         "the head in training was discarded"), "".join(before) + err
+    assert out.startswith("meanpool ")
+    assert sorted(os.listdir(runs)) == ["meanpool"]          # no lstm folder, no hidden partial one
+    assert sorted(os.listdir(runs / "meanpool")) == sorted(
+        ["head.pt", "metrics.json", "predictions.csv", "split.json", "video_emb.npy"])
+
+
+def test_ctrl_c_during_evaluate_is_one_line(syn_cache, tmp_path):
+    runs, report = tmp_path / "runs", tmp_path / "report"
+    assert train_main([os.fspath(syn_cache), "--out", os.fspath(runs), "--head", "meanpool,maxpool",
+                       "--quiet"]) == 0
+    env = {"CLIPVID_PROGRESS_INTERVAL": "0"}   # a line per head scored: the progress to wait on
+    proc = _popen("-m", "evaluate", syn_cache, "--runs", runs, "--out", report, env=env)
+    _wait_line(proc, "scoring heads: 1/2")
+    status, _, err = _ctrl_c(proc)
+    assert status == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.splitlines()[-1] == f"interrupted: no report finished in {report}; run the same command again"
+    assert not os.path.exists(report / "report.html")

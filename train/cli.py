@@ -4,7 +4,7 @@ import os
 import sys
 from typing import List, Optional
 
-from cache.errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, CacheError
+from cache.errors import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CacheError
 from train.checkpoint import CheckpointError
 from train.device import resolve_device, set_cpu_threads
 from train.prepare import UsageError, prepare
@@ -97,6 +97,10 @@ def _run(args: argparse.Namespace) -> int:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{args.out}: cannot create the output folder ({exc.strerror})")
+    return _train(args, heads, device, classes)
+
+
+def _train(args: argparse.Namespace, heads: List[str], device, classes: Optional[List[str]]) -> int:
     budget = int(args.max_memory_mb * (1 << 20)) if args.max_memory_mb is not None else None
     data = prepare(args.cache, args.frames, args.seed, args.holdout_classes, classes, budget)
     if data.reader.random_weights:
@@ -105,8 +109,17 @@ def _run(args: argparse.Namespace) -> int:
     set_cpu_threads(device, args.threads, len(data.splits["train"]) * len(data.frames) * data.reader.dim)
     opts = HeadOptions(epochs=args.epochs, seed=args.seed, lr=args.lr, batch_size=args.batch_size,
                        patience=args.patience, progress=not args.quiet)
+    lines: List[str] = []
     try:
-        lines = [summary_line(train_head(name, data, args.out, opts, device)) for name in heads]
+        for name in heads:
+            lines.append(summary_line(train_head(name, data, args.out, opts, device)))
+    except KeyboardInterrupt:
+        for line in lines:
+            print(line)
+        done = ", ".join(heads[:len(lines)]) or "none"
+        print(f"interrupted: {len(lines)} of {len(heads)} heads finished in {args.out} ({done}); "
+              f"the head in training was discarded", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         data.reader.close()
     for line in lines:
@@ -117,6 +130,27 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status instead of raising (errors are one line on stderr)."""
     args = build_parser().parse_args(argv)
+    existed = os.path.isdir(args.out)
+    try:
+        status = _status(args)
+    except BaseException:
+        _remove_if_empty(args.out, existed)
+        raise
+    if status not in (EXIT_OK, EXIT_INTERRUPTED):
+        _remove_if_empty(args.out, existed)
+    return status
+
+
+def _remove_if_empty(folder: str, existed: bool) -> None:
+    """A refused run leaves no empty output folder behind (one it did not find there)."""
+    if not existed:
+        try:
+            os.rmdir(folder)
+        except OSError:   # not empty, or never made
+            pass
+
+
+def _status(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except UsageError as exc:
@@ -128,3 +162,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as exc:  # e.g. the disk filled up while writing a run folder
         print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_DATA
+    except KeyboardInterrupt:   # before the first head started
+        print(f"interrupted: no head trained into {args.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
