@@ -11,7 +11,8 @@ usage: ./run_pipeline.sh [SOURCE] [options]
 SOURCE            a folder with one sub-folder per class, a path,label CSV or a Kinetics CSV
                   (default: the built-in demo set, rendered into OUT/demo)
 --out DIR         where the cache, runs and report go (default: out)         [CLIPVID_OUT]
---clip-model M    CLIP name, weights file or random:<arch> (default ViT-B/32) [CLIPVID_MODEL]
+--clip-model M    CLIP name, weights file or random:<arch>                   [CLIPVID_MODEL]
+                  (default: ViT-B/32 when ~/.cache/clip/ViT-B-32.pt exists, else random:tiny)
 --frames N        frames sampled per video (default 100)                     [CLIPVID_FRAMES]
 --workers W       Dask worker processes (default: one per core up to 8, or GPU) [CLIPVID_WORKERS]
 --scheduler ADDR  an existing Dask scheduler, e.g. tcp://host:8786           [CLIPVID_SCHEDULER]
@@ -25,7 +26,13 @@ SOURCE            a folder with one sub-folder per class, a path,label CSV or a 
 A second run does only what is missing: the cache resumes, and heads already trained on
 the same cache are reused. Without real CLIP weights (no internet and nothing in
 ~/.cache/clip) the demo falls back to random:tiny weights, loudly; a model you name
-yourself that cannot be loaded is an error.
+yourself that cannot be loaded is an error. Exit status: 0 done; 1 report written but some
+videos failed; 2 usage error; 3 an unusable input file; 130 interrupted.
+
+examples:
+  ./run_pipeline.sh                                   # the demo, end to end
+  ./run_pipeline.sh videos/ --out out/ --clip-model ViT-B/32 --frames 32
+  ./run_pipeline.sh list.csv --heads lstm,transformer --epochs 40 --quiet > log 2>&1
 EOT
 }
 
@@ -112,6 +119,7 @@ set -e
 case $status in
   0) ;;
   1) echo "warning: some videos failed (listed above, kept in the cache's /failures); going on" >&2 ;;
+  130) exit 130 ;;   # Ctrl-C: extract said what it kept
   *) echo "error: extraction failed (exit $status)" >&2; exit $status ;;
 esac
 "$PY" -m cache info "$CACHE"
@@ -141,3 +149,4 @@ echo "[4/4] writing the report into $REPORT" >&2
 "$PY" -m evaluate "$CACHE" --runs "$RUNS" --out "$REPORT" ${QUIET[@]+"${QUIET[@]}"}
 echo
 echo "report: $(cd "$REPORT" && pwd)/report.html"
+exit "$status"   # 1 when some videos failed

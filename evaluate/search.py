@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, List, Optional
 import numpy as np
 
 from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_USAGE
+from cache.helptext import add_examples
 from evaluate import metrics as M
 
 if TYPE_CHECKING:  # the reader is imported lazily so --help stays fast
@@ -85,8 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--root", default=None, help="folder the video ids are relative to, for thumbnails "
                                                  "(default: the cache's source_root, else the cache's folder)")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    return ap
+    ap.add_argument("--quiet", action="store_true", help="no progress display")
+    return add_examples(ap, ['python -m evaluate.search cache.h5 "a ball rolling to the left" --top 5',
+                             'python -m evaluate.search cache.h5 "someone opens a door" --run runs/transformer '
+                             '--html hits.html'])
 
 
 def _fail(path: str, reason: str, status: int) -> int:

@@ -4,6 +4,7 @@ import os
 import signal
 import sys
 
+from cache.helptext import add_examples
 from cache.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
 EPILOG = """exit status: 0 every video is cached; 1 some videos failed (listed, and kept in
@@ -16,8 +17,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Sample N frames per video with ffmpeg, embed them with CLIP on a Dask cluster, "
                     "and cache them in HDF5. Running it again resumes.")
     ap.add_argument("source", help="folder with one sub-folder per class, a path,label[,split,caption] "
-                                   "CSV, or a Kinetics annotation CSV")
-    ap.add_argument("--out", required=True, help="cache file to create or extend (.h5)")
+                                   "CSV (relative paths are resolved against the CSV's own folder), "
+                                   "or a Kinetics annotation CSV")
+    ap.add_argument("--out", required=True, help="cache file to create or extend (.h5); missing folders are made")
     ap.add_argument("--clip-model", default="ViT-B/32",
                     help="CLIP model name, path to a weights file, or random:<arch> (default ViT-B/32)")
     ap.add_argument("--frames", type=int, default=100, help="frames sampled per video, N (default 100)")
@@ -26,7 +28,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     ap.add_argument("--torch-threads", type=int,
                     help="CPU threads each worker's CLIP uses (default: the host's cores / its workers)")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where CLIP runs")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="where CLIP runs (default auto: CUDA when present, else CPU)")
     ap.add_argument("--batch-size", type=int, default=100, help="frames per CLIP forward pass (default 100)")
     ap.add_argument("--videos", help="folder of downloaded clips, for a Kinetics CSV (default: the CSV's folder)")
     ap.add_argument("--video-timeout", type=float, default=300.0,
@@ -34,6 +37,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--retry-failed", action="store_true", help="try again the videos recorded as failed")
     ap.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
                     help="no progress display (a bar on a terminal, a line every few seconds in a log)")
+    add_examples(ap, ["python -m extract videos/ --out cache.h5 --clip-model ViT-B/32",
+                      "python -m extract list.csv --out runs/cache.h5 --frames 32 --quiet",
+                      "python -m extract kinetics400_val.csv --videos clips/ --out k400.h5 --device cuda"])
     return ap.parse_args(argv)
 
 

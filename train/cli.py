@@ -4,6 +4,7 @@ import os
 import sys
 from typing import List, Optional
 
+from cache.helptext import add_examples
 from cache.errors import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CacheError
 from train.checkpoint import CheckpointError
 from train.device import resolve_device, set_cpu_threads
@@ -24,9 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("cache", metavar="CACHE.h5", help="cache written by python -m extract")
     ap.add_argument("--head", default="all", metavar="NAME[,NAME...]|all", help="methods to run (default: all)")
     ap.add_argument("--out", required=True, metavar="RUNS", help="folder for the run folders, one per head")
-    ap.add_argument("--epochs", type=int, default=60, help="most epochs; early stopping may end sooner (60)")
-    ap.add_argument("--seed", type=int, default=0, help="seed for splits, weights and batches (0)")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (auto: CUDA when present)")
+    ap.add_argument("--epochs", type=int, default=60, help="most epochs; early stopping may end sooner (default 60)")
+    ap.add_argument("--seed", type=int, default=0, help="seed for splits, weights and batches (default 0)")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: CUDA when present)")
     ap.add_argument("--frames", type=int, metavar="K", help="use K evenly spaced rows of the N cached (all)")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--holdout-classes", type=int, metavar="K",
@@ -35,14 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="open set: train on the class names in FILE (one per line), test the rest zero-shot")
     ap.add_argument("--lr", type=float, help="learning rate of the trained heads (per-head default)")
     ap.add_argument("--batch-size", type=int, help="videos per step (default: by training-set size)")
-    ap.add_argument("--patience", type=int, default=15, help="epochs without validation gain before stopping")
+    ap.add_argument("--patience", type=int, default=15, help="epochs without validation gain before stopping (default 15)")
     ap.add_argument("--max-memory-mb", type=float,
                     help="largest in-memory copy of the frames; beyond it they are read in chunks "
                          "(default: half the available RAM)")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads for torch (default: 1 for small caches, all cores for large ones)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    return ap
+    ap.add_argument("--quiet", action="store_true", help="no progress display")
+    return add_examples(ap, ["python -m train cache.h5 --head all --out runs/",
+                             "python -m train cache.h5 --head lstm,transformer --frames 16 --epochs 40 --out runs/",
+                             "python -m train cache.h5 --head xclip --holdout-classes 3 --out runs_open/"])
 
 
 def parse_heads(text: str) -> List[str]:
