@@ -4,9 +4,11 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-# The stamp hashes the files' contents only (not their paths), so a second checkout of the same
-# version reuses the environment instead of reinstalling it.
-STAMP="$VENV/.clipvid-$(cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml" | sha1sum | cut -c1-12)"
+# The stamp hashes the two files' contents (not their paths: a second checkout of the same version
+# reuses the environment) and the list of top-level packages (a new stage, e.g. predict/, must be
+# installed before `clipvid` can run it).
+STAMP="$VENV/.clipvid-$({ cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml"; (cd "$ROOT" && ls -d -- */__init__.py); } \
+  | sha1sum | cut -c1-12)"
 
 pick_python() {
   # torch 2.14.1's wheels on this kind of machine are for CPython 3.11; prefer it.
