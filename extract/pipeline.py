@@ -136,6 +136,20 @@ def run(source: Source, out: str, opts: Options, log=print) -> Summary:
             cluster.close()
 
 
+def _quiet_dask() -> None:
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+def _hush(client) -> None:
+    """After Ctrl-C our own local cluster stops mid-task: what Dask logs about that (lost heartbeats,
+    cancelled tasks, closed comms) is noise, here and in the workers. A shared cluster is left alone."""
+    _quiet_dask()
+    try:
+        client.run(_quiet_dask)
+    except Exception:   # a worker already gone has nothing left to say
+        pass
+
+
 # Small files share a task (and, when short, ffmpeg runs: extract.batch): per-task Dask overhead
 # and ffmpeg start-up were ~30% of the time of a 4 s clip (bench.pipeline). Bigger files go alone.
 SMALL_FILE = 16 << 20   # bytes
@@ -249,7 +263,9 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
         bar.close()
         summary.work_seconds = time.time() - work_start
         writer.close()
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt) and not opts.scheduler:
+            _hush(client)   # first: committing below may take a while, and workers then log lost heartbeats
         # Interrupted: keep every finished video (commit), then re-raise.
         try:
             writer.close()
