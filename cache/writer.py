@@ -81,6 +81,8 @@ class CacheWriter:
         with open_cache(self.path) as r:
             self._check(r.settings, "the cache")
             if r.schema_version >= 2:
+                # A new source root (allowed by the caller) is recorded even when nothing is added.
+                self._pending += r.settings.get("source_root") != self.settings.get("source_root")
                 return M.from_reader(r)
             from cache.legacy import migrate
             self.state = M.State(dict(self.settings))
@@ -131,7 +133,7 @@ class CacheWriter:
                 st.failed[m["id"]] = m["reason"]
             elif m["kind"] == "video" and id(m) in keep:
                 st.put_video(m["id"], first + m["row"], m["content"])
-        self._pending = max(1, len(records) - 1)
+        self._pending += max(1, len(records) - 1)
         self.commit()
 
     def _collect_garbage(self) -> None:

@@ -108,6 +108,8 @@ def run(source: Source, out: str, opts: Options, log=print) -> Summary:
     start = time.time()
     quick = _already_done(source, out, opts)
     if quick is not None:  # nothing to embed and no new class: no cluster to start
+        if opts.allow_new_root:   # the user moved the cache to this folder: record it
+            CacheWriter(out, dict(settings, dim=read_settings(out)["dim"])).close()
         quick.seconds = time.time() - start
         return quick
     client, cluster = make_client(opts)

@@ -68,4 +68,4 @@ def test_hostile_sigkill_then_resume(src):
     leftovers = sorted(f for f in os.listdir(src) if f.startswith("k.h5") and f not in ("k.h5", "k.h5.d"))
     assert leftovers == []                             # no journal or half-written temp file left
     inside = {f.split(".")[-1] for f in os.listdir(src / "k.h5.d")}
-    assert inside <= {"emb", "t", "vidx", "lock"}, inside
+    assert inside <= {"emb", "t", "vidx", "num", "str", "lock"}, inside
