@@ -85,7 +85,7 @@ def _parse(data: bytes) -> Optional[VideoInfo]:
         return None
     scale, rate, start, length = struct.unpack_from("<4I", data, hs + 20)
     width, height = struct.unpack_from("<ii", data, fs + 4)
-    if not (scale and rate and length and width > 0) or start:
+    if not (scale and rate and length and width > 0 and height) or start:
         return None
     fps = rate / scale
     return VideoInfo(length / fps, fps, width, abs(height), 0.0)

@@ -25,6 +25,7 @@ _PART_PTS = re.compile(r"\[showinfo@p(\d+) @ [^\]]*\].*?pts_time:\s*(-?[0-9.]+(?
 _PIPE_SIZE = 1 << 20  # bytes; fewer wake-ups for the ~15 MB of frames a video sends
 _RGB_FROM_GBR = np.array([2, 0, 1])
 SEEK_WINDOW = 2.0  # seconds read after each seek point; bounds the work if a keyframe is far away
+SEEK_TOLERANCE = 0.1  # s; a seek's frame further than this (and two frame intervals) from its target is inexact
 # An in-process duration this far from ffmpeg's (which prints centiseconds) means the header misled one of us.
 DURATION_SLACK, DURATION_SLACK_SHARE = 0.05, 0.01
 
@@ -174,11 +175,16 @@ def decode_seek(path: str, info: VideoInfo, n: int, geo: sampling.Geometry,
     """One seek per target. -> frames [F, 3, S, S], times [F]; a frame past the header's end is
     kept: its time shows the stream runs on (runs_past)."""
     out = run_ffmpeg(seek_command(path, info, n, geo, threads), timeout, path, (n + 10) * geo.size * geo.size * 3)
-    return seek_frames(out, geo.size)
+    return seek_frames(out, geo.size, info, n)
 
 
-def seek_frames(out: subprocess.CompletedProcess, size: int):
-    """The frames and times of a seek_command run (see decode_seek)."""
+class InexactSeek(VideoError):
+    """Seeking landed well after its targets (MPEG-TS and other containers without an index seek to
+    a nearby keyframe): one pass over the video samples it instead."""
+
+
+def seek_frames(out: subprocess.CompletedProcess, size: int, info: VideoInfo, n: int):
+    """The frames and times of a seek_command run (see decode_seek); raises InexactSeek."""
     err = out.stderr.decode("utf-8", "replace")
     parts = [(int(k), float(t)) for k, t in _PART_PTS.findall(err)]
     frame_bytes = size * size * 3
@@ -187,6 +193,11 @@ def seek_frames(out: subprocess.CompletedProcess, size: int):
     if len(parts) * frame_bytes != len(out.stdout):
         raise VideoError(f"ffmpeg returned {len(out.stdout) // frame_bytes} frames but {len(parts)} timestamps")
     frames = np.frombuffer(out.stdout, np.uint8).reshape(len(parts), 3, size, size)   # G, B, R planes
+    targets = sampling.target_times(info.duration, n)
+    # An accurate seek keeps the first frame at or after its target: about a frame interval away.
+    off = [abs(t - targets[k]) for k, t in parts if k < n]                     # the last input has no target
+    if off and max(off) > max(SEEK_TOLERANCE, 2.0 / info.fps if info.fps > 0 else 0.0):
+        raise InexactSeek(f"seeking lands {max(off):.1f} s from its target")
     return frames, np.array([t for _, t in parts], np.float64)
 
 
@@ -329,7 +340,10 @@ def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
 
 def sample_planned(p: Plan, n: int, threads: int, deadline: Deadline) -> Sample:
     """Decode a planned video on its own (and again over the pictured part if its stream stops early)."""
-    p, (frames, times) = _decode_checked(p, n, threads, deadline)
+    try:
+        p, (frames, times) = _decode_checked(p, n, threads, deadline)
+    except InexactSeek:
+        p, (frames, times) = _decode_checked(dataclasses.replace(p, strategy="pass"), n, threads, deadline)
     if mistimed(times, p.info, n):
         # The picture stops early (audio runs on) or runs past the header's end: sample the span
         # that has pictures, from the last video packet (or the last decoded frame, if later).
@@ -356,7 +370,7 @@ def _decode_run(p: Plan, n: int, threads: int, deadline: Deadline):
     out = run_ffmpeg(cmd, deadline.left(), p.path, expect)
     theirs = parse_inputs(out.stderr.decode("utf-8", "replace")).get(0)
     try:
-        return theirs, (seek_frames(out, p.geo.size) if seek else frames_from(out, p.geo.size, p.path))
+        return theirs, (seek_frames(out, p.geo.size, p.info, n) if seek else frames_from(out, p.geo.size, p.path))
     except VideoError as exc:
         exc.ffmpeg_info = theirs          # what ffmpeg read, for the caller to compare with the header
         raise

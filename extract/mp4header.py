@@ -110,17 +110,17 @@ def _rotation(moov: bytes, tkhd: Tuple[int, int], mvhd: Tuple[int, int]) -> floa
     return 0.0 if rot == 0 else round(rot, 2)
 
 
-def _plain_edits(moov: bytes, elst: Optional[Tuple[int, int]]) -> bool:
-    """Whether the edit list only trims the start (one edit, no empty edit that delays the track):
-    then mvhd's duration is what ffmpeg shows from the first displayed frame."""
+def _edit(moov: bytes, elst: Optional[Tuple[int, int]]) -> Optional[Tuple[Optional[int], int]]:
+    """(segment duration in movie ticks or None, media start in track ticks) of a plain edit list:
+    one edit, no empty edit that delays the track (a start time ffmpeg judges). None otherwise."""
     if elst is None:
-        return True
+        return None, 0
     s, e = elst
     version, count = moov[s], struct.unpack_from(">I", moov, s + 4)[0]
     if count != 1:
-        return False
-    media_time = struct.unpack_from(">q" if version == 1 else ">i", moov, s + 8 + (8 if version == 1 else 4))[0]
-    return media_time >= 0
+        return None
+    segment, media_time = struct.unpack_from(">Qq" if version == 1 else ">Ii", moov, s + 8)
+    return (segment, media_time) if media_time >= 0 else None
 
 
 def _read_moov(path: str) -> Optional[bytes]:
@@ -192,8 +192,9 @@ def _parse(moov: bytes) -> Optional[VideoInfo]:
         return None        # fragmented: the moov holds at most the first fragment; ffmpeg reads them all
     mvhd = _child(moov, 8, len(moov), b"mvhd")
     track = _video_track(moov)
-    if not mvhd or not track or not _plain_edits(moov, track["elst"]):
-        return None        # an empty edit delays the track (a start time): ffmpeg judges it
+    edit = _edit(moov, track["elst"]) if mvhd and track else None
+    if edit is None:
+        return None        # no video track, or an empty edit delays the track (a start time): ffmpeg judges it
     v = moov[mvhd[0]]
     scale, duration = struct.unpack_from(">IQ" if v == 1 else ">II", moov, mvhd[0] + (20 if v == 1 else 12))
     s, _ = track["stsd"]
@@ -211,6 +212,15 @@ def _parse(moov: bytes) -> Optional[VideoInfo]:
     ticks = int((pairs[:, 0].astype(np.int64) * pairs[:, 1]).sum())
     if not (scale and duration and timescale and ticks and width and height):
         return None  # fragmented or empty: ffmpeg knows more
+    # mvhd's duration must cover what the track plays (its samples from the edit's start, or the
+    # edit's length if shorter), give or take two frames; else one of them lies.
+    segment, media_time = edit
+    plays = (ticks - media_time) / timescale
+    if segment is not None:
+        plays = min(plays, segment / scale)
+    frame = ticks / timescale / max(frames, 1)
+    if duration / scale < max(plays - 2 * frame, 0.5 * frame):
+        return None
     # avg_frame_rate as ffmpeg's mov demuxer computes it: frames over the summed sample durations.
     fps = frames * timescale / ticks
     return VideoInfo(duration / scale, fps, width, height, _rotation(moov, track["tkhd"], mvhd))

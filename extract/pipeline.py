@@ -199,8 +199,8 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
         pending = iter(chunk_items(todo, threads))
         by_key = {}
 
-        def submit_next(ac) -> None:
-            chunk = next(pending, None)
+        def submit_next(ac, chunk=None) -> None:
+            chunk = chunk or next(pending, None)
             if chunk is None:
                 return
             fut = client.submit(worker_tasks.videos_task, *common, [(it.id, it.path) for it in chunk],
@@ -217,8 +217,12 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
             try:
                 results = fut.result()
             except Exception as exc:  # a worker died repeatedly, or a bug: record it, keep going
-                why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-                results = [{"id": it.id, "error": why} for it in chunk]
+                if len(chunk) > 1:    # one video may have taken its batch-mates down: each again, alone
+                    fut.release()
+                    for it in chunk:
+                        submit_next(ac, [it])
+                    continue
+                results = [{"id": it.id, "error": worker_tasks.task_failure(exc)} for it in chunk]
             fut.release()
             for item, res in zip(chunk, results):
                 _record(writer, summary, item, res)

@@ -97,5 +97,31 @@ def make_all(folder: str) -> Dict[str, str]:
         steps[f"movie_rot{degrees}.mp4"] = lambda o, d=degrees: set_mvhd_rotation(plain, o, d)
     for name, step in steps.items():
         made[name] = step(f(name))
-    made["plain.mp4"] = plain
+    made["plain.mp4"], made["plain.avi"] = plain, f("plain.avi")
     return made
+
+
+def set_avi_height_zero(path: str, out: str) -> str:
+    """A copy of an AVI whose headers (avih and the stream's BITMAPINFOHEADER) say the height is 0."""
+    data = bytearray(open(path, "rb").read())
+    avih = data.index(b"avih") + 8
+    struct.pack_into("<I", data, avih + 36, 0)
+    strf = data.index(b"strf") + 8
+    struct.pack_into("<i", data, strf + 8, 0)
+    open(out, "wb").write(bytes(data))
+    return out
+
+
+def set_stts_count(path: str, out: str, count: int) -> str:
+    """A copy of an MP4/MOV whose video stts says its first run has `count` frames (a corrupt count)."""
+    data = bytearray(open(path, "rb").read())
+    stts = find_box(data, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stts"])
+    struct.pack_into(">I", data, stts + 16, count)
+    open(out, "wb").write(bytes(data))
+    return out
+
+
+def long_clip(out: str, seconds: int, *args: str) -> str:
+    """A tiny (32x24, 25 fps) clip long enough for the seek strategy, keyframes every 10 s, plus args."""
+    return _enc(out, "-c:v", "libx264", "-preset", "ultrafast", "-g", "250", *args,
+                src=f"testsrc=size=32x24:rate=25:duration={seconds}")
