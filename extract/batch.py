@@ -5,8 +5,9 @@ from typing import Iterable, Iterator, List, Optional, Tuple, Union
 import numpy as np
 
 from extract import sampling
-from extract.decode import (Deadline, Plan, Sample, _source, expected_bytes, filter_text, finish, header_disagrees,
-                            mistimed, plan_video, run_ffmpeg, sample_planned, scale_filters)
+from extract.decode import (Sample, _source, expected_bytes, filter_text, finish, mistimed, run_ffmpeg,
+                            sample_planned, scale_filters)
+from extract.plan import Deadline, Plan, header_disagrees, plan_video
 from extract.ffmpeg_bin import ffmpeg_exe
 from extract.probe import VideoError, describe_failure, parse_inputs
 

@@ -1,11 +1,8 @@
 """Decode N sampled frames of one video with ffmpeg (via ffmpeg-python), resized as CLIP expects."""
 import dataclasses
-import math
 import os
 import re
-import stat
 import subprocess
-import time
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -16,9 +13,8 @@ import numpy as np
 
 from extract import sampling
 from extract.ffmpeg_bin import ffmpeg_exe
-from extract.aviheader import read_avi_info
-from extract.mp4header import read_keyframes, read_mp4_info
-from extract.probe import VideoError, VideoInfo, _packet_duration, last_error_line, parse_inputs, probe
+from extract.plan import Deadline, Plan, check_file, header_disagrees, plan_video, replan  # noqa: F401 (check_file: API)
+from extract.probe import VideoError, VideoInfo, _packet_duration, last_error_line, parse_inputs
 
 _PTS = re.compile(r"Parsed_showinfo.*?pts_time:\s*(-?[0-9.]+(?:e-?\d+)?)")
 _PART_PTS = re.compile(r"\[showinfo@p(\d+) @ [^\]]*\].*?pts_time:\s*(-?[0-9.]+(?:e-?\d+)?)")
@@ -26,8 +22,6 @@ _PIPE_SIZE = 1 << 20  # bytes; fewer wake-ups for the ~15 MB of frames a video s
 _RGB_FROM_GBR = np.array([2, 0, 1])
 SEEK_WINDOW = 2.0  # seconds read after each seek point; bounds the work if a keyframe is far away
 SEEK_TOLERANCE = 0.1  # s; a seek's frame further than this (and two frame intervals) from its target is inexact
-# An in-process duration this far from ffmpeg's (which prints centiseconds) means the header misled one of us.
-DURATION_SLACK, DURATION_SLACK_SHARE = 0.05, 0.01
 
 
 @dataclass
@@ -183,7 +177,8 @@ class InexactSeek(VideoError):
     a nearby keyframe): one pass over the video samples it instead."""
 
 
-def seek_frames(out: subprocess.CompletedProcess, size: int, info: VideoInfo, n: int):
+def seek_frames(out: subprocess.CompletedProcess, size: int, info: VideoInfo,
+                n: int) -> Tuple[np.ndarray, np.ndarray]:
     """The frames and times of a seek_command run (see decode_seek); raises InexactSeek."""
     err = out.stderr.decode("utf-8", "replace")
     parts = [(int(k), float(t)) for k, t in _PART_PTS.findall(err)]
@@ -205,92 +200,6 @@ def filter_text(name: str, args: tuple, kwargs: dict) -> str:
     """One filter of a chain as ffmpeg's -filter_complex text: name=arg:arg:key=value."""
     parts = [str(a) for a in args] + [f"{k}={v}" for k, v in kwargs.items()]
     return name + ("=" + ":".join(parts) if parts else "")
-
-
-def check_file(path: str) -> None:
-    """Raise VideoError when `path` is not a readable, non-empty regular file with a UTF-8 name."""
-    if os.path.isdir(path):
-        raise VideoError("is a directory, not a video file")
-    if not os.path.exists(path):
-        raise VideoError("file not found")
-    if not os.access(path, os.R_OK):
-        raise VideoError("file is not readable (permission denied)")
-    if not stat.S_ISREG(os.stat(path).st_mode):
-        raise VideoError("not a regular file (a FIFO, socket or device)")
-    if os.path.getsize(path) == 0:
-        raise VideoError("empty file (0 bytes)")
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        raise VideoError("file name is not valid UTF-8; rename the file")
-
-
-class Deadline:
-    """One time limit shared by every ffmpeg run for a video (or a batch of them)."""
-
-    def __init__(self, seconds: float):
-        self.end = time.monotonic() + seconds
-
-    def left(self) -> float:
-        remaining = self.end - time.monotonic()
-        if remaining <= 0:
-            raise VideoError("ffmpeg did not finish within the per-video time limit (--video-timeout)")
-        return remaining
-
-
-@dataclass
-class Plan:
-    """What sampling a video needs to know before decoding it."""
-    path: str
-    info: VideoInfo
-    geo: sampling.Geometry
-    strategy: str
-    source: str = "ffmpeg"          # who read the header: 'header' (in-process) or 'ffmpeg'
-    asked: Optional[str] = None     # the strategy the caller asked for, if any
-    fallback: str = ""              # why ffmpeg's reading or the frames replaced the header's
-
-
-def plan_video(path: str, n: int, deadline: Deadline, strategy: Optional[str] = None,
-               use_header: bool = True) -> Plan:
-    """Check the file, read its header and choose pass or seek; raise VideoError."""
-    check_file(path)
-    # MP4/MOV and plain AVI headers are read in-process; others cost one short ffmpeg run.
-    info = (read_mp4_info(path) or read_avi_info(path)) if use_header else None
-    source = "ffmpeg" if info is None else "header"
-    info = info or probe(path, timeout=min(deadline.left(), 60.0))
-    if not (math.isfinite(info.duration) and info.duration > 0):
-        raise VideoError("zero or unknown duration")
-    if not (0 < info.width < 1 << 16 and 0 < info.height < 1 << 16):
-        raise VideoError(f"the header gives an impossible frame size ({info.width}x{info.height})")
-    w, h = sampling.displayed_size(info.width, info.height, info.rotation)
-    chosen = strategy
-    if chosen is None:
-        # A seek's cost depends on where the keyframes are; MP4/MOV list them (cheap to read, and
-        # only believed where the rest of the header was).
-        long_enough = info.duration >= sampling.SEEK_MIN_DURATION
-        keyframes = read_keyframes(path) if long_enough and source == "header" else None
-        chosen = sampling.choose_strategy(info.duration, info.fps, n, keyframes)
-    return Plan(path, info, sampling.bounded_geometry(w, h), chosen, source, strategy)
-
-
-def header_disagrees(p: Plan, ffmpeg_info: Optional[VideoInfo]) -> str:
-    """Why ffmpeg's own reading of the file (the header dump of the decode run itself) says an
-    in-process reading is wrong: the frame size after cropping and rotation, or the duration."""
-    if p.source != "header" or ffmpeg_info is None:
-        return ""
-    ours = sampling.displayed_size(p.info.width, p.info.height, p.info.rotation)
-    theirs = sampling.displayed_size(ffmpeg_info.width, ffmpeg_info.height, ffmpeg_info.rotation)
-    if ours != theirs and min(theirs) > 0:
-        return f"header frame size {ours[0]}x{ours[1]}, decoded {theirs[0]}x{theirs[1]}"
-    d, fd = p.info.duration, ffmpeg_info.duration
-    if fd > 0 and abs(d - fd) > max(DURATION_SLACK, DURATION_SLACK_SHARE * fd):
-        return f"header duration {d:.2f} s, ffmpeg reads {fd:.2f} s"
-    return ""
-
-
-def replan(p: Plan, n: int, deadline: Deadline, why: str) -> Plan:
-    """The plan again from ffmpeg's reading of the file, remembering why the first was dropped."""
-    return dataclasses.replace(plan_video(p.path, n, deadline, p.asked, use_header=False), fallback=why)
 
 
 def _end_slack(info: VideoInfo, n: int) -> float:
@@ -343,7 +252,7 @@ def sample_planned(p: Plan, n: int, threads: int, deadline: Deadline) -> Sample:
     try:
         p, (frames, times) = _decode_checked(p, n, threads, deadline)
     except InexactSeek:
-        p, (frames, times) = _decode_checked(dataclasses.replace(p, strategy="pass"), n, threads, deadline)
+        p, (frames, times) = _decode_checked(dataclasses.replace(p, strategy="pass", asked="pass"), n, threads, deadline)
     if mistimed(times, p.info, n):
         # The picture stops early (audio runs on) or runs past the header's end: sample the span
         # that has pictures, from the last video packet (or the last decoded frame, if later).

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from cache import open_cache
-from cache.validate import validate
 from extract import decode, sampling
 from extract.aviheader import read_avi_info
 from extract.batch import sample_videos
 from extract.mp4header import read_keyframes, read_mp4_info
 from extract.probe import VideoError, VideoInfo, last_error_line, probe
-from tests.conftest import run_cli
+from tests.conftest import REAL_VIDEOS, run_cli
 from tests.header_media import (long_clip, make_all, set_avi_height_zero, set_stts_count)
 from extract.ffmpeg_bin import ffmpeg_exe
 from tests.helpers_video import ffmpeg
@@ -167,20 +166,20 @@ def test_failure_reason_quotes_ffmpegs_specific_line(media):
 
 
 def test_extract_caches_every_file_over_its_real_duration(media, tmp_path):
-    """`extract` over all these files: each cached with rows spanning what ffmpeg decodes (or failed
-    with a reason), and `python -m cache validate` passes on the cache it wrote."""
+    """`extract` over the odd files: each cached with rows spanning what ffmpeg decodes, and
+    `python -m cache validate` passes on the cache it wrote (the real clips: test_extract_real)."""
     src = tmp_path / "src" / "odd"
     src.mkdir(parents=True)
-    for name, path in media.items():
+    odd = {name: path for name, path in media.items() if os.path.dirname(path) != REAL_VIDEOS}
+    for name, path in odd.items():
         os.symlink(path, src / name)
     out = tmp_path / "odd.h5"
     res = run_cli("-m", "extract", os.fspath(src.parent), "--out", os.fspath(out), "--clip-model", "random:tiny",
                   "--frames", str(N), "--workers", "1", "--no-progress", check=False)
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
-    assert validate(os.fspath(out)) == []
     assert run_cli("-m", "cache", "validate", os.fspath(out), check=False).returncode == 0
     with open_cache(os.fspath(out)) as r:
-        assert not r.failures and set(r.ids) == {f"odd/{n}" for n in media}
+        assert not r.failures and set(r.ids) == {f"odd/{n}" for n in odd}
         for vid, t, dur in zip(r.ids, r.times(), r.duration):
             _, _, first, last = _truth(media[vid.split("/", 1)[1]])
             step = dur / N
