@@ -104,10 +104,10 @@ def _video_embeddings(reader: "CacheReader", run: Optional[str], device: str, pr
 
 
 def _thumbnails(hits: List[Hit], root: str, progress: bool) -> List[Optional[bytes]]:
-    from tqdm import tqdm
+    from cache.progress import progress as progress_display
     from evaluate.thumbs import find_video, grab_frame
     out = []
-    for hit in tqdm(hits, desc="thumbnails", unit="video", disable=not progress):
+    for hit in progress_display(hits, desc="thumbnails", unit="video", quiet=not progress):
         path = find_video(root, hit.id)
         out.append(grab_frame(path, hit.time) if path else None)
     return out

@@ -5,8 +5,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from tqdm import tqdm
-
+from cache.progress import progress
 from cache.reader import read_settings
 from cache.schema import make_settings, settings_mismatch
 from cache.writer import CacheWriter
@@ -211,7 +210,7 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
         ac = as_completed()
         for _ in range(window):
             submit_next(ac)
-        bar = tqdm(total=len(todo), unit="video", disable=not opts.progress, desc="extract")
+        bar = progress(total=len(todo), unit="video", quiet=not opts.progress, desc="extract")
         for fut in ac:
             chunk = by_key.pop(fut.key)
             try:
