@@ -213,8 +213,8 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
         by_key = {}
         contents: Dict[str, str] = {}   # fingerprints taken before decoding: a later change is seen next run
 
-        def submit_next(ac) -> None:
-            chunk = next(pending, None)
+        def submit_next(ac, chunk=None) -> None:
+            chunk = chunk or next(pending, None)
             if chunk is None:
                 return
             fut = client.submit(worker_tasks.videos_task, *common, [(it.id, it.path) for it in chunk],
@@ -232,8 +232,12 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
             try:
                 results = fut.result()
             except Exception as exc:  # a worker died repeatedly, or a bug: record it, keep going
-                why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-                results = [{"id": it.id, "error": why} for it in chunk]
+                if len(chunk) > 1:    # one video may have taken its batch-mates down: each again, alone
+                    fut.release()
+                    for it in chunk:
+                        submit_next(ac, [it])
+                    continue
+                results = [{"id": it.id, "error": worker_tasks.task_failure(exc)} for it in chunk]
             fut.release()
             for item, res in zip(chunk, results):
                 _record(writer, summary, item, res, contents.pop(item.id, ""))
