@@ -6,7 +6,7 @@ from cache.helptext import add_examples
 import sys
 import time
 
-ALL = ("decode", "pipeline", "embed", "train", "memory", "search")
+ALL = ("decode", "pipeline", "embed", "train", "memory", "search", "scale")
 
 
 def _parser() -> argparse.ArgumentParser:

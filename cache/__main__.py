@@ -1,4 +1,4 @@
-"""`python -m cache info|validate FILE`: describe or check a clipvid cache."""
+"""`python -m cache info|validate|compact FILE`: describe, check or compact a clipvid cache."""
 import argparse
 import json
 import sys
@@ -53,8 +53,8 @@ EXAMPLES = ["python -m cache info out/cache/demo-random_tiny-N100.h5", "python -
 
 
 def main(argv=None) -> int:
-    ap = add_examples(argparse.ArgumentParser(prog="python -m cache", description="Describe or check a clipvid HDF5 "
-                                              "cache.", epilog=EPILOG), EXAMPLES)
+    ap = add_examples(argparse.ArgumentParser(prog="python -m cache", description="Describe, check or compact a "
+                                              "clipvid cache.", epilog=EPILOG), EXAMPLES)
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
     p_info = add_examples(sub.add_parser("info", help="counts, settings and failures of a cache", epilog=EPILOG),
                           EXAMPLES)
@@ -63,6 +63,11 @@ def main(argv=None) -> int:
     p_val = add_examples(sub.add_parser("validate", help="exit 0 only when the cache is whole and consistent",
                                         epilog=EPILOG), EXAMPLES)
     p_val.add_argument("file", help="a cache written by python -m extract (.h5)")
+    p_com = add_examples(sub.add_parser("compact", epilog=EPILOG,
+                                        help="rewrite the live rows into fresh shards (drops replaced videos' "
+                                             "old frames, merges small shards; needs free disk for one copy)"),
+                         ["python -m cache compact cache.h5", "python -m cache compact cache.h5 && python -m cache info cache.h5"])
+    p_com.add_argument("file", help="a cache written by python -m extract (.h5)")
     args = ap.parse_args(argv)
     if args.cmd is None:
         print(f"error: python -m cache needs a command: {', '.join(sub.choices)} (--help for more)", file=sys.stderr)
@@ -70,6 +75,11 @@ def main(argv=None) -> int:
     try:
         if args.cmd == "info":
             return info(args.file, args.json)
+        if args.cmd == "compact":
+            from cache.compact import compact
+            before, after = compact(args.file)
+            print(f"{args.file}: {before} shards -> {after}" if before != after else f"{args.file}: already compact")
+            return EXIT_OK
         problems = validate(args.file)
     except BrokenPipeError:   # `python -m cache info X | head`: the reader had enough
         return stdout_closed()

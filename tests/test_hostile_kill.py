@@ -62,5 +62,7 @@ def test_hostile_sigkill_then_resume(src):
     with open_cache(os.fspath(src / "k.h5")) as r:
         assert sorted(r.ids) == sorted(GOOD)           # every good video, exactly once
         assert [i for i, _ in r.failures] == ["c0/broken.mp4"]
-    leftovers = sorted(f for f in os.listdir(src) if f.startswith("k.h5") and f not in ("k.h5", "k.h5.lock"))
+    leftovers = sorted(f for f in os.listdir(src) if f.startswith("k.h5") and f not in ("k.h5", "k.h5.d"))
     assert leftovers == []                             # no journal or half-written temp file left
+    inside = {f.split(".")[-1] for f in os.listdir(src / "k.h5.d")}
+    assert inside <= {"emb", "t", "vidx", "num", "str", "lock"}, inside
