@@ -13,7 +13,7 @@ import numpy as np
 from bench import common
 
 VIDEOS, ADD, FRAMES, DIM, CLASSES = 200_000, 1_000, 100, 512, 400
-REPEATS = 3
+REPEATS = 5
 POOL = 256     # distinct frame blocks, varied per video: generating 20 GB of noise would dominate
 
 
