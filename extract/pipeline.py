@@ -5,8 +5,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from tqdm import tqdm
-
+from cache.progress import progress
 from cache.reader import read_settings
 from cache.schema import make_settings, settings_mismatch
 from cache.writer import CacheWriter
@@ -214,8 +213,8 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
         by_key = {}
         contents: Dict[str, str] = {}   # fingerprints taken before decoding: a later change is seen next run
 
-        def submit_next(ac) -> None:
-            chunk = next(pending, None)
+        def submit_next(ac, chunk=None) -> None:
+            chunk = chunk or next(pending, None)
             if chunk is None:
                 return
             fut = client.submit(worker_tasks.videos_task, *common, [(it.id, it.path) for it in chunk],
@@ -227,14 +226,18 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
         ac = as_completed()
         for _ in range(window):
             submit_next(ac)
-        bar = tqdm(total=len(todo), unit="video", disable=not opts.progress, desc="extract")
+        bar = progress(total=len(todo), unit="video", quiet=not opts.progress, desc="extract")
         for fut in ac:
             chunk = by_key.pop(fut.key)
             try:
                 results = fut.result()
             except Exception as exc:  # a worker died repeatedly, or a bug: record it, keep going
-                why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-                results = [{"id": it.id, "error": why} for it in chunk]
+                if len(chunk) > 1:    # one video may have taken its batch-mates down: each again, alone
+                    fut.release()
+                    for it in chunk:
+                        submit_next(ac, [it])
+                    continue
+                results = [{"id": it.id, "error": worker_tasks.task_failure(exc)} for it in chunk]
             fut.release()
             for item, res in zip(chunk, results):
                 _record(writer, summary, item, res, contents.pop(item.id, ""))
