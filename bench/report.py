@@ -21,6 +21,10 @@ def rows() -> List[Tuple[str, str, str, str]]:
     for k in ("short_alone_ratio", "short_peer_ratio", "long_peer_ratio"):
         if k in d:
             out.append((f"decode `{k}` (CPU; wall {d['wall'][k]:.2f})", f"{d[k]:.2f}", "", ""))
+    if "header_fallbacks" in d:
+        fb = d["header_fallbacks"]
+        out.append((f"decode header fallbacks, ordinary files ({fb['read_in_process']} of {fb['files']} read "
+                    "in-process)", f"{fb['fallbacks']}", "0", goal(fb["fallbacks"], 0)))
     p = _load("pipeline")
     for spec, m in p.get("models", {}).items():
         out.append((f"pipeline {spec}: videos/s, 1 / 2 workers", f"{m['videos_per_s_1_worker']:.2f} / "
