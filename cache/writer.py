@@ -323,7 +323,8 @@ class CacheWriter:
         if self._shard is not None:
             self._shard.close()
             self._shard = None
-        if self._made_folder and not os.path.exists(self.path) and not os.path.exists(self.journal_path):
+        if self._made_folder and not os.path.exists(self.journal_path) and \
+                not any(L.SHARD_RE.match(n) for n in os.listdir(self.folder)):
             for name in os.listdir(self.folder):   # nothing was ever written: leave no litter
                 os.unlink(os.path.join(self.folder, name))
             os.rmdir(self.folder)
