@@ -5,6 +5,8 @@ A cache `x.h5` is the small manifest file `x.h5` plus its sidecar folder `x.h5.d
     x.h5.d/<shard>.emb    [R, N, D] float16, C order, little-endian   frame embeddings
     x.h5.d/<shard>.t      [R, N]    float32                           row timestamps (s)
     x.h5.d/<shard>.vidx   [R, D]    float16                           unit mean-pooled video embedding
+    x.h5.d/<shard>.num    [R] records of label int32, n_distinct int32, duration float32, fps float32
+    x.h5.d/<shard>.str    per row: id, split, caption, content fingerprint, each UTF-8 ending in NUL
     x.h5.d/journal        records of videos written to the open shard but not yet committed
     x.h5.d/lock           held (flock) by the one writer
     x.h5.d/index-<key>.vidx   schema-1 caches only: the video index built on first request
@@ -18,8 +20,11 @@ from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
 
-KINDS = ("emb", "t", "vidx")
-SHARD_RE = re.compile(r"^(\d{6})\.(emb|t|vidx)$")
+KINDS = ("emb", "t", "vidx", "num")     # fixed-size rows
+FILES = KINDS + ("str",)                 # every file of a shard; .str rows vary in length
+SHARD_RE = re.compile(r"^(\d{6})\.(emb|t|vidx|num|str)$")
+NUM = np.dtype([("label", "<i4"), ("n_distinct", "<i4"), ("duration", "<f4"), ("fps", "<f4")])
+STR_FIELDS = ("id", "split", "caption", "content")
 _MAX_IO = 1 << 30   # bytes per pread call (Linux caps one call at ~2 GiB)
 
 
@@ -37,12 +42,26 @@ def shard_name(number: int) -> str:
 
 
 def row_bytes(kind: str, frames: int, dim: int) -> int:
-    """Bytes of one row of a shard file of this kind."""
-    return {"emb": frames * dim * 2, "t": frames * 4, "vidx": dim * 2}[kind]
+    """Bytes of one row of a fixed-size shard file of this kind."""
+    return {"emb": frames * dim * 2, "t": frames * 4, "vidx": dim * 2, "num": NUM.itemsize}[kind]
 
 
 def row_shape(kind: str, frames: int, dim: int) -> Tuple[Tuple[int, ...], type]:
-    return {"emb": ((frames, dim), np.float16), "t": ((frames,), np.float32), "vidx": ((dim,), np.float16)}[kind]
+    return {"emb": ((frames, dim), np.float16), "t": ((frames,), np.float32), "vidx": ((dim,), np.float16),
+            "num": ((), NUM)}[kind]
+
+
+def encode_strings(*fields: str) -> bytes:
+    """One row of a .str file: the STR_FIELDS, each UTF-8 and ending in NUL (a NUL inside is a space)."""
+    return "".join(str(f).replace("\0", " ") + "\0" for f in fields).encode("utf-8")
+
+
+def decode_strings(blob: bytes, rows: int, name: str) -> List[List[str]]:
+    """The STR_FIELDS columns of `rows` rows of a .str file."""
+    parts = blob.decode("utf-8").split("\0")
+    if len(parts) != rows * len(STR_FIELDS) + 1 or parts[-1]:
+        raise ValueError(f"{name}: {len(parts) - 1} strings for {rows} rows")
+    return [parts[k:-1:len(STR_FIELDS)] for k in range(len(STR_FIELDS))]
 
 
 def runs(sorted_rows: np.ndarray) -> Iterator[Tuple[int, int, int]]:

@@ -65,27 +65,24 @@ def legacy_index(reader: "CacheReader", progress: bool = True) -> L.RowView:
     return L.RowView([(0, np.memmap(target, np.float16, "r", shape=(V, D)))], (V, D), np.float16)
 
 
-def migrate(reader: "CacheReader", settings: dict, append_rows) -> "State":
-    """Copy a schema-1 cache's frames into the first shard of the new layout (one streamed pass,
-    once) and return the manifest state; the caller commits it over the old file."""
-    from cache.manifest import COLUMNS, State
-    from cache import schema as S
+def migrate(reader: "CacheReader", st, append_row) -> object:
+    """Copy a schema-1 cache into the first shard of the new layout (one streamed pass, once) and
+    return the filled manifest state `st`; the caller commits it over the old file."""
+    from cache.shards import row_arrays
     V = reader.num_videos
-    st = State(dict(settings))
     st.classes = list(reader.class_names)
     st.text = {n: reader.text_emb[i] for i, n in enumerate(reader.class_names)}
-    st.ids = [str(i) for i in reader.ids]
-    st.index = {v: i for i, v in enumerate(st.ids)}
-    arrays = {S.LABELS: reader.labels, S.SPLITS: reader.splits, S.CAPTIONS: reader.captions,
-              S.CONTENT: reader.content, S.N_DISTINCT: reader.n_distinct, S.DURATION: reader.duration,
-              S.FPS: reader.fps}
-    st.cols = {k: list(arrays[k].tolist()) for k in COLUMNS}
-    st.row_map = list(range(V))
     st.failed = {i: why for i, why in reader.failures}
     for start, block in reader.iter_emb(_BLOCK):
         print(f"\r{reader.path}: migrating to cache schema 2 (a one-time copy): "
               f"{min(start + _BLOCK, V)}/{V} videos", end="", file=sys.stderr, flush=True)
-        append_rows(st, block, reader.times(np.arange(start, start + len(block))))
+        times = reader.times(np.arange(start, start + len(block)))
+        for k in range(len(block)):
+            i = start + k
+            physical, _ = append_row(row_arrays(block[k], times[k], int(reader.labels[i]), int(reader.n_distinct[i]),
+                                                float(reader.duration[i]), float(reader.fps[i]),
+                                                (reader.ids[i], reader.splits[i], reader.captions[i], "")))
+            st.put_video(str(reader.ids[i]), physical, "")
     if V:
         print(file=sys.stderr, flush=True)
     return st

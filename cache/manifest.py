@@ -9,25 +9,25 @@ import numpy as np
 from cache import schema as S
 
 _STR = h5py.string_dtype("utf-8")
-COLUMNS = (S.LABELS, S.SPLITS, S.CAPTIONS, S.CONTENT, S.N_DISTINCT, S.DURATION, S.FPS)
 
 
 @dataclass
 class Shard:
     name: str
     rows: int
-    crc: List[int]          # crc32 of the committed bytes of .emb, .t, .vidx
+    str_bytes: int = 0                                     # committed bytes of the .str file
+    crc: List[int] = field(default_factory=lambda: [0] * 5)  # crc32 of the committed bytes of each file
 
 
 @dataclass
 class State:
-    """Everything the manifest records, in a form cheap to append to."""
+    """What the manifest records (per-video metadata lives in the shards), plus the writer's index."""
     settings: Dict[str, Any]
     classes: List[str] = field(default_factory=list)
     text: Dict[str, np.ndarray] = field(default_factory=dict)         # class name -> [D] float16
     ids: List[str] = field(default_factory=list)
     index: Dict[str, int] = field(default_factory=dict)               # id -> logical row
-    cols: Dict[str, list] = field(default_factory=lambda: {k: [] for k in COLUMNS})
+    content: List[str] = field(default_factory=list)                  # per logical row
     row_map: List[int] = field(default_factory=list)                  # logical row -> physical row
     shards: List[Shard] = field(default_factory=list)
     failed: Dict[str, str] = field(default_factory=dict)
@@ -36,19 +36,17 @@ class State:
     def physical_rows(self) -> int:
         return sum(s.rows for s in self.shards)
 
-    def put_video(self, vid: str, physical: int, values: Dict[str, Any]) -> None:
+    def put_video(self, vid: str, physical: int, content: str) -> None:
         """Add a video, or point an existing id at its new row (its logical row stays)."""
         row = self.index.get(vid)
         if row is None:
-            row = self.index[vid] = len(self.ids)
+            self.index[vid] = len(self.ids)
             self.ids.append(vid)
             self.row_map.append(physical)
-            for k in COLUMNS:
-                self.cols[k].append(values[k])
+            self.content.append(content)
         else:
             self.row_map[row] = physical
-            for k in COLUMNS:
-                self.cols[k][row] = values[k]
+            self.content[row] = content
         self.failed.pop(vid, None)
 
 
@@ -57,20 +55,19 @@ def from_reader(r) -> State:
     st = State(dict(r.settings))
     st.classes = list(r.class_names)
     st.text = {n: r.text_emb[i] for i, n in enumerate(r.class_names)}
-    st.ids = [str(i) for i in r.ids]
-    st.index = {v: i for i, v in enumerate(st.ids)}
-    arrays = {S.LABELS: r.labels, S.SPLITS: r.splits, S.CAPTIONS: r.captions, S.CONTENT: r.content,
-              S.N_DISTINCT: r.n_distinct, S.DURATION: r.duration, S.FPS: r.fps}
-    st.cols = {k: list(arrays[k].tolist()) for k in COLUMNS}
+    st.ids = r.ids.tolist()
+    st.index = dict(zip(st.ids, range(len(st.ids))))
+    st.content = r.content.tolist()
     st.row_map = r.row_map.tolist()
-    crc = r.shard_crc if r.shard_crc is not None else np.zeros((len(r.shard_names), 3), np.uint32)
-    st.shards = [Shard(n, int(c), [int(x) for x in k]) for n, c, k in zip(r.shard_names, r.shard_rows, crc)]
+    st.shards = [Shard(n, int(c), int(b), [int(x) for x in k])
+                 for n, c, b, k in zip(r.shard_names, r.shard_rows, r.shard_str_bytes, r.shard_crc)]
     st.failed = {i: why for i, why in r.failures}
     return st
 
 
 def write(path: str, st: State) -> None:
-    """Write the manifest to a new file `path` (the caller fsyncs and renames it into place)."""
+    """Write the manifest to a new file `path` (the caller fsyncs and renames it into place). Its
+    only per-video part is the row map (8 bytes a video); ids and the rest are in the shards."""
     D = int(st.settings["dim"])
     with h5py.File(path, "w") as f:
         for key, val in st.settings.items():
@@ -78,14 +75,9 @@ def write(path: str, st: State) -> None:
         f.attrs["schema_version"] = S.SCHEMA_VERSION
         f.create_dataset(S.SHARD_NAMES, data=np.array([s.name for s in st.shards], dtype=object), dtype=_STR)
         f.create_dataset(S.SHARD_ROWS, data=np.array([s.rows for s in st.shards], np.int64))
-        f.create_dataset(S.SHARD_CRC, data=np.array([s.crc for s in st.shards], np.uint32).reshape(-1, 3))
+        f.create_dataset(S.SHARD_STR, data=np.array([s.str_bytes for s in st.shards], np.int64))
+        f.create_dataset(S.SHARD_CRC, data=np.array([s.crc for s in st.shards], np.uint32).reshape(-1, 5))
         f.create_dataset(S.ROW, data=np.array(st.row_map, np.int64))
-        f.create_dataset(S.IDS, data=np.array(st.ids, dtype=object), dtype=_STR)
-        for key in COLUMNS:
-            if key in S.VIDEO_STRINGS:
-                f.create_dataset(key, data=np.array(st.cols[key], dtype=object), dtype=_STR)
-            else:
-                f.create_dataset(key, data=np.array(st.cols[key], dtype=S.VIDEO_NUMBERS[key]))
         f.create_dataset(S.CLASS_NAMES, data=np.array(st.classes, dtype=object), dtype=_STR)
         text = np.stack([st.text[n] for n in st.classes]) if st.classes else np.zeros((0, D), np.float16)
         f.create_dataset(S.TEXT_EMB, data=text.astype(np.float16))

@@ -50,7 +50,7 @@ class CacheReader:
             except CacheError:
                 self.close()
                 raise
-            except (KeyError, OSError, ValueError, TypeError, RuntimeError) as exc:
+            except (KeyError, OSError, ValueError, TypeError, RuntimeError, UnicodeDecodeError) as exc:
                 self.close()
                 raise CacheError(path, f"damaged cache: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
 
@@ -70,8 +70,9 @@ class CacheReader:
         if self.schema_version > S.SCHEMA_VERSION:
             raise CacheError(self.path, f"schema version {self.schema_version} is newer than this clipvid "
                                         f"understands ({S.SCHEMA_VERSION}); upgrade clipvid")
-        frames = (S.EMB, S.TIMES) if self.schema_version < 2 else (S.SHARD_NAMES, S.SHARD_ROWS, S.ROW)
-        missing = [k for k in (*frames, S.IDS, S.LABELS, S.CLASS_NAMES, S.TEXT_EMB) if k not in f]
+        parts = (S.EMB, S.TIMES, S.IDS, S.LABELS) if self.schema_version < 2 else \
+            (S.SHARD_NAMES, S.SHARD_ROWS, S.SHARD_STR, S.SHARD_CRC, S.ROW)
+        missing = [k for k in (*parts, S.CLASS_NAMES, S.TEXT_EMB) if k not in f]
         if missing:
             raise CacheError(self.path, f"damaged cache: missing {', '.join(missing)}")
         self.settings: Dict[str, Any] = {k: (a[k].item() if hasattr(a[k], "item") else a[k])
@@ -79,36 +80,42 @@ class CacheReader:
         self.frames = int(a["frames"])
         self.dim = int(a["dim"])
         self.random_weights = bool(a.get("random_weights", False))
-        self.ids = _strings(f[S.IDS])
-        self.labels = f[S.LABELS][()].astype(np.int32)
-        n = len(self.ids)
-        blank = np.array([""] * n, dtype=object)
-        self.splits = _strings(f[S.SPLITS]) if S.SPLITS in f else blank
-        self.captions = _strings(f[S.CAPTIONS]) if S.CAPTIONS in f else blank.copy()
-        self.content = _strings(f[S.CONTENT]) if S.CONTENT in f else blank.copy()  # "" when not recorded
-        self.n_distinct = f[S.N_DISTINCT][()] if S.N_DISTINCT in f else np.zeros(n, np.int32)
-        self.duration = f[S.DURATION][()] if S.DURATION in f else np.zeros(n, np.float32)
-        self.fps = f[S.FPS][()] if S.FPS in f else np.zeros(n, np.float32)
         self.class_names: List[str] = list(_strings(f[S.CLASS_NAMES]))
         self.text_emb = f[S.TEXT_EMB][()]
         fids = _strings(f[S.FAIL_IDS]) if S.FAIL_IDS in f else []
         freasons = _strings(f[S.FAIL_REASONS]) if S.FAIL_REASONS in f else []
         self.failures: List[Tuple[str, str]] = list(zip(fids, freasons))
         if self.schema_version < 2:
-            self._emb, self._t = f[S.EMB], f[S.TIMES]
-            if self._emb.shape[0] != n:
-                raise CacheError(self.path, f"damaged cache: {self._emb.shape[0]} embedding rows for {n} ids")
+            self._load_schema1()
             return
         self.shard_names = [str(x) for x in _strings(f[S.SHARD_NAMES])]
         self.shard_rows = f[S.SHARD_ROWS][()].astype(np.int64)
-        self.shard_crc = f[S.SHARD_CRC][()].astype(np.uint32) if S.SHARD_CRC in f else None
+        self.shard_str_bytes = f[S.SHARD_STR][()].astype(np.int64)
+        self.shard_crc = f[S.SHARD_CRC][()].astype(np.uint32)
         self.row_map = f[S.ROW][()].astype(np.int64)                       # [V] physical row per video
-        if len(self.row_map) != n or len(self.shard_rows) != len(self.shard_names):
-            raise CacheError(self.path, f"damaged cache: {len(self.row_map)} row entries for {n} ids")
-        if n and (self.row_map.min() < 0 or self.row_map.max() >= self.shard_rows.sum()):
+        S_ = len(self.shard_names)
+        if len(self.shard_rows) != S_ or len(self.shard_str_bytes) != S_ or self.shard_crc.shape != (S_, 5):
+            raise CacheError(self.path, "damaged cache: the shard list is inconsistent")
+        if len(self.row_map) and (self.row_map.min() < 0 or self.row_map.max() >= self.shard_rows.sum()):
             raise CacheError(self.path, "damaged cache: a video row points past the committed shard rows")
         self._f.close()
         self._f = None   # everything else comes from the shard files
+
+    def _load_schema1(self) -> None:
+        f = self._f
+        self.ids = _strings(f[S.IDS])
+        self.labels = f[S.LABELS][()].astype(np.int32)
+        n = len(self.ids)
+        blank = np.array([""] * n, dtype=object)
+        self.splits = _strings(f[S.SPLITS]) if S.SPLITS in f else blank
+        self.captions = _strings(f[S.CAPTIONS]) if S.CAPTIONS in f else blank.copy()
+        self.content = blank.copy()     # schema 1 recorded no content fingerprints
+        self.n_distinct = f[S.N_DISTINCT][()] if S.N_DISTINCT in f else np.zeros(n, np.int32)
+        self.duration = f[S.DURATION][()] if S.DURATION in f else np.zeros(n, np.float32)
+        self.fps = f[S.FPS][()] if S.FPS in f else np.zeros(n, np.float32)
+        self._emb, self._t = f[S.EMB], f[S.TIMES]
+        if self._emb.shape[0] != n:
+            raise CacheError(self.path, f"damaged cache: {self._emb.shape[0]} embedding rows for {n} ids")
 
     def _open_shards(self) -> None:
         for kind in L.KINDS:
@@ -118,6 +125,24 @@ class CacheReader:
             for name, count in zip(files, self.shard_rows):
                 if os.path.getsize(name) < count * self._shards[kind].row_nbytes:
                     raise CacheError(self.path, f"damaged cache: shard {name} is shorter than its {count} committed rows")
+        # Per-video metadata: fixed-size numbers and NUL-ended strings, in physical row order.
+        num = self._shards["num"].read(np.arange(self._shards["num"].total, dtype=np.int64))
+        cols: List[List[str]] = [[] for _ in L.STR_FIELDS]
+        for name, rows, nbytes in zip(self.shard_names, self.shard_rows, self.shard_str_bytes):
+            with open(L.shard_file(self.path, name, "str"), "rb") as fh:
+                blob = fh.read(int(nbytes))
+            if len(blob) < nbytes:
+                raise CacheError(self.path, f"damaged cache: {fh.name} is shorter than its committed bytes")
+            for col, part in zip(cols, L.decode_strings(blob, int(rows), fh.name)):
+                col.extend(part)
+        live = self.row_map
+        if len(live) == len(num) and (live == np.arange(len(live))).all():
+            live = slice(None)   # no replaced videos: logical rows are the physical rows
+        self.ids, self.splits, self.captions, self.content = (np.array(c, dtype=object)[live] for c in cols)
+        self.labels = num["label"][live].astype(np.int32)
+        self.n_distinct = num["n_distinct"][live]
+        self.duration = num["duration"][live]
+        self.fps = num["fps"][live]
 
     # -- properties -------------------------------------------------------------
     @property
@@ -215,6 +240,13 @@ def open_cache(path: str) -> CacheReader:
 
 
 def read_settings(path: str) -> Dict[str, Any]:
-    """Only the root attributes (cheap); raises CacheError."""
-    with open_cache(path) as r:
+    """Only the root attributes (cheap: no per-video data is read); raises CacheError."""
+    try:
+        with h5py.File(path, "r") as f:
+            a = f.attrs
+            if "schema_version" in a and int(a["schema_version"]) <= S.SCHEMA_VERSION:
+                return {k: (a[k].item() if hasattr(a[k], "item") else a[k]) for k in S.ATTR_KEYS if k in a}
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError):
+        pass
+    with open_cache(path) as r:   # not a usable cache: open it for the one-line reason
         return dict(r.settings)

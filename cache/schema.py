@@ -6,11 +6,12 @@ SCHEMA_VERSION = 2   # 2: frames in append-only shard files next to a small mani
 
 EMB = "frames/emb"            # schema 1 only: (V, N, D) float16 inside the file
 TIMES = "frames/t"            # schema 1 only: (V, N) float32
-ROW = "videos/row"            # (V,) int64 physical row of each video in the shards (schema 2)
-CONTENT = "videos/content"    # (V,) utf-8 content fingerprint of the source file (cache.identity)
-SHARD_NAMES = "shards/name"   # (S,) utf-8 shard file stem in the sidecar folder
+ROW = "videos/row"            # schema 2: (V,) int64 physical shard row of each video
+CONTENT = "videos/content"    # content fingerprint of the source file (extract.identity); in .str files
+SHARD_NAMES = "shards/name"   # schema 2: (S,) utf-8 shard file stem in the sidecar folder
 SHARD_ROWS = "shards/rows"    # (S,) int64 committed rows per shard
-SHARD_CRC = "shards/crc"      # (S, 3) uint32 crc32 of the committed bytes of .emb, .t, .vidx
+SHARD_STR = "shards/str_bytes"  # (S,) int64 committed bytes of each .str file
+SHARD_CRC = "shards/crc"      # (S, 5) uint32 crc32 of the committed bytes of .emb .t .vidx .num .str
 IDS = "videos/id"             # (V,) utf-8
 LABELS = "videos/label"       # (V,) int32, -1 unlabelled
 SPLITS = "videos/split"       # (V,) utf-8, "" when unknown

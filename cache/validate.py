@@ -58,12 +58,11 @@ def _shards(r: CacheReader) -> List[str]:
     problems: List[str] = []
     if len(np.unique(r.row_map)) != len(r.row_map):
         problems.append(f"{S.ROW} points two videos at the same shard row")
-    if r.shard_crc is None or r.shard_crc.shape != (len(r.shard_names), 3):
-        return problems + [f"{S.SHARD_CRC} is missing or has the wrong shape"]
-    for name, rows, crcs in zip(r.shard_names, r.shard_rows, r.shard_crc):
-        for kind, want in zip(L.KINDS, crcs):
+    for name, rows, nstr, crcs in zip(r.shard_names, r.shard_rows, r.shard_str_bytes, r.shard_crc):
+        sizes = [int(rows) * L.row_bytes(kind, r.frames, r.dim) for kind in L.KINDS] + [int(nstr)]
+        for kind, size, want in zip(L.FILES, sizes, crcs):
             f = L.shard_file(r.path, name, kind)
-            if file_crc(f, int(rows) * L.row_bytes(kind, r.frames, r.dim)) != int(want):
+            if file_crc(f, size) != int(want):
                 problems.append(f"{f}: checksum of its {rows} committed rows does not match (damaged shard)")
     return problems
 

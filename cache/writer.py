@@ -81,9 +81,12 @@ class CacheWriter:
         with open_cache(self.path) as r:
             self._check(r.settings, "the cache")
             if r.schema_version >= 2:
+                # A new source root (allowed by the caller) is recorded even when nothing is added.
+                self._pending += r.settings.get("source_root") != self.settings.get("source_root")
                 return M.from_reader(r)
             from cache.legacy import migrate
-            state = migrate(r, self.settings, self._append_rows_for_migration)
+            self.state = M.State(dict(self.settings))
+            state = migrate(r, self.state, self._append_row)
         if self._shard is not None:
             self._shard.sync()
         self._commit_state(state)
@@ -104,22 +107,23 @@ class CacheWriter:
         videos = [r.meta for r in records if r.meta["kind"] == "video"]
         name = videos[0]["shard"] if videos else ""
         shard = next((s for s in st.shards if s.name == name), None)
-        committed, crc = (shard.rows, shard.crc) if shard else (0, [0, 0, 0])
-        videos = [m for m in videos if m["shard"] == name and m["row"] >= committed]
+        base = shard if shard else M.Shard(name, 0)
+        videos = [m for m in videos if m["shard"] == name and m["row"] >= base.rows]
         good = 0
         if videos:
-            sums = running_crc(self.path, name, committed, len(videos), crc,
-                               int(self.settings["frames"]), int(self.settings["dim"]))
+            sums = running_crc(self.path, name, base.rows, base.str_bytes, [m["str_end"] for m in videos],
+                               base.crc, int(self.settings["frames"]), int(self.settings["dim"]))
             for meta, got in zip(videos, sums):
-                if meta["row"] != committed + good or got != meta["crc"]:
+                if meta["row"] != base.rows + good or got != meta["crc"]:
                     break
                 good += 1
         if good and shard is None:
-            shard = M.Shard(name, 0, [0, 0, 0])
+            shard = base
             st.shards.append(shard)
         if good:
-            shard.rows, shard.crc = committed + good, list(videos[good - 1]["crc"])
             first = sum(s.rows for s in st.shards[:st.shards.index(shard)])
+            shard.rows, shard.str_bytes, shard.crc = base.rows + good, videos[good - 1]["str_end"], \
+                list(videos[good - 1]["crc"])
         keep = {id(m) for m in videos[:good]}
         for rec in records[1:]:
             m = rec.meta
@@ -128,8 +132,8 @@ class CacheWriter:
             elif m["kind"] == "failure" and m["id"] not in st.index:
                 st.failed[m["id"]] = m["reason"]
             elif m["kind"] == "video" and id(m) in keep:
-                st.put_video(m["id"], first + m["row"], m)
-        self._pending = max(1, len(records) - 1)
+                st.put_video(m["id"], first + m["row"], m["content"])
+        self._pending += max(1, len(records) - 1)
         self.commit()
 
     def _collect_garbage(self) -> None:
@@ -157,7 +161,7 @@ class CacheWriter:
     def content_of(self, vid: str) -> str:
         """The content fingerprint recorded for a cached id ("" when none was recorded)."""
         row = self.state.index.get(vid)
-        return "" if row is None else self.state.cols[S.CONTENT][row]
+        return "" if row is None else self.state.content[row]
 
     def _apply_classes(self, names: Sequence[str], text: np.ndarray) -> bool:
         changed = False
@@ -174,6 +178,8 @@ class CacheWriter:
     def set_classes(self, names: Sequence[str], text_emb: np.ndarray) -> None:
         """Register class names with their text embeddings [C, D]; old indices never move. Journalled."""
         names = list(names)
+        if not names:
+            return
         text = np.asarray(text_emb, np.float16).reshape(len(names), -1)
         if self._apply_classes(names, text):
             self._journal(Record({"kind": "classes", "names": names}, text, np.zeros(0, np.float32)))
@@ -185,22 +191,31 @@ class CacheWriter:
         cached is replaced (its row keeps its place; the old frames stay until `compact`)."""
         if label is not None and label not in self.state.text:
             raise ValueError(f"label {label!r} was not registered with set_classes")
-        arrays = row_arrays(emb, t)
+        label_row = self.state.classes.index(label) if label is not None else -1
+        rows = row_arrays(emb, t, label_row, int(n_distinct), float(duration), float(fps),
+                          (vid, split or "", caption or "", content or ""))
+        physical, crc = self._append_row(rows)
+        shard = self._shard
+        self._journal(Record({"kind": "video", "id": vid, "content": content or "", "shard": shard.name,
+                              "row": shard.rows - 1, "str_end": shard.str_bytes, "crc": crc}))
+        self.state.put_video(vid, physical, content or "")
+        if shard.emb_bytes >= self.shard_bytes:   # full: commit it, the next video starts a new shard
+            self.commit()
+            shard.close()
+            self._shard = None
+        self._maybe_commit()
+
+    def _append_row(self, rows: list):
+        """Write one video's rows to the open shard; returns (physical row, running checksums)."""
         shard = self._open_shard()
-        row = shard.rows
         try:
-            crc = shard.append(arrays)
+            crc = shard.append(rows)
         except OSError as exc:
             raise CacheError(shard.files[0], f"cannot write ({os.strerror(exc.errno or errno.EIO)}); "
                                              f"the committed cache is unchanged") from None
-        meta = {"kind": "video", "id": vid, "shard": shard.name, "row": row, "crc": crc,
-                S.LABELS: self.state.classes.index(label) if label is not None else -1,
-                S.SPLITS: split or "", S.CAPTIONS: caption or "", S.CONTENT: content or "",
-                S.N_DISTINCT: int(n_distinct), S.DURATION: float(duration), S.FPS: float(fps)}
-        self._journal(Record(meta))
-        self.state.put_video(vid, self._shard_start() + row, meta)
-        self.state.shards[-1].rows, self.state.shards[-1].crc = shard.rows, list(crc)
-        self._maybe_commit()
+        last = self.state.shards[-1]
+        last.rows, last.str_bytes, last.crc = shard.rows, shard.str_bytes, list(crc)
+        return self._shard_start() + shard.rows - 1, crc
 
     def add_failure(self, vid: str, reason: str) -> None:
         """Journal a video that could not be used, with a one-line reason."""
@@ -222,20 +237,10 @@ class CacheWriter:
         last = st.shards[-1] if st.shards else None
         if last is None or last.rows * L.row_bytes("emb", N, D) >= self.shard_bytes:
             number = 1 + max((int(s.name) for s in st.shards), default=0)
-            last = M.Shard(L.shard_name(number), 0, [0, 0, 0])
+            last = M.Shard(L.shard_name(number), 0)
             st.shards.append(last)
-        self._shard = ShardAppender(self.path, last.name, last.rows, last.crc, N, D)
+        self._shard = ShardAppender(self.path, last.name, last.rows, last.str_bytes, last.crc, N, D)
         return self._shard
-
-    def _append_rows_for_migration(self, st: M.State, emb: np.ndarray, t: np.ndarray) -> None:
-        """Migration of a schema-1 cache: rows go into shard 000001 of the new layout."""
-        if self._shard is None:
-            st.shards.append(M.Shard(L.shard_name(1), 0, [0, 0, 0]))
-            self._shard = ShardAppender(self.path, st.shards[-1].name, 0, [0, 0, 0],
-                                        int(self.settings["frames"]), int(self.settings["dim"]))
-        for e, tt in zip(emb, t):
-            st.shards[-1].crc = self._shard.append(row_arrays(e, tt))
-        st.shards[-1].rows = self._shard.rows
 
     # -- journal and commits ---------------------------------------------------------
     def _journal_head(self) -> None:
@@ -318,7 +323,8 @@ class CacheWriter:
         if self._shard is not None:
             self._shard.close()
             self._shard = None
-        if self._made_folder and not os.path.exists(self.path) and not os.path.exists(self.journal_path):
+        if self._made_folder and not os.path.exists(self.journal_path) and \
+                not any(L.SHARD_RE.match(n) for n in os.listdir(self.folder)):
             for name in os.listdir(self.folder):   # nothing was ever written: leave no litter
                 os.unlink(os.path.join(self.folder, name))
             os.rmdir(self.folder)

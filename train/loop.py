@@ -1,4 +1,4 @@
-"""The training loop: AdamW, cosine schedule with warm-up, early stopping on validation, fixed seeds."""
+"""The training loop: AdamW (no decay on biases, norms, temperature, tables), cosine schedule with warm-up, early stopping on validation, fixed seeds."""
 import copy
 import math
 import os
@@ -51,6 +51,23 @@ def set_determinism(seed: int) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+# Parameters never decayed, as CLIP's and X-CLIP's trainers do: decay pulls them towards 0, which for a
+# temperature, a LayerNorm gain, a bias or a position/prompt table is a wrong prior, not regularisation.
+NO_DECAY_NAMES = ("log_scale", "pos", "extra")
+
+
+def decays(name: str, param: torch.nn.Parameter) -> bool:
+    """Whether AdamW's weight decay applies: matrices yes; biases, norms, temperature and tables no."""
+    return param.ndim >= 2 and name.rsplit(".", 1)[-1] not in NO_DECAY_NAMES
+
+
+def param_groups(module: torch.nn.Module, weight_decay: float) -> List[Dict[str, object]]:
+    """AdamW parameter groups: decayed matrices, then everything else with weight_decay 0."""
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    return [{"params": [p for n, p in named if decays(n, p)], "weight_decay": weight_decay},
+            {"params": [p for n, p in named if not decays(n, p)], "weight_decay": 0.0}]
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -108,7 +125,7 @@ def fit(module: TemporalHead, source: FrameSource, train_rows: np.ndarray, train
     module.to(device)
     text = torch.from_numpy(np.asarray(text_emb, np.float32)).to(device)   # [C, D]
     ytrain = torch.from_numpy(np.asarray(train_y, np.int64))
-    opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(param_groups(module, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = max(1, math.ceil(len(train_rows) / cfg.batch_size))
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -1,5 +1,6 @@
 """Fit one method on prepared data, score it, and write its run folder."""
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
@@ -123,10 +124,37 @@ def write_predictions_for(method: Method, data: TrainData, run_dir: str) -> None
 
 def train_head(name: str, data: TrainData, out_root: str, opts: HeadOptions,
                device: torch.device) -> Dict[str, Any]:
-    """Fit, score and write RUNS/<name>/; returns the metrics written to metrics.json."""
+    """Fit, score and write RUNS/<name>/; returns the metrics written to metrics.json.
+
+    The folder is written under a hidden name and renamed into place when whole, so an interrupted
+    run leaves the previous RUNS/<name> (or none), never a mix of old and new files."""
+    final_dir = os.path.join(out_root, name)
+    run_dir = os.path.join(out_root, f".{name}.partial-{os.getpid()}")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.makedirs(run_dir)
+    try:
+        metrics = _train_into(name, data, run_dir, opts, device)
+        _publish(run_dir, final_dir)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return metrics
+
+
+def _publish(tmp: str, final: str) -> None:
+    """Put the finished folder `tmp` at `final`, replacing an older run of the same head."""
+    old = None
+    if os.path.exists(final):
+        old = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.old-{os.getpid()}")
+        os.rename(final, old)
+    os.rename(tmp, final)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _train_into(name: str, data: TrainData, run_dir: str, opts: HeadOptions,
+                device: torch.device) -> Dict[str, Any]:
     start = time.perf_counter()
-    run_dir = os.path.join(out_root, name)
-    os.makedirs(run_dir, exist_ok=True)
     method, result, extra = fit_method(name, data, opts, device)
     fit_seconds = time.perf_counter() - start
     save_checkpoint(os.path.join(run_dir, CHECKPOINT_NAME), name, method.config, data.class_names,
