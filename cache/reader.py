@@ -102,9 +102,15 @@ class CacheReader:
         uniq, inverse = np.unique(index, return_inverse=True)  # h5py wants increasing indices
         return self._emb[uniq][inverse]
 
-    def times(self) -> np.ndarray:
-        """Row timestamps [V, N] float32, seconds."""
-        return self._t[()]
+    def times(self, index: Optional[Sequence[int]] = None) -> np.ndarray:
+        """Row timestamps [V, N] float32, seconds: all videos, or the rows in `index` (in that order)."""
+        if index is None:
+            return self._t[()]
+        index = np.asarray(index, dtype=np.int64)
+        if not len(index):
+            return np.empty((0,) + self._t.shape[1:], np.float32)
+        uniq, inverse = np.unique(index, return_inverse=True)  # h5py wants increasing indices
+        return self._t[uniq][inverse]
 
     def iter_emb(self, batch: int = 256) -> Iterator[Tuple[int, np.ndarray]]:
         """Yield (start row, [b, N, D] float16) blocks, for caches larger than memory."""

@@ -130,7 +130,7 @@ def train_head(name: str, data: TrainData, out_root: str, opts: HeadOptions,
     method, result, extra = fit_method(name, data, opts, device)
     fit_seconds = time.perf_counter() - start
     save_checkpoint(os.path.join(run_dir, CHECKPOINT_NAME), name, method.config, data.class_names,
-                    data.fingerprint, data.cache_info(), state_of(method))
+                    data.fingerprint, data.cache_info(), state_of(method), data.text_emb)
     scores = evaluate_method(method, data)
     write_split(run_dir, data.reader.ids, data.splits)
     write_predictions_for(method, data, run_dir)
