@@ -14,6 +14,15 @@ def _strings(ds) -> np.ndarray:
     return np.array(ds.asstr()[()], dtype=object) if len(ds) else np.array([], dtype=object)
 
 
+def _take(ds, index: Sequence[int]) -> np.ndarray:
+    """Rows `index` of an HDF5 dataset, in that order (repeats allowed)."""
+    index = np.asarray(index, dtype=np.int64)
+    if not len(index):
+        return np.empty((0,) + ds.shape[1:], ds.dtype)
+    uniq, inverse = np.unique(index, return_inverse=True)  # h5py wants increasing indices
+    return ds[uniq][inverse]
+
+
 class CacheReader:
     """A consistent, read-only snapshot of one cache file (the writer replaces files atomically)."""
 
@@ -94,23 +103,11 @@ class CacheReader:
     # -- arrays -----------------------------------------------------------------
     def emb(self, index: Optional[Sequence[int]] = None) -> np.ndarray:
         """Frame embeddings [V, N, D] float16, all rows or the rows in `index` (in that order)."""
-        if index is None:
-            return self._emb[()]
-        index = np.asarray(index, dtype=np.int64)
-        if not len(index):
-            return np.empty((0,) + self._emb.shape[1:], np.float16)
-        uniq, inverse = np.unique(index, return_inverse=True)  # h5py wants increasing indices
-        return self._emb[uniq][inverse]
+        return self._emb[()] if index is None else _take(self._emb, index)
 
     def times(self, index: Optional[Sequence[int]] = None) -> np.ndarray:
         """Row timestamps [V, N] float32, seconds: all videos, or the rows in `index` (in that order)."""
-        if index is None:
-            return self._t[()]
-        index = np.asarray(index, dtype=np.int64)
-        if not len(index):
-            return np.empty((0,) + self._t.shape[1:], np.float32)
-        uniq, inverse = np.unique(index, return_inverse=True)  # h5py wants increasing indices
-        return self._t[uniq][inverse]
+        return self._t[()] if index is None else _take(self._t, index)
 
     def iter_emb(self, batch: int = 256) -> Iterator[Tuple[int, np.ndarray]]:
         """Yield (start row, [b, N, D] float16) blocks, for caches larger than memory."""
