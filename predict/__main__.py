@@ -4,17 +4,17 @@ import os
 import sys
 from typing import List, Optional
 
-from cache.errors import EXIT_DATA, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, CacheError
+from cache.errors import EXIT_DATA, EXIT_USAGE, CacheError
 
-EPILOG = """examples:
-  python -m predict new_videos/ --run runs/transformer --out pred/
-  python -m predict new_videos/ --run runs/lstm --out pred/ --window 20 --stride 10 --html
-  python -m predict clips.csv --labels "playing violin,juggling,surfing" --clip-model ViT-B/32 --out pred/
-
-Writes PRED/predictions.csv (id,label,pred_1,score_1,...), PRED/summary.json, PRED/failures.csv;
+EPILOG = """Writes PRED/predictions.csv (id,label,pred_1,score_1,...), PRED/summary.json, PRED/failures.csv;
 with a timeline also PRED/timeline.csv and PRED/subtitles/<id>.vtt; with --html PRED/timeline.html.
 exit status: 0 done; 1 done but some videos failed (listed); 2 usage error; 3 unusable cache,
-checkpoint or a cache made with another CLIP model or N."""
+checkpoint or a cache made with another CLIP model or N.
+
+examples:
+  python -m predict new_videos/ --run runs/transformer --out pred/
+  python -m predict new_videos/ --run runs/lstm --out pred/ --window 20 --stride 10 --html
+  python -m predict clips.csv --labels "playing violin,juggling,surfing" --clip-model ViT-B/32 --out pred/"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_DATA
     except KeyboardInterrupt:
-        print(f"interrupted: extracted videos are kept in the cache; run the same command to resume",
+        print("interrupted: extracted videos are kept in the cache; run the same command to resume",
               file=sys.stderr)
         return 130
 

@@ -98,5 +98,7 @@ def extract_into(source_arg: str, videos: Optional[str], cache: str, space: Spac
     precheck(cache, settings)
     summary = run(source, cache, opts, log=lambda *a, **k: None)
     ids = {item.id for item in source.items}
-    failures = {**summary.still_failed, **summary.failed}
+    from cache.reader import open_cache
+    with open_cache(cache) as reader:  # the reasons exactly as the cache's /failures records them
+        failures = {vid: why for vid, why in reader.failures if vid in ids}
     return Prepared(cache, ids, source.root, failures, summary.cached, summary.skipped)

@@ -127,13 +127,20 @@ def test_unlabelled_folder(runs, new_clips, tmp_path):
     for i, cls in enumerate(picked):
         clip = os.listdir(os.path.join(new_clips, cls))[0]
         shutil.copy(os.path.join(new_clips, cls, clip), flat / f"video {i}.mp4")
+    (flat / "broken.mp4").write_bytes(b"not a video at all" * 10)
     out = str(tmp_path / "pred")
-    run_cli("-m", "predict", str(flat), "--run", os.path.join(runs, "linear"), "--out", out, "--workers", "1",
-            "--quiet")
+    res = run_cli("-m", "predict", str(flat), "--run", os.path.join(runs, "linear"), "--out", out, "--workers", "1",
+                  "--quiet", check=False)
+    assert res.returncode == 1 and "failed: broken.mp4: " in res.stderr, res.stderr
     rows = read_csv(os.path.join(out, "predictions.csv"))
     assert len(rows) == 3 and all(r["label"] == "" and r["pred_1"] for r in rows)
     summary = read_json(os.path.join(out, "summary.json"))
     assert summary["counts"]["unlabelled"] == 3 and summary["accuracy"]["top1"] is None
+    failed = read_csv(os.path.join(out, "failures.csv"))
+    assert [f["id"] for f in failed] == ["broken.mp4"] and summary["counts"]["failed"] == 1
+    from cache.reader import open_cache
+    with open_cache(os.path.join(out, "cache.h5")) as r:          # exactly as extract recorded it
+        assert dict(r.failures)["broken.mp4"] == failed[0]["reason"]
     assert summary["text_embeddings"] == "the linear probe's own weights"
     # evaluate on a cache with nothing it can score: exit 1, one line saying why.
     res = run_cli("-m", "evaluate", os.path.join(out, "cache.h5"), "--runs", runs, "--out", str(tmp_path / "r"),
