@@ -3,7 +3,7 @@ import importlib
 import sys
 import time
 
-ALL = ("decode", "pipeline", "embed", "train", "memory", "search", "predict")
+ALL = ("decode", "pipeline", "embed", "train", "memory", "search", "scale", "predict")
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,4 @@
-"""Find a video's file and grab one frame of it as a JPEG thumbnail with ffmpeg (search and predict pages)."""
+"""Grab one frame of a video as a JPEG thumbnail with ffmpeg (search and predict pages)."""
 import os
 import subprocess
 from typing import Optional
@@ -12,12 +12,6 @@ def default_root(cache_path: str, source_root: object = None) -> str:
     if source_root and os.path.isdir(str(source_root)):
         return str(source_root)
     return os.path.dirname(os.path.abspath(cache_path))
-
-
-def find_video(root: str, vid: str) -> Optional[str]:
-    """The file of video id `vid` under `root`, or None when it is not there."""
-    path = os.path.join(root, vid)
-    return path if os.path.isfile(path) else None
 
 
 def grab_frame(path: str, t: float, width: int = THUMB_WIDTH) -> Optional[bytes]:

@@ -80,10 +80,14 @@ def _player(v: VideoResult, names: List[str], path: Optional[str]) -> str:
     return (f'<video controls preload="metadata" src="{esc(pathlib.Path(path).as_uri())}">{track}</video>')
 
 
+def video_file(root: str, vid: str) -> Optional[str]:
+    """The file of a video id: an absolute id as it is, else under root (never outside it); None if absent."""
+    path = vid if os.path.isabs(vid) else os.path.join(root, O.safe_relpath(vid))
+    return os.path.abspath(path) if os.path.isfile(path) else None
+
+
 def _video(v: VideoResult, names: List[str], root: str) -> str:
-    from extract.thumbs import find_video
-    path = find_video(root, v.id)
-    path = os.path.abspath(path) if path else None
+    path = video_file(root, v.id)
     rows = "".join(f'<tr><td class="num">{k}</td><td>{esc(n)}</td><td class="num">{p:.4f}</td></tr>'
                    for k, (n, p) in enumerate(v.ranked, 1))
     label = f" &middot; labelled <b>{esc(v.label)}</b>" if v.label else ""
