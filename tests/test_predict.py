@@ -159,12 +159,12 @@ def test_timeline_changes_once_at_the_join(runs, tmp_path):
     folder.mkdir()
     encode(np.clip(np.concatenate(halves), 0, 255).astype(np.uint8), 15.0, str(folder / "joined.mp4"))
     out = str(tmp_path / "pred")
-    # Windows of 10 rows every 10: none straddles the join at row 50, so each sees one class only.
+    # Windows of 25 rows every 25: none straddles the join at row 50, so each sees one class only.
     run_cli("-m", "predict", str(folder), "--run", os.path.join(runs, "linear"), "--out", out,
-            "--window", "10", "--stride", "10", "--workers", "1", "--quiet")
+            "--window", "25", "--stride", "25", "--workers", "1", "--quiet")
     segs = read_csv(os.path.join(out, "timeline.csv"))
     assert len(segs) == 2 and segs[0]["pred"] != segs[1]["pred"], segs
-    window_s = 10 * 6.0 / 100
+    window_s = 25 * 6.0 / 100
     assert abs(float(segs[0]["end_s"]) - 3.0) <= window_s
     assert float(segs[1]["end_s"]) == pytest.approx(6.0, abs=0.1)
 
