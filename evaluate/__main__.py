@@ -61,10 +61,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         written = write_report(args.out, data, figures)
     except OSError as exc:
         return _fail(args.out, f"cannot write the report ({exc.strerror or exc})", EXIT_DATA)
-    if not scored:  # every head scored no video: say why in one line, not "N heads evaluated"
-        why = (f"no head could be scored ({len(data['warnings'])} skipped)" if not data["heads"] else
-               "no labelled video of a class the heads know")
-        return _fail(args.cache, f"nothing scored: {why}; report in {args.out}", EXIT_PARTIAL)
+    if data["heads"] and not scored:  # heads loaded, yet none scored a video: one line, not "N heads evaluated"
+        return _fail(args.cache, "nothing scored: no labelled video here is of a class the heads know (or in "
+                                 f"their test split); report in {args.out}", EXIT_PARTIAL)
     for w in data["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     best = data.get("best_head")

@@ -43,7 +43,7 @@ class CrossScorer(HeadScorer):
             raise RunError(f"cannot load the head (cross-dataset, so no stored numbers are used): {reason}")
         if head.fingerprint != reader.fingerprint:
             info = head.cache_info
-            raise RunError(f"trained in another embedding space (CLIP {info.get('clip_model')!r}, "
+            raise RunError(f"made for another cache in another embedding space (CLIP {info.get('clip_model')!r}, "
                            f"N={info.get('frames')}) than {reader.path} ({reader.clip_model!r}, N={reader.frames})")
         self.method, self.run = head.method, run
         cache_names = [str(n) for n in reader.class_names]
