@@ -178,6 +178,8 @@ class CacheWriter:
     def set_classes(self, names: Sequence[str], text_emb: np.ndarray) -> None:
         """Register class names with their text embeddings [C, D]; old indices never move. Journalled."""
         names = list(names)
+        if not names:  # an unlabelled source has no classes (reshape(0, -1) cannot infer D)
+            return
         text = np.asarray(text_emb, np.float16).reshape(len(names), -1)
         if self._apply_classes(names, text):
             self._journal(Record({"kind": "classes", "names": names}, text, np.zeros(0, np.float32)))
