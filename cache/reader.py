@@ -100,6 +100,9 @@ class CacheReader:
         if not len(index):
             return np.empty((0,) + self._emb.shape[1:], np.float16)
         uniq, inverse = np.unique(index, return_inverse=True)  # h5py wants increasing indices
+        if uniq[-1] - uniq[0] + 1 == len(uniq):  # one contiguous run: a slice, not a point-by-point selection
+            block = self._emb[int(uniq[0]):int(uniq[-1]) + 1]
+            return block if np.array_equal(index, uniq) else block[inverse]
         return self._emb[uniq][inverse]
 
     def times(self) -> np.ndarray:

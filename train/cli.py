@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, help="videos per step (default: by training-set size)")
     ap.add_argument("--patience", type=int, default=15, help="epochs without validation gain before stopping")
     ap.add_argument("--max-memory-mb", type=float,
-                    help="largest in-memory copy of the frames; beyond it they are read in chunks "
+                    help="largest in-memory copy of the frames; beyond it they stream from disk in prefetched blocks "
                          "(default: half the available RAM)")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads for torch (default: 1 for small caches, all cores for large ones)")
@@ -102,6 +102,8 @@ def _run(args: argparse.Namespace) -> int:
     if data.reader.random_weights:
         print(f"note: {args.cache} was made with RANDOM CLIP weights; accuracies measure the heads only",
               file=sys.stderr)
+    if data.source.disk_note:
+        print(f"note: {data.source.disk_note}", file=sys.stderr)
     set_cpu_threads(device, args.threads, len(data.splits["train"]) * len(data.frames) * data.reader.dim)
     opts = HeadOptions(epochs=args.epochs, seed=args.seed, lr=args.lr, batch_size=args.batch_size,
                        patience=args.patience, progress=not args.quiet)

@@ -1,0 +1,81 @@
+"""Kinetics-scale paths on small real caches: out-of-core training, block order, streaming synthetic caches."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from cache.reader import open_cache
+from train.cli import main
+from train.data import FrameSource, contiguous_runs, epoch_order, frame_statistics, frame_subset
+from train.synthetic import write_synthetic_cache
+
+FAST = ["--epochs", "3", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("scale") / "syn.h5")
+    # 600 videos: several shuffle blocks and windows, so batches span windows and runs have gaps.
+    write_synthetic_cache(path, num_classes=6, per_class=100, frames=16, dim=32, seed=3)
+    return path
+
+
+def test_epoch_order_visits_every_position_once_and_keeps_blocks_together():
+    rows = np.sort(np.random.default_rng(0).choice(5000, 1000, replace=False))
+    windows = epoch_order(rows, np.random.default_rng(1), block=50, window=3)
+    order = np.concatenate(windows)
+    assert sorted(order.tolist()) == list(range(len(rows)))
+    assert len(windows) == 7  # 20 blocks, 3 per window
+    # every window holds whole blocks of consecutive positions (blocks of 50 in cache order)
+    for w in windows:
+        assert set(np.unique(w // 50).tolist()) and all(np.sum(w // 50 == b) == 50 for b in np.unique(w // 50))
+    again = np.concatenate(epoch_order(rows, np.random.default_rng(1), block=50, window=3))
+    assert np.array_equal(order, again)
+
+
+def test_contiguous_runs_cover_the_rows_and_read_through_small_gaps():
+    rows = np.array([0, 1, 2, 10, 200, 201, 5000])
+    runs = contiguous_runs(rows, gap=64)
+    assert runs == [(0, 11), (200, 202), (5000, 5001)]
+    covered = np.concatenate([np.arange(a, b) for a, b in runs])
+    assert np.isin(rows, covered).all()
+
+
+def test_disk_source_returns_the_same_frames_and_batches_as_memory(cache):
+    with open_cache(cache) as r:
+        frames = frame_subset(r.frames, 5)
+        mem, disk = FrameSource(r, frames), FrameSource(r, frames, budget=0)
+        assert mem.in_memory and not disk.in_memory
+        assert mem.disk_note is None and "training from disk" in disk.disk_note
+        rows = np.random.default_rng(0).permutation(r.num_videos)[:333]
+        assert np.array_equal(mem.get(rows), disk.get(rows))
+        assert np.array_equal(disk.get(rows), r.emb(rows)[:, frames])
+        windows = epoch_order(np.sort(rows), np.random.default_rng(4), block=16, window=3)
+        a = list(mem.batches(np.sort(rows), windows, 37))
+        b = list(disk.batches(np.sort(rows), windows, 37))
+        assert len(a) == len(b) == int(np.ceil(333 / 37))
+        for (pa, xa), (pb, xb) in zip(a, b):
+            assert np.array_equal(pa, pb) and np.array_equal(xa, xb)
+        for s_mem, s_disk in zip(frame_statistics(mem, rows), frame_statistics(disk, rows)):
+            assert np.array_equal(s_mem, s_disk)
+
+
+def test_in_memory_and_out_of_core_training_give_the_same_metrics(cache, tmp_path):
+    results = {}
+    for name, extra in (("mem", []), ("disk", ["--max-memory-mb", "0"])):
+        out = str(tmp_path / name)
+        assert main([cache, "--out", out, "--head", "lstm,meanpool,linear", "--batch-size", "24", *FAST, *extra]) == 0
+        results[name] = {h: json.load(open(os.path.join(out, h, "metrics.json"))) for h in ("lstm", "meanpool", "linear")}
+        results[name]["emb"] = np.load(os.path.join(out, "lstm", "video_emb.npy"))
+    for head in ("lstm", "meanpool", "linear"):
+        a, b = results["mem"][head], results["disk"][head]
+        assert a["test"] == b["test"] and a["val"] == b["val"]
+        assert a["history"] == b["history"]
+    assert np.array_equal(results["mem"]["emb"], results["disk"]["emb"])
+
+
+def test_training_from_disk_says_so_once(cache, tmp_path, capfd):
+    assert main([cache, "--out", str(tmp_path), "--head", "meanpool,maxpool", "--max-memory-mb", "0", *FAST]) == 0
+    err = capfd.readouterr().err
+    assert err.count("training from disk") == 1
