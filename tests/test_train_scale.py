@@ -79,3 +79,46 @@ def test_training_from_disk_says_so_once(cache, tmp_path, capfd):
     assert main([cache, "--out", str(tmp_path), "--head", "meanpool,maxpool", "--max-memory-mb", "0", *FAST]) == 0
     err = capfd.readouterr().err
     assert err.count("training from disk") == 1
+
+
+def _sklearn_top1(train_x, train_y, test_x, test_y, c):
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = LogisticRegression(C=c, max_iter=2000).fit((train_x - mu) / sd, train_y)
+    return float((model.predict((test_x - mu) / sd) == test_y).mean())
+
+
+def _torch_against_sklearn(x, labels, num_classes, splits):
+    from train.linear import fit_linear
+    from train.metrics import topk_accuracy
+    tr, va, te = splits
+    weight, bias, info = fit_linear(x[tr], labels[tr], x[va], labels[va], num_classes, 0)
+    ours = topk_accuracy(x[te] @ weight.T + bias, labels[te], 1)
+    return ours, _sklearn_top1(x[tr], labels[tr], x[te], labels[te], info["C"])
+
+
+def test_torch_linear_probe_matches_scikit_learn_on_10k_videos_of_400_classes():
+    from train.synthetic import synthetic_videos
+    _, _, emb, labels = synthetic_videos(400, 25, 4, 32, seed=0, noise=1.0)
+    x = emb.astype(np.float32).mean(1)                                    # [10000, 32]
+    order = np.random.default_rng(0).permutation(len(x))
+    ours, theirs = _torch_against_sklearn(x, labels, 400, np.split(order, [8000, 9000]))
+    assert 0.1 < theirs < 0.95 and abs(ours - theirs) <= 0.01, (ours, theirs)
+
+
+def test_torch_linear_probe_matches_scikit_learn_on_the_demo(demo_cache):
+    from train.baselines import meanpool
+    from train.prepare import prepare
+    from train.run import map_rows
+    data = prepare(demo_cache, None, 0)
+    try:
+        x = map_rows(data, np.arange(data.reader.num_videos), meanpool, data.reader.dim)
+        splits = [data.splits[s] for s in ("train", "val", "test")]
+        ours, theirs = _torch_against_sklearn(x, data.labels.astype(np.int64), len(data.class_names), splits)
+    finally:
+        data.reader.close()
+    assert abs(ours - theirs) <= 0.01, (ours, theirs)

@@ -46,7 +46,8 @@ def epoch_order(rows: np.ndarray, rng: np.random.Generator, block: int = SHUFFLE
     """
     by_row = np.argsort(np.asarray(rows), kind="stable")                   # positions in cache order
     blocks = [by_row[s:s + block] for s in range(0, len(by_row), block)]
-    picked = rng.permutation(len(blocks))
+    # One block (a small set) draws nothing here, so its order is a plain permutation of the rows.
+    picked = rng.permutation(len(blocks)) if len(blocks) > 1 else np.arange(len(blocks))
     out = []
     for s in range(0, len(picked), window):
         members = np.concatenate([blocks[b] for b in picked[s:s + window]])

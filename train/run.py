@@ -77,7 +77,7 @@ def fit_method(name: str, data: TrainData, opts: HeadOptions, device: torch.devi
     if name == "linear":
         feats = {k: map_rows(data, r, meanpool, data.reader.dim) for k, r in (("train", tr), ("val", va))}
         weight, bias, info = fit_linear(feats["train"], data.labels[tr], feats["val"], data.labels[va],
-                                        len(data.class_names), opts.seed)
+                                        len(data.class_names), opts.seed, device=device)
         config["C"] = info["C"]
         return LinearMethod(name, data.class_names, config, weight, bias), FitResult(), {"linear": info}
     set_determinism(opts.seed)
