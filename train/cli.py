@@ -9,7 +9,7 @@ from train.checkpoint import CheckpointError
 from train.device import resolve_device, set_cpu_threads
 from train.prepare import UsageError, prepare
 from train.registry import ALL_METHODS
-from train.run import HeadOptions, train_head
+from train.run import HeadOptions, train_heads
 
 EPILOG = f"""heads: {', '.join(ALL_METHODS)} (or all).
 Outputs RUNS/<head>/: head.pt, metrics.json, predictions.csv, split.json, video_emb.npy.
@@ -108,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
     opts = HeadOptions(epochs=args.epochs, seed=args.seed, lr=args.lr, batch_size=args.batch_size,
                        patience=args.patience, progress=not args.quiet)
     try:
-        lines = [summary_line(train_head(name, data, args.out, opts, device)) for name in heads]
+        lines = [summary_line(m) for m in train_heads(heads, data, args.out, opts, device)]
     finally:
         data.reader.close()
     for line in lines:
