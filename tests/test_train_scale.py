@@ -61,7 +61,10 @@ def test_disk_source_returns_the_same_frames_and_batches_as_memory(cache):
             assert np.array_equal(s_mem, s_disk)
 
 
-def test_in_memory_and_out_of_core_training_give_the_same_metrics(cache, tmp_path):
+def test_in_memory_and_out_of_core_training_give_the_same_metrics(cache, tmp_path, monkeypatch):
+    import train.data
+    monkeypatch.setattr(train.data, "SHUFFLE_BLOCK", 16)   # several windows, batches that span two
+    monkeypatch.setattr(train.data, "SHUFFLE_WINDOW", 4)
     results = {}
     for name, extra in (("mem", []), ("disk", ["--max-memory-mb", "0"])):
         out = str(tmp_path / name)

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from train.baselines import meanpool
 from train.data import READ_BLOCK, StatsAccumulator
 from train.linear import LinearMethod
-from train.method import Method
+from train.method import Method, as_float32
 from train.prepare import TrainData
 
 PARTIAL_EMB = "video_emb.partial.npy"  # filled during the scan, so [V, D] per head never sits in RAM
@@ -103,6 +103,7 @@ def score_pass(methods: List[Method], data: TrainData, run_dirs: List[str],
     bar = _bar(V, "scoring " + ",".join(m.name for m in methods), progress)
     read_start = time.perf_counter()
     for rows, block in data.source.blocks(None, READ_BLOCK):               # block: [b, K, D] float16
+        block = as_float32(block)                                          # once for every method
         lo, hi = int(rows[0]), int(rows[-1]) + 1
         here = {}
         for name, (order, sorted_rows) in lookup.items():
