@@ -36,7 +36,7 @@ def test_epoch_order_visits_every_position_once_and_keeps_blocks_together():
 
 def test_contiguous_runs_cover_the_rows_and_read_through_small_gaps():
     rows = np.array([0, 1, 2, 10, 200, 201, 5000])
-    runs = contiguous_runs(rows, gap=64)
+    runs = contiguous_runs(rows, gap=64)  # the gap is a parameter; the default is smaller
     assert runs == [(0, 11), (200, 202), (5000, 5001)]
     covered = np.concatenate([np.arange(a, b) for a, b in runs])
     assert np.isin(rows, covered).all()
