@@ -106,8 +106,8 @@ def _torch_against_sklearn(x, labels, num_classes, splits):
 
 def test_torch_linear_probe_matches_scikit_learn_on_10k_videos_of_400_classes():
     from train.synthetic import synthetic_videos
-    _, _, emb, labels = synthetic_videos(400, 25, 4, 32, seed=0, noise=1.0)
-    x = emb.astype(np.float32).mean(1)                                    # [10000, 32]
+    _, _, emb, labels = synthetic_videos(400, 25, 4, 16, seed=0, noise=1.0)
+    x = emb.astype(np.float32).mean(1)                                    # [10000, 16]
     order = np.random.default_rng(0).permutation(len(x))
     ours, theirs = _torch_against_sklearn(x, labels, 400, np.split(order, [8000, 9000]))
     assert 0.1 < theirs < 0.95 and abs(ours - theirs) <= 0.01, (ours, theirs)
