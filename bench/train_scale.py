@@ -120,9 +120,16 @@ def main(argv: List[str] = None) -> dict:
     res: Dict[str, object] = {"frames": FRAMES, "dim": DIM, "classes": CLASSES, "sizes": {}}
     for i, videos in enumerate(sizes):
         res["sizes"][str(videos)] = one_size(videos, root, with_ooc=i == 0)
+        _summarise(res, sizes[0])
+        common.write_result("train_scale", res)  # after every size: a long run that is stopped keeps what it measured
+    _print_table(res["sizes"])
+    return res
+
+
+def _summarise(res: Dict[str, object], first_size: int) -> None:
     sizes_done = res["sizes"]
-    first = sizes_done[str(sizes[0])]
-    res["ooc_overhead"], res["ooc_videos"] = first["ooc"]["ooc_overhead"], sizes[0]
+    first = sizes_done[str(first_size)]
+    res["ooc_overhead"], res["ooc_videos"] = first["ooc"]["ooc_overhead"], first_size
     if "50000" in sizes_done:
         res["baseline_vs_scan"] = sizes_done["50000"]["baseline_vs_scan"]
         res["linear_vs_meanpool"] = sizes_done["50000"]["linear_vs_meanpool"]
@@ -135,14 +142,15 @@ def main(argv: List[str] = None) -> dict:
                      "train` / `python -m evaluate` child end to end (wall, CPU, peak RSS), against one "
                      "sequential CacheReader.iter_emb read of the same cache just before; ooc_overhead: the "
                      "same transformer steps from disk (budget forced to half the frames) and from memory")
-    common.write_result("train_scale", res)
+
+
+def _print_table(sizes_done: Dict[str, dict]) -> None:
     rows = []
     for v, r in sizes_done.items():
         rows.append((v, f"{r['cache_gib']:.1f}", f"{r['read']['seconds']:.1f}", f"{r['meanpool']['seconds']:.1f}",
                      f"{r['baselines']['seconds']:.1f}", f"{r['linear']['seconds']:.1f}",
                      f"{r['evaluate_one']['seconds']:.1f} s, {r['evaluate_one']['peak_rss_mib']:.0f} MiB"))
     print(common.table(["videos", "GiB", "read s", "meanpool s", "4 baselines s", "linear s", "evaluate"], rows))
-    return res
 
 
 if __name__ == "__main__":
