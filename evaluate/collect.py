@@ -13,6 +13,7 @@ from evaluate.heads import test_rows
 from evaluate.openset import open_set_scores
 from evaluate.retrieval import caption_retrieval, class_prompt_retrieval
 from evaluate.runs import find_runs
+from evaluate.tsne import safe_tsne
 from evaluate.video_emb import mean_pooled, release
 
 MEANPOOL = "CLIP mean-pool"
@@ -75,22 +76,31 @@ def _open_set(reader: CacheReader, results: List[HeadResult]) -> Dict[str, Any]:
     return out
 
 
-def _tsne(reader: CacheReader, pooled: np.ndarray, best: Optional[HeadResult]) -> Optional[bytes]:
-    """Mean-pooled CLIP next to the best head, same videos, same colours."""
-    if best is not None and best.run.video_emb is None and best.scorer is not None:
-        rows, head = best.scorer.rows, best.scorer.video_embeddings()       # [T], [T, D]
-        title = f"{best.run.name} (test videos)"
-    else:
-        rows = np.flatnonzero(reader.labels >= 0)
-        have = best is not None and best.run.video_emb is not None
-        head = best.run.video_emb[rows] if have else None
-        title = f"{best.run.name} (all videos)" if have else "no head embeddings: CLIP mean-pool again"
-    pick = plots.sample_for_tsne(len(rows))
-    if len(pick) < 2:
-        return None
-    right = head[pick] if head is not None else pooled[rows[pick]]
-    return plots.tsne_pair(pooled[rows[pick]], right, reader.labels[rows[pick]], reader.class_names,
-                           ("CLIP mean-pool", title))
+def _tsne(reader: CacheReader, pooled: np.ndarray, best: Optional[HeadResult]) -> Tuple[Optional[bytes], str]:
+    """(PNG or None, note): mean-pooled CLIP next to the best head, same labelled videos, test ones ringed."""
+    rows = np.flatnonzero(reader.labels >= 0)
+    rows = rows[plots.sample_for_tsne(len(rows))]                          # [S] sorted cache rows
+    if not len(rows):
+        return None, "the cache has no labelled videos to draw"
+    panels = [("CLIP mean-pool", pooled[rows])]
+    marked = None
+    if best is not None:
+        marked = np.isin(rows, test_rows(reader, best.run))
+        if best.run.video_emb is not None:
+            panels.append((best.run.name, best.run.video_emb[rows]))
+        elif best.scorer is not None:
+            panels.append((best.run.name, best.scorer.method.video_embeddings(reader.emb(rows))))
+    layouts, titles, notes = [], [], []
+    for title, emb in panels:
+        xy, note = safe_tsne(emb)
+        if note:
+            notes.append(f"{title}: {note}")
+        if xy is not None:
+            layouts.append(xy)
+            titles.append(title)
+    if not layouts:
+        return None, "; ".join(notes)
+    return plots.tsne_pair(layouts, reader.labels[rows], reader.class_names, titles, marked), "; ".join(notes)
 
 
 def collect(reader: CacheReader, runs_dir: str, device: str = "auto", resamples: int = 1000,
@@ -117,7 +127,7 @@ def collect(reader: CacheReader, runs_dir: str, device: str = "auto", resamples:
         figures["confusion.png"] = plots.confusion(np.array(block["matrix"]), names, f"Confusion: {best.run.name}")
         acc = np.array([np.nan if v is None else v for v in block["per_class"].values()])
         figures["per_class.png"] = plots.per_class(acc, names, f"Per-class accuracy: {best.run.name}")
-    tsne = _tsne(reader, pooled, best)
+    tsne, data["tsne_note"] = _tsne(reader, pooled, best)
     if tsne is not None:
         figures["tsne.png"] = tsne
     curves_png = plots.training_curves({r.run.name: r.run.history for r in results})

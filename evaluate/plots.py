@@ -8,7 +8,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-TSNE_SEED = 0
 TSNE_MAX_VIDEOS = 1000  # t-SNE is slow (~13 s for 1000 on one core); a sample this size shows the structure
 LABEL_LIMIT = 40        # above this many classes, tick labels would overlap into a black bar
 
@@ -76,23 +75,19 @@ def per_class(acc: np.ndarray, names: Sequence[str], title: str) -> bytes:
     return _png(fig)
 
 
-def tsne_pair(left: np.ndarray, right: np.ndarray, labels: np.ndarray, names: Sequence[str],
-              titles: Sequence[str]) -> bytes:
-    """t-SNE of two embeddings of the same videos side by side ([V, D] each), coloured by class."""
-    from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+def tsne_pair(layouts: Sequence[np.ndarray], labels: np.ndarray, names: Sequence[str],
+              titles: Sequence[str], marked: Optional[np.ndarray] = None) -> bytes:
+    """Side-by-side 2-D layouts ([V, 2] each, NaN rows not drawn) of the same videos, coloured by class.
+
+    `marked` [V] bool: videos drawn with a black ring (the test split), the rest plain.
+    """
+    fig, axes = plt.subplots(1, len(layouts), figsize=(6 * len(layouts), 5.5), squeeze=False)
     cmap = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
-    for ax, emb, title in zip(axes, (left, right), titles):
-        n = len(emb)
-        if n >= 5:
-            perplexity = float(min(30, max(2, (n - 1) / 3)))
-            # One thread: OpenMP Barnes-Hut ran 4-20x slower on two shared cores than on one.
-            with threadpool_limits(1):
-                xy = TSNE(2, perplexity=perplexity, random_state=TSNE_SEED, init="pca").fit_transform(emb)
-        else:
-            xy = np.zeros((n, 2))
-        ax.scatter(xy[:, 0], xy[:, 1], c=[cmap(int(l) % cmap.N) for l in labels], s=12, alpha=0.85)
+    colours = np.array([cmap(int(l) % cmap.N) for l in labels]).reshape(-1, 4)
+    ring = np.zeros(len(labels), bool) if marked is None else np.asarray(marked, bool)
+    for ax, xy, title in zip(axes[0], layouts, titles):
+        for sel, edge in ((~ring, "none"), (ring, "black")):
+            ax.scatter(xy[sel, 0], xy[sel, 1], c=colours[sel], s=14, alpha=0.85, edgecolors=edge, linewidths=0.6)
         ax.set_title(plain(title))
         ax.set_xticks([])
         ax.set_yticks([])
@@ -100,8 +95,11 @@ def tsne_pair(left: np.ndarray, right: np.ndarray, labels: np.ndarray, names: Se
     if len(present) <= LABEL_LIMIT:
         handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(c % cmap.N), label=plain(names[c]))
                    for c in present]
-        fig.legend(handles=handles, loc="lower center", ncol=min(6, len(present)), fontsize=7, frameon=False)
-        fig.subplots_adjust(bottom=0.08 + 0.03 * ((len(present) + 5) // 6))
+        if ring.any():
+            handles.append(plt.Line2D([], [], marker="o", ls="", color="white", markeredgecolor="black",
+                                      label="ringed: test split"))
+        fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=7, frameon=False)
+        fig.subplots_adjust(bottom=0.08 + 0.03 * ((len(handles) + 5) // 6))
     return _png(fig)
 
 
@@ -109,7 +107,7 @@ def sample_for_tsne(n: int, limit: int = TSNE_MAX_VIDEOS) -> np.ndarray:
     """Row indices to plot: all of them, or a fixed-seed sample of `limit`."""
     if n <= limit:
         return np.arange(n)
-    return np.sort(np.random.default_rng(TSNE_SEED).choice(n, limit, replace=False))
+    return np.sort(np.random.default_rng(0).choice(n, limit, replace=False))
 
 
 def training_curves(histories: Dict[str, List[dict]]) -> Optional[bytes]:

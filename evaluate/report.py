@@ -73,7 +73,8 @@ def _frames(data: Dict[str, Any]) -> S.Section:
 def _best(data: Dict[str, Any]) -> Optional[S.Section]:
     block = data.get("confusion")
     if not block:
-        return None
+        why = "no head could be scored" if not data["heads"] else "the best head has no labelled test videos"
+        return S.Section("Best head", "best", [S.text(f"No confusion matrix: {why}.")])
     rows = [[n, pct(a)] for n, a in block["per_class"].items() if a is not None]
     return S.Section(f"Best head: {block['head']}", "best", [
         S.figure("confusion.png", f"Confusion matrix of {block['head']} on its test split (rows: true class)"),
@@ -95,6 +96,8 @@ def _retrieval(r: Dict[str, Any]) -> S.Section:
                  num(m["mean_rank"], 1), m["queries"]] for name, m in r["captions"].items()]
         blocks += [S.text("Caption-to-video over all videos, as CLIP4Clip reports it (rank 1 = best)."),
                    S.table(["video embedding", "R@1 %", "R@5 %", "R@10 %", "MdR", "MnR", "captions"], rows)]
+    if not r.get("class_prompts"):
+        blocks.append(S.text("Class prompts: the cache has no labelled videos to rank."))
     if r.get("captions_note"):
         blocks.append(S.text(f"Captions: {r['captions_note']}."))
     return S.Section("Text-to-video retrieval", "retrieval", blocks)
@@ -115,6 +118,17 @@ def _open_set(o: Dict[str, Any]) -> Optional[S.Section]:
         S.text("Held-out classes: " + ", ".join(held))])
 
 
+def _tsne(data: Dict[str, Any]) -> S.Section:
+    blocks: List[S.Block] = []
+    if "tsne.png" in data["figures"]:
+        blocks.append(S.figure("tsne.png", "t-SNE (seed 0) of mean-pooled CLIP embeddings next to the best head's, "
+                                           "coloured by class; ringed: the best head's test videos"))
+    note = data.get("tsne_note")
+    if note:
+        blocks.append(S.text(("Not drawn: " if not blocks else "Note: ") + note + "."))
+    return S.Section("t-SNE of video embeddings", "tsne", blocks)
+
+
 def _summary(data: Dict[str, Any]) -> S.Section:
     p = data["provenance"]
     line = (f"CLIP {p['clip_model']} (weights {p['weights_hash'][:12]}{', RANDOM' if p['random_weights'] else ''}), "
@@ -126,12 +140,11 @@ def _summary(data: Dict[str, Any]) -> S.Section:
 def build_sections(data: Dict[str, Any]) -> List[S.Section]:
     """Every section of the report, in reading order."""
     out = [_summary(data), _heads(data), _frames(data), _best(data)]
-    if "tsne.png" in data["figures"]:
-        out.append(S.Section("t-SNE of video embeddings", "tsne", [S.figure(
-            "tsne.png", "t-SNE (seed 0) of mean-pooled CLIP embeddings next to the best head's, coloured by class")]))
-    if "training_curves.png" in data["figures"]:
-        out.append(S.Section("Training curves", "curves", [S.figure(
-            "training_curves.png", "Loss and validation accuracy per epoch of the trained heads")]))
+    out.append(_tsne(data))
+    out.append(S.Section("Training curves", "curves", [S.figure(
+        "training_curves.png", "Loss and validation accuracy per epoch of the trained heads")]
+        if "training_curves.png" in data["figures"] else [S.text("No trained head (lstm, transformer, xclip) "
+                                                                 "among these runs, so no curves.")]))
     out += [_retrieval(data["retrieval"]), _open_set(data.get("open_set") or {})]
     if data["warnings"]:
         out.append(S.Section("Warnings", "warnings", [S.bullets(data["warnings"], css="warn")]))

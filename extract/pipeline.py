@@ -1,17 +1,19 @@
 """Run an extraction: skip what is cached, fan videos out to Dask, stream results to the writer."""
+import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from tqdm import tqdm
-
+from cache.progress import progress
 from cache.reader import read_settings
 from cache.schema import make_settings, settings_mismatch
 from cache.writer import CacheWriter
 from cache.errors import CacheError
-from extract import worker_tasks
+from extract import identity, worker_tasks
 from extract.weights import file_hash, resolve_weights
 from extract.prompts import TEMPLATES
 from extract.sources import Source, prompt_name
@@ -37,12 +39,15 @@ class Options:
     retry_failed: bool = False
     progress: bool = True
     torch_threads: Optional[int] = None   # per worker; None: the host's cores / its workers
+    replace_changed: bool = False   # re-extract cached ids whose file content changed (else refuse)
+    allow_new_root: bool = False    # add videos of another source folder to this cache (else refuse)
 
 
 @dataclass
 class Summary:
     cached: int = 0
     skipped: int = 0
+    replaced: int = 0           # cached videos re-extracted because their file changed
     failed: Dict[str, str] = field(default_factory=dict)      # this run's new failures
     still_failed: Dict[str, str] = field(default_factory=dict)  # earlier failures not retried
     seconds: float = 0.0
@@ -50,7 +55,8 @@ class Summary:
     strategies: Dict[str, int] = field(default_factory=dict)
 
 
-def _cuda_count() -> int:
+def cuda_count() -> int:
+    """GPUs torch can use here (0 without the NVIDIA driver, found without importing torch)."""
     # Importing torch costs seconds; a machine without the NVIDIA driver has no GPU to count.
     if not os.path.isdir("/proc/driver/nvidia/gpus"):
         return 0
@@ -61,7 +67,7 @@ def _cuda_count() -> int:
 def default_layout(device: str, workers: Optional[int], threads: Optional[int]):
     """(workers, threads per worker): one single-threaded worker per core on CPU; on GPUs one
     worker per GPU with several threads, so ffmpeg decodes while the GPU embeds."""
-    gpus = _cuda_count() if device in ("auto", "cuda") else 0
+    gpus = cuda_count() if device in ("auto", "cuda") else 0
     if gpus:
         return workers or gpus, threads or 4
     # Each worker holds its own CLIP (ViT-B/32: ~0.6 GB); past 8 workers, more torch threads per
@@ -77,9 +83,27 @@ def make_client(opts: Options):
         client.wait_for_workers(1, timeout=60)
         return client, None
     workers, threads = default_layout(opts.device, opts.workers, opts.threads_per_worker)
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR, memory_limit=0)
+    # Ctrl-C reaches every process of the terminal's group: the workers would each print a
+    # KeyboardInterrupt traceback. They start with SIGINT ignored (kept across exec) and are
+    # stopped by cluster.close(); this process alone handles the interrupt.
+    with _sigint_ignored():
+        # The scheduler always serves HTTP; a free local port, not 8787, so two runs never warn.
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR, memory_limit=0)
     return Client(cluster), cluster
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while processes are started (they inherit it); only the main thread may say so."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def weights_settings(opts: Options, source_root: str, dim: int = 0) -> dict:
@@ -88,22 +112,25 @@ def weights_settings(opts: Options, source_root: str, dim: int = 0) -> dict:
                          TEMPLATES, source_root)
 
 
-def precheck(out: str, settings: dict) -> None:
-    """Refuse an existing cache made with other settings before any cluster starts."""
+def precheck(out: str, settings: dict, allow_new_root: bool = False) -> None:
+    """Refuse an existing cache made with other settings, or from another folder, before any cluster starts."""
     if os.path.exists(out):
         old = read_settings(out)
         why = settings_mismatch(old, dict(settings, dim=old.get("dim")))
         if why:
             raise CacheError(out, f"refusing to append: {why}; use another --out file")
+        identity.check_root(out, old.get("source_root"), settings["source_root"], allow_new_root)
 
 
 def run(source: Source, out: str, opts: Options, log=print) -> Summary:
     """Extract every video of `source` into the cache `out`; returns counts and failures."""
-    settings = weights_settings(opts, source.root)
-    precheck(out, settings)
+    settings = weights_settings(opts, os.path.abspath(source.root))   # absolute: thumbnails work from anywhere
+    precheck(out, settings, opts.allow_new_root)
     start = time.time()
     quick = _already_done(source, out, opts)
     if quick is not None:  # nothing to embed and no new class: no cluster to start
+        if opts.allow_new_root:   # the user moved the cache to this folder: record it
+            CacheWriter(out, dict(settings, dim=read_settings(out)["dim"])).close()
         quick.seconds = time.time() - start
         return quick
     client, cluster = make_client(opts)
@@ -113,6 +140,20 @@ def run(source: Source, out: str, opts: Options, log=print) -> Summary:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _quiet_dask() -> None:
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+def _hush(client) -> None:
+    """After Ctrl-C our own local cluster stops mid-task: what Dask logs about that (lost heartbeats,
+    cancelled tasks, closed comms) is noise, here and in the workers. A shared cluster is left alone."""
+    _quiet_dask()
+    try:
+        client.run(_quiet_dask)
+    except Exception:   # a worker already gone has nothing left to say
+        pass
 
 
 # Small files share a task (and, when short, ffmpeg runs: extract.batch): per-task Dask overhead
@@ -145,17 +186,22 @@ def chunk_items(items: list, workers: int) -> List[list]:
     return chunks
 
 
-def plan(source: Source, done: set, failed: Dict[str, str], retry: bool, summary: Summary) -> list:
-    """The items still to extract; counts the skipped ones into `summary`."""
-    todo = []
+def plan(source: Source, done, failed: Dict[str, str], retry: bool, summary: Summary,
+         stored=lambda vid: "", out: str = "", replace: bool = False) -> list:
+    """The items still to extract (cached ones whose file changed included, when `replace`);
+    counts the skipped ones into `summary`. `stored(id)` is the cached content fingerprint."""
+    todo, cached = [], []
     for item in source.items:
         if item.id in done:
-            summary.skipped += 1
+            cached.append(item)
         elif item.id in failed and not retry:
             summary.still_failed[item.id] = failed[item.id]
         else:
             todo.append(item)
-    return todo
+    changed = identity.changed_items(cached, stored, out, replace)
+    summary.skipped += len(cached) - len(changed)
+    summary.replaced += len(changed)
+    return todo + changed
 
 
 def _already_done(source: Source, out: str, opts: Options) -> Optional[Summary]:
@@ -165,7 +211,9 @@ def _already_done(source: Source, out: str, opts: Options) -> Optional[Summary]:
     from cache.reader import open_cache
     with open_cache(out) as r:
         summary = Summary()
-        todo = plan(source, set(r.ids), dict(r.failures), opts.retry_failed, summary)
+        stored = dict(zip(r.ids, r.content))
+        todo = plan(source, stored, dict(r.failures), opts.retry_failed, summary, stored.get, out,
+                    opts.replace_changed)
         if todo or not set(source.classes) <= set(r.class_names):
             return None
     return summary
@@ -190,7 +238,8 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
     summary = Summary()
     try:
         writer.set_classes(source.classes, text_emb)
-        todo = plan(source, writer.done_ids, writer.failed, opts.retry_failed, summary)
+        todo = plan(source, writer.done_ids, writer.failed, opts.retry_failed, summary, writer.content_of, out,
+                    opts.replace_changed)
         _warm_all(client, common)
         work_start = time.time()
         threads = sum(client.nthreads().values()) or 1
@@ -198,37 +247,45 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
         window = 2 * threads + 2   # tasks in flight, bounded: memory does not grow with the collection
         pending = iter(chunk_items(todo, threads))
         by_key = {}
+        contents: Dict[str, str] = {}   # fingerprints taken before decoding: a later change is seen next run
 
-        def submit_next(ac) -> None:
-            chunk = next(pending, None)
+        def submit_next(ac, chunk=None) -> None:
+            chunk = chunk or next(pending, None)
             if chunk is None:
                 return
             fut = client.submit(worker_tasks.videos_task, *common, [(it.id, it.path) for it in chunk],
                                 opts.frames, opts.batch_size, ffmpeg_threads, opts.video_timeout, pure=False)
             by_key[fut.key] = chunk
+            contents.update(zip((it.id for it in chunk), identity.fingerprints([it.path for it in chunk])))
             ac.add(fut)
 
         ac = as_completed()
         for _ in range(window):
             submit_next(ac)
-        bar = tqdm(total=len(todo), unit="video", disable=not opts.progress, desc="extract")
+        bar = progress(total=len(todo), unit="video", quiet=not opts.progress, desc="extract")
         for fut in ac:
             chunk = by_key.pop(fut.key)
             try:
                 results = fut.result()
             except Exception as exc:  # a worker died repeatedly, or a bug: record it, keep going
-                why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-                results = [{"id": it.id, "error": why} for it in chunk]
+                if len(chunk) > 1:    # one video may have taken its batch-mates down: each again, alone
+                    fut.release()
+                    for it in chunk:
+                        submit_next(ac, [it])
+                    continue
+                results = [{"id": it.id, "error": worker_tasks.task_failure(exc)} for it in chunk]
             fut.release()
             for item, res in zip(chunk, results):
-                _record(writer, summary, item, res)
+                _record(writer, summary, item, res, contents.pop(item.id, ""))
             bar.update(len(chunk))
-            bar.set_postfix(failed=len(summary.failed), refresh=False)
+            bar.set_postfix(failed=len(summary.failed))
             submit_next(ac)
         bar.close()
         summary.work_seconds = time.time() - work_start
         writer.close()
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt) and not opts.scheduler:
+            _hush(client)   # first: committing below may take a while, and workers then log lost heartbeats
         # Interrupted: keep every finished video (commit), then re-raise.
         try:
             writer.close()
@@ -253,14 +310,14 @@ def _warm_all(client, common: tuple) -> None:
     client.cancel(futs)
 
 
-def _record(writer: CacheWriter, summary: Summary, item, res: Dict[str, object]) -> None:
+def _record(writer: CacheWriter, summary: Summary, item, res: Dict[str, object], content: str = "") -> None:
     """Write one video's result (embeddings or failure) and count it."""
     if "error" in res:
         writer.add_failure(item.id, res["error"])
         summary.failed[item.id] = " ".join(str(res["error"]).split())
     else:
         writer.add_video(item.id, res["emb"], res["t"], item.label, item.split, item.caption,
-                         res["n_distinct"], res["duration"], res["fps"])
+                         res["n_distinct"], res["duration"], res["fps"], content)
         summary.cached += 1
         summary.strategies[res["strategy"]] = summary.strategies.get(res["strategy"], 0) + 1
 

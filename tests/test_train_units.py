@@ -129,3 +129,20 @@ def test_position_resampling_and_schedule():
 def test_scaled_cosine_is_clip_style():
     v, t = np.array([[3.0, 0.0]]), np.array([[1.0, 0.0], [0.0, 2.0]])
     assert np.allclose(scaled_cosine(v, t), [[100.0, 0.0]])
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_weight_decay_spares_biases_norms_temperature_and_tables(name):
+    from train.loop import param_groups
+    config = {"head": name, "dim": 16, "frames": 12, "pos_len": 12, **HEAD_DEFAULTS[name]}
+    module = build_module(config)
+    decayed, spared = param_groups(module, 0.05)
+    assert decayed["weight_decay"] == 0.05 and spared["weight_decay"] == 0.0
+    names = {id(p): n for n, p in module.named_parameters()}
+    spared_names = {names[id(p)] for p in spared["params"]}
+    assert all(p.ndim >= 2 for p in decayed["params"])
+    assert "log_scale" in spared_names and any(n.endswith(".pos") for n in spared_names) == (name != "lstm")
+    assert all(names[id(p)].split(".")[-1] not in ("bias", "pos", "extra", "log_scale") for p in decayed["params"])
+    assert len(decayed["params"]) + len(spared["params"]) == len(list(module.parameters()))
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(id(m.weight) in {id(p) for p in spared["params"]} for m in norms)

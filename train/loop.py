@@ -1,8 +1,7 @@
-"""The training loop: AdamW, cosine schedule with warm-up, early stopping on validation, fixed seeds."""
+"""The training loop: AdamW (no decay on biases, norms, temperature, tables), cosine schedule with warm-up, early stopping on validation, fixed seeds."""
 import copy
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -10,8 +9,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from cache.progress import epoch_line, progress as progress_display
 from train.data import FrameSource, epoch_order
 from train.device import amp_dtype, autocast
 from train.heads import TemporalHead
@@ -52,6 +51,23 @@ def set_determinism(seed: int) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+# Parameters never decayed, as CLIP's and X-CLIP's trainers do: decay pulls them towards 0, which for a
+# temperature, a LayerNorm gain, a bias or a position/prompt table is a wrong prior, not regularisation.
+NO_DECAY_NAMES = ("log_scale", "pos", "extra")
+
+
+def decays(name: str, param: torch.nn.Parameter) -> bool:
+    """Whether AdamW's weight decay applies: matrices yes; biases, norms, temperature and tables no."""
+    return param.ndim >= 2 and name.rsplit(".", 1)[-1] not in NO_DECAY_NAMES
+
+
+def param_groups(module: torch.nn.Module, weight_decay: float) -> List[Dict[str, object]]:
+    """AdamW parameter groups: decayed matrices, then everything else with weight_decay 0."""
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    return [{"params": [p for n, p in named if decays(n, p)], "weight_decay": weight_decay},
+            {"params": [p for n, p in named if not decays(n, p)], "weight_decay": 0.0}]
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -104,7 +120,7 @@ def fit(module: TemporalHead, source: FrameSource, train_rows: np.ndarray, train
     module.to(device)
     text = torch.from_numpy(np.asarray(text_emb, np.float32)).to(device)   # [C, D]
     ytrain = torch.from_numpy(np.asarray(train_y, np.int64))
-    opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(param_groups(module, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = max(1, math.ceil(len(train_rows) / cfg.batch_size))
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -121,8 +137,9 @@ def fit(module: TemporalHead, source: FrameSource, train_rows: np.ndarray, train
         module.train()
         windows = epoch_order(train_rows, rng)  # block-shuffled: the same batches in memory and from disk
         total_loss, seen = 0.0, 0
-        bar = tqdm(total=steps_per_epoch, desc=f"{desc} epoch {epoch}/{cfg.epochs}", unit="batch",
-                   leave=False, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        epoch_start = time.perf_counter()
+        bar = progress_display(total=steps_per_epoch, desc=f"{desc} epoch {epoch}/{cfg.epochs}", unit="batch",
+                               quiet=not progress, leave=False, lines=False)   # a log gets epoch_line instead
         for pick, frames in source.batches(train_rows, windows, cfg.batch_size):
             x = torch.from_numpy(frames).to(device, non_blocking=True).float()  # [B, K, D]
             y = ytrain[pick].to(device)
@@ -145,6 +162,8 @@ def fit(module: TemporalHead, source: FrameSource, train_rows: np.ndarray, train
         judged = averaged if averaged is not None else module
         val_loss, val_top1 = _val_scores(judged, source, val_rows, np.asarray(val_y, np.int64), text, device)
         result.history.append(history_row(epoch, total_loss / max(1, seen), val_loss, val_top1))
+        epoch_line(desc, epoch, cfg.epochs, total_loss / max(1, seen), val_top1,
+                   time.perf_counter() - epoch_start, quiet=not progress)
         result.epochs_run = epoch
         if math.isnan(val_top1) or best_key is None or (val_top1, -val_loss) > best_key:
             # Keep the best state: highest top-1, then lowest loss (the last epoch with no val split).

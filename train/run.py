@@ -1,8 +1,9 @@
 """Fit methods on prepared data, score them all in one shared pass, and write their run folders."""
 import os
+import shutil
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -114,43 +115,77 @@ def write_predictions_for(method: Method, data: TrainData, run_dir: str, logits:
                       [names[p] for p in pred], score)
 
 
-def train_heads(names: List[str], data: TrainData, out_root: str, opts: HeadOptions,
-                device: torch.device) -> List[Dict[str, Any]]:
-    """Fit every method, score them all in one pass over the cache, write RUNS/<name>/ for each.
+def train_heads(names: List[str], data: TrainData, out_root: str, opts: HeadOptions, device: torch.device,
+                done: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+    """Fit, score and write RUNS/<name>/ for every method; returns the metrics of each, in order.
 
     Reads: at most one pass over the train/val frames (linear features and frame statistics together),
-    the trained heads' epochs, and one sequential pass over every video for all scoring, predictions
-    and video_emb. Returns the metrics written to each metrics.json, in the order of `names`.
+    the trained heads' epochs, and one sequential pass over every video per group for scoring,
+    predictions and video_emb, where a group is a run of consecutive training-free methods (baselines,
+    linear) or one trained head, so a head finished before an interrupt is kept. `done` hears each
+    head's metrics as its folder is published.
     """
-    inputs = fit_pass(data, pooled="linear" in names, stats=any(n not in BASELINES + ("linear",) for n in names),
+    inputs = fit_pass(data, pooled="linear" in names, stats=any(n not in CHEAP for n in names),
                       progress=opts.progress)
-    run_dirs, fitted = [], []
+    out: List[Dict[str, Any]] = []
+    for group in _groups(names):
+        for metrics in _train_group(group, data, out_root, opts, device, inputs):
+            out.append(metrics)
+            if done is not None:
+                done(metrics)
+    return out
+
+
+CHEAP = BASELINES + ("linear",)  # fitted in seconds: several share one scoring pass
+
+
+def _groups(names: List[str]) -> List[List[str]]:
+    groups: List[List[str]] = []
     for name in names:
-        start = time.perf_counter()
-        run_dir = os.path.join(out_root, name)
-        os.makedirs(run_dir, exist_ok=True)
-        method, result, extra = fit_method(name, data, opts, device, inputs)
-        save_checkpoint(os.path.join(run_dir, CHECKPOINT_NAME), name, method.config, data.class_names,
-                        data.fingerprint, data.cache_info(), state_of(method))
-        run_dirs.append(run_dir)
-        fitted.append((method, result, extra, time.perf_counter() - start))
-    del inputs
-    scored, embs, read_seconds = score_pass([f[0] for f in fitted], data, run_dirs, opts.progress)
-    out = []
-    for run_dir, (method, result, extra, fit_seconds), score, emb in zip(run_dirs, fitted, scored, embs):
-        start = time.perf_counter()
-        write_split(run_dir, data.reader.ids, data.splits)
-        write_predictions_for(method, data, run_dir, score.logits["test"])
-        emb.flush()
-        write_video_emb(run_dir, emb)
-        del emb
-        os.remove(os.path.join(run_dir, PARTIAL_EMB))
-        metrics = _metrics(method, data, evaluate_scored(score, data), result, fit_seconds, device, extra)
-        # Each method's own fit and scoring time, plus an equal share of the shared read.
-        metrics["seconds"] = (fit_seconds + score.seconds + read_seconds / len(fitted)
-                              + time.perf_counter() - start)
-        write_json(os.path.join(run_dir, METRICS_NAME), metrics)
-        out.append(metrics)
+        if name in CHEAP and groups and groups[-1][0] in CHEAP:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    return groups
+
+
+def _train_group(names: List[str], data: TrainData, out_root: str, opts: HeadOptions, device: torch.device,
+                 inputs: FitInputs) -> List[Dict[str, Any]]:
+    """Fit `names`, score them in one pass and publish their folders (written under hidden names and
+    renamed into place when whole, so an interrupt leaves the previous RUNS/<name> or none)."""
+    run_dirs = [os.path.join(out_root, f".{n}.partial-{os.getpid()}") for n in names]
+    try:
+        fitted = []
+        for name, run_dir in zip(names, run_dirs):
+            shutil.rmtree(run_dir, ignore_errors=True)
+            os.makedirs(run_dir)
+            start = time.perf_counter()
+            method, result, extra = fit_method(name, data, opts, device, inputs)
+            save_checkpoint(os.path.join(run_dir, CHECKPOINT_NAME), name, method.config, data.class_names,
+                            data.fingerprint, data.cache_info(), state_of(method))
+            fitted.append((method, result, extra, time.perf_counter() - start))
+        scored, embs, read_seconds = score_pass([f[0] for f in fitted], data, run_dirs, opts.progress)
+        out = []
+        for run_dir, (method, result, extra, fit_seconds), score, emb in zip(run_dirs, fitted, scored, embs):
+            start = time.perf_counter()
+            write_split(run_dir, data.reader.ids, data.splits)
+            write_predictions_for(method, data, run_dir, score.logits["test"])
+            emb.flush()
+            write_video_emb(run_dir, emb, data.reader.ids, data.fingerprint)
+            del emb
+            os.remove(os.path.join(run_dir, PARTIAL_EMB))
+            metrics = _metrics(method, data, evaluate_scored(score, data), result, fit_seconds, device, extra)
+            # Each method's own fit and scoring time, plus an equal share of the shared read.
+            metrics["seconds"] = (fit_seconds + score.seconds + read_seconds / len(fitted)
+                                  + time.perf_counter() - start)
+            write_json(os.path.join(run_dir, METRICS_NAME), metrics)
+            out.append(metrics)
+        for name, run_dir in zip(names, run_dirs):
+            _publish(run_dir, os.path.join(out_root, name))
+    except BaseException:
+        for run_dir in run_dirs:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return out
 
 
@@ -158,6 +193,17 @@ def train_head(name: str, data: TrainData, out_root: str, opts: HeadOptions,
                device: torch.device) -> Dict[str, Any]:
     """Fit, score and write RUNS/<name>/; returns the metrics written to metrics.json."""
     return train_heads([name], data, out_root, opts, device)[0]
+
+
+def _publish(tmp: str, final: str) -> None:
+    """Put the finished folder `tmp` at `final`, replacing an older run of the same head."""
+    old = None
+    if os.path.exists(final):
+        old = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.old-{os.getpid()}")
+        os.rename(final, old)
+    os.rename(tmp, final)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _metrics(method: Method, data: TrainData, scores: Dict[str, Any], result: FitResult, fit_seconds: float,

@@ -1,13 +1,12 @@
 """Shared passes over the cache: one for what fitting needs, one that scores and embeds every method at once."""
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from tqdm import tqdm
 
+from cache.progress import progress as progress_display
 from train.baselines import meanpool
 from train.data import READ_BLOCK, StatsAccumulator
 from train.linear import LinearMethod
@@ -17,9 +16,8 @@ from train.prepare import TrainData
 PARTIAL_EMB = "video_emb.partial.npy"  # filled during the scan, so [V, D] per head never sits in RAM
 
 
-def _bar(total_rows: int, desc: str, progress: bool) -> tqdm:
-    return tqdm(total=total_rows, desc=desc, unit="video", unit_scale=True, leave=False,
-                disable=not progress, file=sys.stderr, dynamic_ncols=True)
+def _bar(total_rows: int, desc: str, progress: bool):
+    return progress_display(total=total_rows, desc=desc, unit="video", quiet=not progress, leave=False)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import List, Optional
 import numpy as np
 
 from cache import schema as S
+from cache.helptext import add_examples
 from cache.writer import CacheWriter
 
 
@@ -109,6 +110,8 @@ def stream_synthetic_cache(path: str, videos: int, num_classes: int = 400, frame
     splits = rng.choice(np.array(["train", "val", "test"], dtype=object), size=videos, p=split)
     settings = S.make_settings(f"synthetic:{seed}", f"synthetic-{seed}-{dim}", True, dim, frames,
                                {"kind": "synthetic-stream"}, ["{}"])
+    # The single-file layout (schema 1), which CacheReader still reads: one HDF5 file written block by block.
+    settings["schema_version"] = 1
     text_dtype = h5py.string_dtype("utf-8")
     tmp = path + ".part"
     with h5py.File(tmp, "w") as f:
@@ -163,12 +166,13 @@ def write_synthetic_cache(path: str, num_classes: int = 8, per_class: int = 30, 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.synthetic",
                                  description="Write a synthetic clipvid cache (for tests and benchmarks).")
-    ap.add_argument("out", metavar="CACHE.h5")
-    ap.add_argument("--classes", type=int, default=8)
-    ap.add_argument("--per-class", type=int, default=30)
-    ap.add_argument("--frames", type=int, default=32)
-    ap.add_argument("--dim", type=int, default=64)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("out", metavar="CACHE.h5", help="cache file to write")
+    ap.add_argument("--classes", type=int, default=8, help="classes (default 8)")
+    ap.add_argument("--per-class", type=int, default=30, help="videos per class (default 30)")
+    ap.add_argument("--frames", type=int, default=32, help="rows per video, N (default 32)")
+    ap.add_argument("--dim", type=int, default=64, help="embedding width, D (default 64)")
+    ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_examples(ap, ["python -m train.synthetic syn.h5", "python -m train.synthetic big.h5 --classes 20 --per-class 500"])
     args = ap.parse_args(argv)
     start = time.perf_counter()
     write_synthetic_cache(args.out, args.classes, args.per_class, args.frames, args.dim, args.seed)
