@@ -6,7 +6,7 @@ import numpy as np
 
 from cache.reader import CacheReader
 from evaluate import metrics as M
-from evaluate.heads import HeadScorer
+from evaluate.heads import HeadScorer, test_frames
 from evaluate.runs import Run, RunError
 
 
@@ -62,7 +62,7 @@ class CrossScorer(HeadScorer):
         labels = reader.labels
         self.rows = np.array([i for i in range(reader.num_videos)
                               if labels[i] >= 0 and cache_names[labels[i]] in known], np.int64)  # [T]
-        self.emb = reader.emb(self.rows)                                           # [T, N, D] float16
+        self.emb = test_frames(reader, self.rows)                                  # [T, N, D] float16, on disk
         self.truth = labels[self.rows].astype(np.int64)                            # [T] cache class index
         pos = {c: j for j, c in enumerate(self.cand_idx) if c >= 0}
         self.truth_cand = np.array([pos.get(t, -1) for t in self.truth], np.int64)
