@@ -4,12 +4,13 @@ import os
 import sys
 from typing import List, Optional
 
-from cache.errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, CacheError
+from cache.helptext import add_examples
+from cache.errors import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CacheError
 from train.checkpoint import CheckpointError
 from train.device import resolve_device, set_cpu_threads
 from train.prepare import UsageError, prepare
 from train.registry import ALL_METHODS
-from train.run import HeadOptions, train_head
+from train.run import HeadOptions, train_heads
 
 EPILOG = f"""heads: {', '.join(ALL_METHODS)} (or all).
 Outputs RUNS/<head>/: head.pt, metrics.json, predictions.csv, split.json, video_emb.npy.
@@ -24,9 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("cache", metavar="CACHE.h5", help="cache written by python -m extract")
     ap.add_argument("--head", default="all", metavar="NAME[,NAME...]|all", help="methods to run (default: all)")
     ap.add_argument("--out", required=True, metavar="RUNS", help="folder for the run folders, one per head")
-    ap.add_argument("--epochs", type=int, default=60, help="most epochs; early stopping may end sooner (60)")
-    ap.add_argument("--seed", type=int, default=0, help="seed for splits, weights and batches (0)")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (auto: CUDA when present)")
+    ap.add_argument("--epochs", type=int, default=60, help="most epochs; early stopping may end sooner (default 60)")
+    ap.add_argument("--seed", type=int, default=0, help="seed for splits, weights and batches (default 0)")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: CUDA when present)")
     ap.add_argument("--frames", type=int, metavar="K", help="use K evenly spaced rows of the N cached (all)")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--holdout-classes", type=int, metavar="K",
@@ -35,14 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="open set: train on the class names in FILE (one per line), test the rest zero-shot")
     ap.add_argument("--lr", type=float, help="learning rate of the trained heads (per-head default)")
     ap.add_argument("--batch-size", type=int, help="videos per step (default: by training-set size)")
-    ap.add_argument("--patience", type=int, default=15, help="epochs without validation gain before stopping")
+    ap.add_argument("--patience", type=int, default=15, help="epochs without validation gain before stopping (default 15)")
     ap.add_argument("--max-memory-mb", type=float,
-                    help="largest in-memory copy of the frames; beyond it they are read in chunks "
+                    help="largest in-memory copy of the frames; beyond it they stream from disk in prefetched blocks "
                          "(default: half the available RAM)")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads for torch (default: 1 for small caches, all cores for large ones)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    return ap
+    ap.add_argument("--quiet", action="store_true", help="no progress display")
+    return add_examples(ap, ["python -m train cache.h5 --head all --out runs/",
+                             "python -m train cache.h5 --head lstm,transformer --frames 16 --epochs 40 --out runs/",
+                             "python -m train cache.h5 --head xclip --holdout-classes 3 --out runs_open/"])
 
 
 def parse_heads(text: str) -> List[str]:
@@ -97,16 +100,30 @@ def _run(args: argparse.Namespace) -> int:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{args.out}: cannot create the output folder ({exc.strerror})")
+    return _train(args, heads, device, classes)
+
+
+def _train(args: argparse.Namespace, heads: List[str], device, classes: Optional[List[str]]) -> int:
     budget = int(args.max_memory_mb * (1 << 20)) if args.max_memory_mb is not None else None
     data = prepare(args.cache, args.frames, args.seed, args.holdout_classes, classes, budget)
     if data.reader.random_weights:
         print(f"note: {args.cache} was made with RANDOM CLIP weights; accuracies measure the heads only",
               file=sys.stderr)
+    if data.source.disk_note:
+        print(f"note: {data.source.disk_note}", file=sys.stderr)
     set_cpu_threads(device, args.threads, len(data.splits["train"]) * len(data.frames) * data.reader.dim)
     opts = HeadOptions(epochs=args.epochs, seed=args.seed, lr=args.lr, batch_size=args.batch_size,
                        patience=args.patience, progress=not args.quiet)
+    lines: List[str] = []
     try:
-        lines = [summary_line(train_head(name, data, args.out, opts, device)) for name in heads]
+        train_heads(heads, data, args.out, opts, device, done=lambda m: lines.append(summary_line(m)))
+    except KeyboardInterrupt:
+        for line in lines:
+            print(line)
+        done = ", ".join(heads[:len(lines)]) or "none"
+        print(f"interrupted: {len(lines)} of {len(heads)} heads finished in {args.out} ({done}); "
+              f"the head in training was discarded", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         data.reader.close()
     for line in lines:
@@ -117,6 +134,27 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status instead of raising (errors are one line on stderr)."""
     args = build_parser().parse_args(argv)
+    existed = os.path.isdir(args.out)
+    try:
+        status = _status(args)
+    except BaseException:
+        _remove_if_empty(args.out, existed)
+        raise
+    if status not in (EXIT_OK, EXIT_INTERRUPTED):
+        _remove_if_empty(args.out, existed)
+    return status
+
+
+def _remove_if_empty(folder: str, existed: bool) -> None:
+    """A refused run leaves no empty output folder behind (one it did not find there)."""
+    if not existed:
+        try:
+            os.rmdir(folder)
+        except OSError:   # not empty, or never made
+            pass
+
+
+def _status(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except UsageError as exc:
@@ -128,3 +166,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as exc:  # e.g. the disk filled up while writing a run folder
         print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_DATA
+    except KeyboardInterrupt:   # before the first head started
+        print(f"interrupted: no head trained into {args.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
