@@ -14,7 +14,7 @@ from evaluate.openset import open_set_scores
 from evaluate.retrieval import caption_retrieval, class_prompt_retrieval
 from evaluate.runs import find_runs
 from evaluate.tsne import safe_tsne
-from evaluate.video_emb import mean_pooled
+from evaluate.video_emb import mean_pooled, release
 
 MEANPOOL = "CLIP mean-pool"
 
@@ -36,6 +36,7 @@ def _retrieval(reader: CacheReader, sources: Dict[str, np.ndarray], clip_spec: O
     if (labels >= 0).any() and len(reader.class_names):
         for name, emb in sources.items():
             out["class_prompts"][name] = class_prompt_retrieval(emb, labels, reader.text_emb)
+            release(emb)
     rows = np.array([i for i, c in enumerate(reader.captions) if str(c).strip()], np.int64)
     if not len(rows):
         out["captions_note"] = "the cache has no captions"

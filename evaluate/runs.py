@@ -82,11 +82,12 @@ def read_run(path: str, num_videos: Optional[int] = None) -> Run:
     emb_path = os.path.join(path, "video_emb.npy")
     if os.path.exists(emb_path):
         try:
-            emb = np.load(emb_path, allow_pickle=False)
+            # Mapped, not read: a report touches one head's [V, D] at a time (evaluate.video_emb.release).
+            emb = np.load(emb_path, mmap_mode="r", allow_pickle=False)
             if emb.ndim != 2 or (num_videos is not None and emb.shape[0] != num_videos):
                 run.notes.append(f"video_emb.npy has shape {emb.shape}, expected ({num_videos}, D); not used")
             else:
-                run.video_emb = emb.astype(np.float32)
+                run.video_emb = emb if emb.dtype == np.float32 else emb.astype(np.float32)
         except (OSError, ValueError) as exc:
             run.notes.append(f"video_emb.npy unreadable: {str(exc).splitlines()[0]}")
     return run
@@ -96,18 +97,34 @@ def _sort_key(run: Run) -> Tuple[int, str]:
     return (HEAD_ORDER.index(run.head) if run.head in HEAD_ORDER else len(HEAD_ORDER), run.name)
 
 
+def _is_run(path: str) -> bool:
+    return os.path.exists(os.path.join(path, "metrics.json")) or os.path.exists(os.path.join(path, "head.pt"))
+
+
+def run_folders(runs_dir: str) -> List[str]:
+    """`runs_dir` itself when it is one head's folder, else every head folder below it at any depth."""
+    if _is_run(runs_dir):
+        return [runs_dir]
+    found = []
+    for dirpath, dirnames, _ in os.walk(runs_dir):
+        dirnames.sort()
+        if dirpath != runs_dir and _is_run(dirpath):
+            found.append(dirpath)
+            dirnames[:] = []  # a run folder's sub-folders are its own files, not more runs
+    return found
+
+
 def find_runs(runs_dir: str, num_videos: Optional[int] = None) -> Tuple[List[Run], List[str]]:
-    """Every readable run below `runs_dir` (one folder per head), and a warning per broken folder."""
+    """Every readable run in or below `runs_dir` (one folder per head), and a warning per broken folder."""
     runs, warnings = [], []
-    for entry in sorted(os.listdir(runs_dir)):
-        path = os.path.join(runs_dir, entry)
-        if not os.path.isdir(path):
-            continue
-        if not os.path.exists(os.path.join(path, "metrics.json")) and not os.path.exists(
-                os.path.join(path, "head.pt")):
-            continue  # not a run folder at all (e.g. the report written next to the runs)
+    for path in run_folders(runs_dir):
+        rel = os.path.relpath(path, runs_dir)
+        entry = os.path.basename(os.path.normpath(path)) if rel == "." else rel
         try:
-            runs.append(read_run(path, num_videos))
+            run = read_run(path, num_videos)
         except RunError as exc:
             warnings.append(f"skipped run {entry}: {exc}")
+            continue
+        run.name = entry
+        runs.append(run)
     return sorted(runs, key=_sort_key), warnings

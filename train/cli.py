@@ -10,7 +10,7 @@ from train.checkpoint import CheckpointError
 from train.device import resolve_device, set_cpu_threads
 from train.prepare import UsageError, prepare
 from train.registry import ALL_METHODS
-from train.run import HeadOptions, train_head
+from train.run import HeadOptions, train_heads
 
 EPILOG = f"""heads: {', '.join(ALL_METHODS)} (or all).
 Outputs RUNS/<head>/: head.pt, metrics.json, predictions.csv, split.json, video_emb.npy.
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, help="videos per step (default: by training-set size)")
     ap.add_argument("--patience", type=int, default=15, help="epochs without validation gain before stopping (default 15)")
     ap.add_argument("--max-memory-mb", type=float,
-                    help="largest in-memory copy of the frames; beyond it they are read in chunks "
+                    help="largest in-memory copy of the frames; beyond it they stream from disk in prefetched blocks "
                          "(default: half the available RAM)")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads for torch (default: 1 for small caches, all cores for large ones)")
@@ -109,13 +109,14 @@ def _train(args: argparse.Namespace, heads: List[str], device, classes: Optional
     if data.reader.random_weights:
         print(f"note: {args.cache} was made with RANDOM CLIP weights; accuracies measure the heads only",
               file=sys.stderr)
+    if data.source.disk_note:
+        print(f"note: {data.source.disk_note}", file=sys.stderr)
     set_cpu_threads(device, args.threads, len(data.splits["train"]) * len(data.frames) * data.reader.dim)
     opts = HeadOptions(epochs=args.epochs, seed=args.seed, lr=args.lr, batch_size=args.batch_size,
                        patience=args.patience, progress=not args.quiet)
     lines: List[str] = []
     try:
-        for name in heads:
-            lines.append(summary_line(train_head(name, data, args.out, opts, device)))
+        train_heads(heads, data, args.out, opts, device, done=lambda m: lines.append(summary_line(m)))
     except KeyboardInterrupt:
         for line in lines:
             print(line)

@@ -7,6 +7,14 @@ LOGIT_SCALE = 100.0  # CLIP's trained temperature; used by methods that learn no
 BATCH = 256          # videos per forward pass: [256, 100, 512] float32 is 50 MB
 
 
+def as_float32(x: np.ndarray) -> np.ndarray:
+    """float32 view or copy; float16 goes through torch, whose vectorised conversion is many times numpy's."""
+    if x.dtype == np.float16:
+        import torch
+        return torch.from_numpy(np.ascontiguousarray(x)).float().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
 def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """x / |x| along `axis`; zero vectors stay zero instead of becoming NaN."""
     norm = np.linalg.norm(x, axis=axis, keepdims=True)
@@ -67,6 +75,6 @@ class Method:
             raise ValueError(f"frame embeddings must be [videos, frames, dim], got shape {emb.shape}")
         out = np.empty((len(emb), width), np.float32)
         for start in range(0, len(emb), BATCH):
-            x = np.asarray(emb[start:start + BATCH], dtype=np.float32)  # [B, K, D]
+            x = as_float32(emb[start:start + BATCH])                    # [B, K, D]
             out[start:start + len(x)] = fn(x)
         return out

@@ -4,13 +4,28 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 
+def top_k(scores: np.ndarray, k: int, ordered: bool = True) -> np.ndarray:
+    """Column indices [V, k] of the k largest scores per row (k capped at C), best first when `ordered`.
+
+    argpartition is O(C) per row; only the k picked are sorted. Ties go to the lower column, as argmax.
+    """
+    k = min(k, scores.shape[1])
+    if k >= scores.shape[1]:
+        top = np.tile(np.arange(scores.shape[1]), (len(scores), 1))
+    else:
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]                       # [V, k]
+    if not ordered:
+        return top
+    picked = np.take_along_axis(scores, top, axis=1)                               # [V, k]
+    order = np.lexsort((top, -picked), axis=1)                                     # score desc, then column
+    return np.take_along_axis(top, order, axis=1)
+
+
 def topk_accuracy(logits: np.ndarray, true: np.ndarray, k: int) -> float:
     """Fraction of rows whose true class is among the k largest logits (k capped at C)."""
     if not len(true):
         return float("nan")
-    k = min(k, logits.shape[1])
-    # argpartition is O(C) per row; the order inside the top k does not matter here.
-    top = np.argpartition(-logits, k - 1, axis=1)[:, :k]          # [V, k]
+    top = top_k(logits, k, ordered=False)                                          # [V, k]
     return float((top == np.asarray(true)[:, None]).any(axis=1).mean())
 
 
