@@ -6,7 +6,7 @@ import os
 import pathlib
 from typing import Any, Dict, List, Optional
 
-from tqdm import tqdm
+from cache.progress import progress as progress_display
 
 from predict import outputs as O
 from predict.score import VideoResult
@@ -110,7 +110,7 @@ def render(summary: Dict[str, Any], videos: List[VideoResult], root: str, progre
     shown = len(videos)
     if shown < summary["counts"]["videos"]:
         facts += f"; the first {shown} videos are shown (see predictions.csv and timeline.csv for all)"
-    body = [_video(v, names, root) for v in tqdm(videos, desc="timeline page", unit="video", disable=not progress)]
+    body = [_video(v, names, root) for v in progress_display(videos, desc="timeline page", unit="video", quiet=not progress)]
     return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>{banner}<main>"

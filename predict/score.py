@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
+from cache.progress import progress as progress_display
 from cache.reader import CacheReader
 from predict import outputs as O
 from train.metrics import mean_class_accuracy, top_k
@@ -72,7 +72,7 @@ def score_cache(reader: CacheReader, rows: np.ndarray, probs: Callable[[np.ndarr
         if req.window else None
     out = Outcome()
     try:
-        bar = tqdm(total=len(rows), unit="video", desc="predict", disable=not progress)
+        bar = progress_display(total=len(rows), unit="video", desc="predict", quiet=not progress)
         for s in range(0, len(rows), BLOCK):
             block = rows[s:s + BLOCK]
             emb = reader.emb(block)                                   # [b, N, D] float16

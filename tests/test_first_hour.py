@@ -141,7 +141,7 @@ def _parsers(ap: argparse.ArgumentParser, name: str):
 
 
 COMMANDS = ["extract.__main__", "extract.synthetic", "train.cli", "train.synthetic", "evaluate.__main__",
-            "evaluate.search", "cache.__main__", "bench.__main__"]
+            "evaluate.search", "cache.__main__", "bench.__main__", "predict.__main__"]
 
 
 @pytest.mark.parametrize("module", COMMANDS)

@@ -101,7 +101,7 @@ def stream_synthetic_cache(path: str, videos: int, num_classes: int = 400, frame
     cache order, as an extraction of a folder per class leaves them; splits are drawn per video.
     """
     import h5py
-    from tqdm import tqdm
+    from cache.progress import progress as progress_display
     rng = np.random.default_rng(seed)
     names, text, ends, pairs = _class_setup(num_classes, dim, rng, None)
     bank = (0.3 * rng.standard_normal((BANK, frames, dim)) / np.sqrt(dim)).astype(np.float32)  # [M, N, D]
@@ -121,8 +121,8 @@ def stream_synthetic_cache(path: str, videos: int, num_classes: int = 400, frame
                                maxshape=(None, frames, dim))
         f.create_dataset(S.TIMES, data=np.broadcast_to(np.linspace(0, 1, frames, dtype=np.float32),
                                                        (videos, frames)), chunks=(min(videos, 4096), frames))
-        for start in tqdm(range(0, videos, block), desc=f"writing {os.path.basename(path)}", unit="block",
-                          disable=not progress):
+        for start in progress_display(range(0, videos, block), desc=f"writing {os.path.basename(path)}",
+                                      unit="block", quiet=not progress):
             stop = min(videos, start + block)
             emb[start:stop] = _block(labels[start:stop], text, ends, pairs, s, bank, rng)
         ids = np.array([f"{names[c]}/video {v:07d}.mp4" for v, c in enumerate(labels)], dtype=object)
