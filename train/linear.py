@@ -18,6 +18,8 @@ ABSENT = -1e4  # bias of classes the probe never saw: never predicted, yet softm
 class LinearMethod(Method):
     """logits = W @ meanpool(frames) + b over its own classes (it cannot score unseen text)."""
 
+    scores_any_text = False
+
     def __init__(self, name: str, class_names: List[str], config: Dict[str, Any],
                  weight: np.ndarray, bias: np.ndarray):
         super().__init__(name, class_names, config)

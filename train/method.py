@@ -33,6 +33,8 @@ class Method:
     on one float32 batch; this class does the batching so 1e5 videos never sit in memory as float32.
     """
 
+    scores_any_text = True  # False for a method with no logit for a class it never trained on (open set: n/a)
+
     def __init__(self, name: str, class_names: List[str], config: Dict[str, Any]):
         self.name = name
         self.class_names = list(class_names)

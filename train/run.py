@@ -29,6 +29,8 @@ class HeadOptions:
     batch_size: Optional[int] = None
     patience: int = 15
     progress: bool = True
+    split_seed: int = 0
+    command: str = ""       # the command line that made the run, for the report's provenance
 
 
 def auto_batch_size(n_train: int) -> int:
@@ -121,11 +123,10 @@ def write_predictions_for(method: Method, data: TrainData, run_dir: str) -> None
                       [names[p] for p in pred], score)
 
 
-def train_head(name: str, data: TrainData, out_root: str, opts: HeadOptions,
+def train_head(name: str, data: TrainData, run_dir: str, opts: HeadOptions,
                device: torch.device) -> Dict[str, Any]:
-    """Fit, score and write RUNS/<name>/; returns the metrics written to metrics.json."""
+    """Fit, score and write run_dir (see train.outputs.run_dir_for); returns the metrics written to metrics.json."""
     start = time.perf_counter()
-    run_dir = os.path.join(out_root, name)
     os.makedirs(run_dir, exist_ok=True)
     method, result, extra = fit_method(name, data, opts, device)
     fit_seconds = time.perf_counter() - start
@@ -146,7 +147,8 @@ def train_head(name: str, data: TrainData, out_root: str, opts: HeadOptions,
                "best_epoch": result.best_epoch, "seconds_per_epoch": result.seconds_per_epoch,
                "seconds_to_best": result.seconds_to_best, "cpu_seconds": result.cpu_seconds,
                "fit_seconds": fit_seconds,
-               "device": str(device), "config": method.config, **extra}
+               "device": str(device), "config": method.config, "seed": opts.seed, "split_seed": opts.split_seed,
+               "epochs": opts.epochs if name in HEAD_DEFAULTS else None, "command": opts.command, **extra}
     metrics["seconds"] = time.perf_counter() - start
     write_json(os.path.join(run_dir, METRICS_NAME), metrics)
     return metrics
