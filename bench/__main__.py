@@ -3,7 +3,7 @@ import importlib
 import sys
 import time
 
-ALL = ("decode", "pipeline", "embed", "train", "memory", "search")
+ALL = ("decode", "pipeline", "embed", "train", "memory", "search", "scale")
 
 
 def main(argv=None) -> int:

@@ -5,6 +5,7 @@ from typing import Dict, List
 
 from bench import common, peers
 from extract import decode as ours_mod
+from extract.aviheader import read_avi_info
 from extract.mp4header import read_keyframes, read_mp4_info
 from extract.probe import probe
 
@@ -45,6 +46,42 @@ def _strategy_table(files: List[str], repeats: int) -> Dict[str, Dict[str, float
         print(f"  {os.path.basename(f)}: CPU pass {t['pass']:.2f}s seek {t['seek']:.2f}s "
               f"(chosen: {ours_mod.sampling.choose_strategy(info.duration, info.fps, peers.N, read_keyframes(f))})", flush=True)
     return rows
+
+
+def fallbacks(files: List[str]) -> Dict[str, object]:
+    """How often the in-process header readers had to give way on ordinary files: the header was
+    read in-process but ffmpeg's reading in the decode run, or the decoded frames, said otherwise
+    (a second decode). Each file sampled as the workers sample it (extract.batch)."""
+    from extract.batch import iter_samples
+    read = sum((read_mp4_info(f) or read_avi_info(f)) is not None for f in files)
+    fell, failed = [], []
+    for i, sample in iter_samples(files, peers.N, threads=1):
+        if isinstance(sample, Exception):
+            failed.append(f"{os.path.basename(files[i])}: {sample}")
+        elif sample.fallback:
+            fell.append(f"{os.path.basename(files[i])}: {sample.fallback}")
+    print(f"  fallbacks: {len(fell)} of {len(files)} files ({read} read in-process), {len(failed)} failed", flush=True)
+    return {"files": len(files), "read_in_process": read, "fallbacks": len(fell),
+            "fallback_rate": len(fell) / max(len(files), 1), "fallback_files": fell, "failed": failed,
+            "method": "the 8 real fixtures, every demo clip and the long clips, N=%d, sampled by "
+                      "extract.batch.iter_samples; a fallback = the header reading replaced by ffmpeg's or "
+                      "the frames' (Sample.fallback)" % peers.N}
+
+
+def fallback_only() -> dict:
+    """`python -m bench.decode fallback`: measure only the fallback rate; merge it into decode.json."""
+    import json
+    import time
+    res = fallbacks(common.real_videos() + common.demo_videos() + common.long_videos())
+    res.update(machine=common.machine(), measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    path = os.path.join(common.RESULTS, "decode.json")
+    with open(path) as f:
+        whole = json.load(f)          # the ratios keep their own date; this key carries its own
+    whole["header_fallbacks"] = res
+    with open(path, "w") as f:
+        json.dump(whole, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return res
 
 
 def main(repeats_short: int = 3, repeats_long: int = 2) -> dict:
@@ -95,6 +132,7 @@ def main(repeats_short: int = 3, repeats_long: int = 2) -> dict:
         "short_set_seconds": whole,
         "per_file_seconds": {os.path.basename(k): v for k, v in both.items()},
         "long_strategies": strategies,
+        "header_fallbacks": fallbacks(common.real_videos() + common.demo_videos() + long_),
     }
     common.write_result("decode", res)
     rows = [(k, f"{res[k]:.3f}", f"{res['wall'][k]:.3f}", res["goals"].get(k, ""),
@@ -106,4 +144,7 @@ def main(repeats_short: int = 3, repeats_long: int = 2) -> dict:
 
 
 if __name__ == "__main__":
-    main(*[int(a) for a in sys.argv[1:3]])
+    if sys.argv[1:2] == ["fallback"]:
+        fallback_only()
+    else:
+        main(*[int(a) for a in sys.argv[1:3]])

@@ -18,10 +18,8 @@ def _cache() -> str:
     if not os.path.exists(path):
         from train.synthetic import write_synthetic_cache
         write_synthetic_cache(path + ".part", CLASSES, VIDEOS // CLASSES, FRAMES, DIM, seed=0)
-        os.replace(path + ".part", path)
-        for leftover in (path + ".part.lock", path + ".part.journal"):  # the writer's side files
-            if os.path.exists(leftover):
-                os.unlink(leftover)
+        os.replace(path + ".part.d", path + ".d")   # the shard folder first: the cache is whole
+        os.replace(path + ".part", path)            # once the manifest appears next to it
     return path
 
 

@@ -1,4 +1,4 @@
-"""`python -m cache info|validate FILE`: describe or check a clipvid cache."""
+"""`python -m cache info|validate|compact FILE`: describe, check or compact a clipvid cache."""
 import argparse
 import json
 import sys
@@ -50,10 +50,18 @@ def main(argv=None) -> int:
     p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
     p_val = sub.add_parser("validate", help="exit 0 only when the cache is whole and consistent")
     p_val.add_argument("file")
+    p_com = sub.add_parser("compact", help="rewrite the live rows into fresh shards (drops replaced videos' "
+                                           "old frames, merges small shards; needs free disk for one copy)")
+    p_com.add_argument("file")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "info":
             return info(args.file, args.json)
+        if args.cmd == "compact":
+            from cache.compact import compact
+            before, after = compact(args.file)
+            print(f"{args.file}: {before} shards -> {after}" if before != after else f"{args.file}: already compact")
+            return EXIT_OK
         problems = validate(args.file)
     except CacheError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -2,10 +2,16 @@
 import json
 from typing import Any, Dict, List, Optional
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: frames in append-only shard files next to a small manifest (cache.layout)
 
-EMB = "frames/emb"            # (V, N, D) float16
-TIMES = "frames/t"            # (V, N) float32
+EMB = "frames/emb"            # schema 1 only: (V, N, D) float16 inside the file
+TIMES = "frames/t"            # schema 1 only: (V, N) float32
+ROW = "videos/row"            # schema 2: (V,) int64 physical shard row of each video
+CONTENT = "videos/content"    # content fingerprint of the source file (extract.identity); in .str files
+SHARD_NAMES = "shards/name"   # schema 2: (S,) utf-8 shard file stem in the sidecar folder
+SHARD_ROWS = "shards/rows"    # (S,) int64 committed rows per shard
+SHARD_STR = "shards/str_bytes"  # (S,) int64 committed bytes of each .str file
+SHARD_CRC = "shards/crc"      # (S, 5) uint32 crc32 of the committed bytes of .emb .t .vidx .num .str
 IDS = "videos/id"             # (V,) utf-8
 LABELS = "videos/label"       # (V,) int32, -1 unlabelled
 SPLITS = "videos/split"       # (V,) utf-8, "" when unknown
@@ -18,7 +24,7 @@ TEXT_EMB = "classes/text_emb"  # (C, D) float16
 FAIL_IDS = "failures/id"      # (F,) utf-8
 FAIL_REASONS = "failures/reason"  # (F,) utf-8
 
-VIDEO_STRINGS = (IDS, SPLITS, CAPTIONS)
+VIDEO_STRINGS = (IDS, SPLITS, CAPTIONS, CONTENT)
 VIDEO_NUMBERS = {LABELS: "int32", N_DISTINCT: "int32", DURATION: "float32", FPS: "float32"}
 
 # Root attributes. Those in MATCH_KEYS must agree before a writer appends.
@@ -40,7 +46,7 @@ def make_settings(clip_model: str, weights_hash: str, random_weights: bool, dim:
         "frames": int(frames),
         "sampler": json.dumps(sampler, sort_keys=True),
         "prompt_templates": json.dumps(list(prompt_templates)),
-        "source_root": source_root,  # where ids are relative to (for thumbnails); not compared
+        "source_root": source_root,  # absolute folder ids are relative to; checked by extract, not here
     }
 
 

@@ -1,42 +1,49 @@
-"""The single writer: journal each result at once, merge into the HDF5 file by atomic replace."""
+"""The single writer: frames go straight into append-only shards, a journal records each video at
+once, and a commit swaps in a small new manifest. Old shard rows are never rewritten, so adding k
+videos costs O(k) frame bytes plus the manifest's metadata (see cache.layout for the files)."""
 import errno
 import fcntl
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-import h5py
 import numpy as np
 
+from cache import layout as L
+from cache import manifest as M
 from cache import schema as S
 from cache.errors import CacheError
 from cache.journal import Journal, Record, scan
+from cache.shards import ShardAppender, row_arrays, running_crc
 
-_STR = h5py.string_dtype("utf-8")
-_COPY_BLOCK = 256  # videos per block when copying the old file into the new one
+SHARD_BYTES = 1 << 30   # a session keeps appending to the last shard until its frames reach this size
+COMMIT_MIN = 256        # videos; commits also wait for V/8 new ones, so metadata rewriting stays linear
 
 
 class CacheWriter:
-    """Owns one cache file: lock, journal, and atomic commits. Only one process may hold it."""
+    """Owns one cache: lock, journal, shards and atomic manifest commits. One process at a time."""
 
-    def __init__(self, path: str, settings: Dict[str, Any]):
+    def __init__(self, path: str, settings: Dict[str, Any], shard_bytes: int = SHARD_BYTES):
         self.path = path
-        self.settings = dict(settings)
-        self.journal_path = path + ".journal"
+        self.settings = dict(settings, schema_version=S.SCHEMA_VERSION)
+        self.folder = L.sidecar(path)
+        self.journal_path = os.path.join(self.folder, "journal")
+        self.shard_bytes = int(shard_bytes)
+        self._made_folder = False
+        self._migrated = False
         self._lock_fd = self._lock()
-        self._classes: List[str] = []
-        self._text: Dict[str, np.ndarray] = {}
-        self.done_ids: set = set()
-        self.failed: Dict[str, str] = {}
-        self._main_count = 0
-        self._read_existing()
-        self.journal = Journal(self.journal_path)
-        if self.journal.count == 0:
-            try:
-                self._journal(Record({"kind": "settings", "settings": self.settings}))
-            except CacheError:
-                self.abandon()
-                raise
-        self._settings_records = 1
+        self._shard: Optional[ShardAppender] = None
+        self._pending = 0          # journal records not yet in the manifest
+        self.journal: Optional[Journal] = None
+        try:
+            self.state = self._read_existing()
+            self._recover()
+            self._collect_garbage()
+            if self._migrated:
+                from cache.legacy import import_old_journal
+                import_old_journal(self.path, self)
+        except BaseException:
+            self.abandon()
+            raise
 
     # -- opening -----------------------------------------------------------------
     def _lock(self) -> int:
@@ -45,7 +52,13 @@ class CacheWriter:
             raise CacheError(self.path, f"folder {folder} does not exist")
         if not os.access(folder, os.W_OK):
             raise CacheError(self.path, f"folder {folder} is not writable")
-        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        if not os.path.isdir(self.folder):
+            try:
+                os.mkdir(self.folder)
+                self._made_folder = True
+            except OSError as exc:
+                raise CacheError(self.path, f"cannot create {self.folder} ({os.strerror(exc.errno or errno.EIO)})")
+        fd = os.open(os.path.join(self.folder, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -61,81 +74,219 @@ class CacheWriter:
         if why:
             raise CacheError(self.path, f"refusing to append: {why}; use another --out file")
 
-    def _read_existing(self) -> None:
+    def _read_existing(self) -> M.State:
         from cache.reader import open_cache  # a damaged file raises CacheError here
-        if os.path.exists(self.path):
-            with open_cache(self.path) as r:
-                self._check(r.settings, "the cache")
-                self._classes = list(r.class_names)
-                self._text = {n: r.text_emb[i] for i, n in enumerate(r.class_names)}
-                self.done_ids = set(r.ids)
-                self.failed = {i: why for i, why in r.failures}
-                self._main_count = r.num_videos
-        for _, rec in scan(self.journal_path, load_arrays=False):
-            kind = rec.meta.get("kind")
-            if kind == "settings":
-                self._check(rec.meta["settings"], f"the journal {self.journal_path}")
-            elif kind == "video":
-                self.done_ids.add(rec.meta["id"])
-                self.failed.pop(rec.meta["id"], None)
-            elif kind == "failure" and rec.meta["id"] not in self.done_ids:
-                self.failed[rec.meta["id"]] = rec.meta["reason"]
+        if not os.path.exists(self.path):
+            return M.State(dict(self.settings))
+        with open_cache(self.path) as r:
+            self._check(r.settings, "the cache")
+            if r.schema_version >= 2:
+                # A new source root (allowed by the caller) is recorded even when nothing is added.
+                self._pending += r.settings.get("source_root") != self.settings.get("source_root")
+                return M.from_reader(r)
+            from cache.legacy import migrate
+            self.state = M.State(dict(self.settings))
+            state = migrate(r, self.state, self._append_row)
+        if self._shard is not None:
+            self._shard.sync()
+        self._commit_state(state)
+        self._migrated = True
+        return state
+
+    def _recover(self) -> None:
+        """Replay the journal of a killed run: its videos' rows are already in the shard files, and
+        each record carries the running checksum of its shard, so a row lost in a crash (or torn)
+        ends the replay there."""
+        st = self.state
+        records = [rec for _, rec in scan(self.journal_path)]
+        if not records or records[0].meta.get("kind") != "settings":
+            if os.path.exists(self.journal_path):
+                os.unlink(self.journal_path)
+            return
+        self._check(records[0].meta["settings"], f"the journal {self.journal_path}")
+        videos = [r.meta for r in records if r.meta["kind"] == "video"]
+        name = videos[0]["shard"] if videos else ""
+        shard = next((s for s in st.shards if s.name == name), None)
+        base = shard if shard else M.Shard(name, 0)
+        videos = [m for m in videos if m["shard"] == name and m["row"] >= base.rows]
+        good = 0
+        if videos:
+            sums = running_crc(self.path, name, base.rows, base.str_bytes, [m["str_end"] for m in videos],
+                               base.crc, int(self.settings["frames"]), int(self.settings["dim"]))
+            for meta, got in zip(videos, sums):
+                if meta["row"] != base.rows + good or got != meta["crc"]:
+                    break
+                good += 1
+        if good and shard is None:
+            shard = base
+            st.shards.append(shard)
+        if good:
+            first = sum(s.rows for s in st.shards[:st.shards.index(shard)])
+            shard.rows, shard.str_bytes, shard.crc = base.rows + good, videos[good - 1]["str_end"], \
+                list(videos[good - 1]["crc"])
+        keep = {id(m) for m in videos[:good]}
+        for rec in records[1:]:
+            m = rec.meta
+            if m["kind"] == "classes":
+                self._apply_classes(m["names"], rec.emb)
+            elif m["kind"] == "failure" and m["id"] not in st.index:
+                st.failed[m["id"]] = m["reason"]
+            elif m["kind"] == "video" and id(m) in keep:
+                st.put_video(m["id"], first + m["row"], m["content"])
+        self._pending += max(1, len(records) - 1)
+        self.commit()
+
+    def _collect_garbage(self) -> None:
+        """Remove shard files no committed manifest refers to (a killed writer's or compaction's)."""
+        keep = {s.name for s in self.state.shards}
+        for name in os.listdir(self.folder):
+            m = L.SHARD_RE.match(name)
+            if (m and m.group(1) not in keep) or name.startswith(("manifest.tmp", "index-")):
+                os.unlink(os.path.join(self.folder, name))
 
     # -- adding ------------------------------------------------------------------
-    def set_classes(self, names: Sequence[str], text_emb: np.ndarray) -> None:
-        """Register class names with their text embeddings [C, D]; old indices never move."""
-        for name, vec in zip(names, text_emb):
-            if name not in self._text:
-                self._classes.append(name)
-            self._text[name] = np.asarray(vec, np.float16)
+    @property
+    def done_ids(self) -> Dict[str, int]:
+        """Ids already cached (a mapping id -> row; `in` tests membership)."""
+        return self.state.index
+
+    @property
+    def failed(self) -> Dict[str, str]:
+        return self.state.failed
 
     @property
     def class_names(self) -> List[str]:
-        return list(self._classes)
+        return list(self.state.classes)
+
+    def content_of(self, vid: str) -> str:
+        """The content fingerprint recorded for a cached id ("" when none was recorded)."""
+        row = self.state.index.get(vid)
+        return "" if row is None else self.state.content[row]
+
+    def _apply_classes(self, names: Sequence[str], text: np.ndarray) -> bool:
+        changed = False
+        for name, vec in zip(names, text):
+            vec = np.asarray(vec, np.float16)
+            if name not in self.state.text:
+                self.state.classes.append(name)
+            elif np.array_equal(self.state.text[name], vec):
+                continue
+            self.state.text[name] = vec
+            changed = True
+        return changed
+
+    def set_classes(self, names: Sequence[str], text_emb: np.ndarray) -> None:
+        """Register class names with their text embeddings [C, D]; old indices never move. Journalled."""
+        names = list(names)
+        text = np.asarray(text_emb, np.float16).reshape(len(names), -1)
+        if self._apply_classes(names, text):
+            self._journal(Record({"kind": "classes", "names": names}, text, np.zeros(0, np.float32)))
 
     def add_video(self, vid: str, emb: np.ndarray, t: np.ndarray, label: Optional[str] = None,
                   split: str = "", caption: str = "", n_distinct: int = 0,
-                  duration: float = 0.0, fps: float = 0.0) -> None:
-        """Journal one finished video: emb [N, D], t [N]; label is a class name or None."""
-        if label is not None and label not in self._text:
+                  duration: float = 0.0, fps: float = 0.0, content: str = "") -> None:
+        """Store one finished video: emb [N, D], t [N]; label is a class name or None. An id already
+        cached is replaced (its row keeps its place; the old frames stay until `compact`)."""
+        if label is not None and label not in self.state.text:
             raise ValueError(f"label {label!r} was not registered with set_classes")
-        meta = {"kind": "video", "id": vid, "label": label, "split": split or "", "caption": caption or "",
-                "n_distinct": int(n_distinct), "duration": float(duration), "fps": float(fps)}
-        self._append(Record(meta, emb, t))
-        self.done_ids.add(vid)
-        self.failed.pop(vid, None)
+        label_row = self.state.classes.index(label) if label is not None else -1
+        rows = row_arrays(emb, t, label_row, int(n_distinct), float(duration), float(fps),
+                          (vid, split or "", caption or "", content or ""))
+        physical, crc = self._append_row(rows)
+        shard = self._shard
+        self._journal(Record({"kind": "video", "id": vid, "content": content or "", "shard": shard.name,
+                              "row": shard.rows - 1, "str_end": shard.str_bytes, "crc": crc}))
+        self.state.put_video(vid, physical, content or "")
+        if shard.emb_bytes >= self.shard_bytes:   # full: commit it, the next video starts a new shard
+            self.commit()
+            shard.close()
+            self._shard = None
+        self._maybe_commit()
+
+    def _append_row(self, rows: list):
+        """Write one video's rows to the open shard; returns (physical row, running checksums)."""
+        shard = self._open_shard()
+        try:
+            crc = shard.append(rows)
+        except OSError as exc:
+            raise CacheError(shard.files[0], f"cannot write ({os.strerror(exc.errno or errno.EIO)}); "
+                                             f"the committed cache is unchanged") from None
+        last = self.state.shards[-1]
+        last.rows, last.str_bytes, last.crc = shard.rows, shard.str_bytes, list(crc)
+        return self._shard_start() + shard.rows - 1, crc
 
     def add_failure(self, vid: str, reason: str) -> None:
         """Journal a video that could not be used, with a one-line reason."""
         reason = " ".join(str(reason).split()) or "unknown error"
-        self._append(Record({"kind": "failure", "id": vid, "reason": reason}))
-        self.failed[vid] = reason
+        self._journal(Record({"kind": "failure", "id": vid, "reason": reason}))
+        if vid not in self.state.index:
+            self.state.failed[vid] = reason
+        self._maybe_commit()
 
-    def _journal(self, rec: Record) -> None:
+    def _shard_start(self) -> int:
+        return sum(s.rows for s in self.state.shards[:-1])
+
+    def _open_shard(self) -> ShardAppender:
+        """The shard this session appends to: the last one while it is small, else a new one."""
+        if self._shard is not None:
+            return self._shard
+        st = self.state
+        N, D = int(self.settings["frames"]), int(self.settings["dim"])
+        last = st.shards[-1] if st.shards else None
+        if last is None or last.rows * L.row_bytes("emb", N, D) >= self.shard_bytes:
+            number = 1 + max((int(s.name) for s in st.shards), default=0)
+            last = M.Shard(L.shard_name(number), 0)
+            st.shards.append(last)
+        self._shard = ShardAppender(self.path, last.name, last.rows, last.str_bytes, last.crc, N, D)
+        return self._shard
+
+    # -- journal and commits ---------------------------------------------------------
+    def _journal_head(self) -> None:
+        """Start a journal with the settings it was written under."""
+        self.journal = Journal(self.journal_path)
+        if not self.journal.count:
+            self._journal(Record({"kind": "settings", "settings": self.settings}), count=False)
+
+    def _journal(self, rec: Record, count: bool = True) -> None:
+        if self.journal is None:
+            self._journal_head()
         try:
             self.journal.append(rec)
         except OSError as exc:
             raise CacheError(self.journal_path, f"cannot write ({os.strerror(exc.errno or errno.EIO)}); "
                                                 f"the cache file is unchanged") from None
+        self._pending += count
 
-    def _append(self, rec: Record) -> None:
-        self._journal(rec)
-        if self.journal.count - self._settings_records >= max(256, self._main_count):
-            self.commit()  # doubling keeps the total copying linear in the number of videos
+    def _maybe_commit(self) -> None:
+        if self._pending >= max(COMMIT_MIN, len(self.state.ids) // 8):
+            self.commit()
 
-    # -- committing ---------------------------------------------------------------
     def commit(self) -> None:
-        """Merge the journal into a new file and atomically replace the cache with it."""
-        tmp = f"{self.path}.tmp-{os.getpid()}"
+        """Make the shard rows durable, then atomically swap in a manifest that counts them."""
+        if not self._pending and os.path.exists(self.path):
+            return
+        if self._shard is not None:
+            try:
+                self._shard.sync()
+            except OSError as exc:
+                raise CacheError(self.path, f"cannot write the cache ({os.strerror(exc.errno or errno.EIO)}); "
+                                            f"the previous cache file is unchanged") from None
+        self._commit_state(self.state)
+        # Only now restart the journal: a kill before this line replays records the manifest
+        # already counts, and replay skips rows below the committed count.
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+        if os.path.exists(self.journal_path):
+            os.unlink(self.journal_path)
+        self._pending = 0
+
+    def _commit_state(self, st: M.State) -> None:
+        st.settings = dict(self.settings)
+        tmp = os.path.join(self.folder, f"manifest.tmp-{os.getpid()}")
         try:
-            self._write_merged(tmp)
-            fd = os.open(tmp, os.O_RDONLY)
-            os.fsync(fd)
-            os.close(fd)
-            os.replace(tmp, self.path)
-            dfd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
-            os.fsync(dfd)
-            os.close(dfd)
+            M.write(tmp, st)
+            M.replace(tmp, self.path)
         except OSError as exc:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -145,97 +296,34 @@ class CacheWriter:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
-        # Only now forget the journal; a kill before this line just repeats ids, which merging drops.
-        self.journal.close()
-        os.unlink(self.journal_path)
-        self.journal = Journal(self.journal_path)
-        self._journal(Record({"kind": "settings", "settings": self.settings}))
-        self._main_count = len(self.done_ids)
-
-    def _write_merged(self, tmp: str) -> None:
-        old = h5py.File(self.path, "r") if os.path.exists(self.path) else None
-        try:
-            old_ids = list(old[S.IDS].asstr()[()]) if old is not None and len(old[S.IDS]) else []
-            seen = set(old_ids)
-            rows = []  # (offset into the journal scan order) for new videos, first occurrence wins
-            fails: Dict[str, str] = {}
-            if old is not None and S.FAIL_IDS in old and len(old[S.FAIL_IDS]):
-                fails = dict(zip(old[S.FAIL_IDS].asstr()[()], old[S.FAIL_REASONS].asstr()[()]))
-            for k, (_, rec) in enumerate(scan(self.journal_path, load_arrays=False)):
-                m = rec.meta
-                if m["kind"] == "video" and m["id"] not in seen:
-                    seen.add(m["id"])
-                    rows.append(k)
-                elif m["kind"] == "failure":
-                    fails[m["id"]] = m["reason"]
-            fails = {i: r for i, r in fails.items() if i not in seen}
-            n_old, n_new = len(old_ids), len(rows)
-            N, D = int(self.settings["frames"]), int(self.settings["dim"])
-            with h5py.File(tmp, "w") as f:
-                for key, val in self.settings.items():
-                    f.attrs[key] = val
-                emb = f.create_dataset(S.EMB, (n_old + n_new, N, D), np.float16,
-                                       chunks=(1, N, D), maxshape=(None, N, D))
-                times = f.create_dataset(S.TIMES, (n_old + n_new, N), np.float32)
-                cols = {k: [] for k in (S.IDS, S.SPLITS, S.CAPTIONS, *S.VIDEO_NUMBERS)}
-                if old is not None:
-                    for s in range(0, n_old, _COPY_BLOCK):
-                        e = min(s + _COPY_BLOCK, n_old)
-                        emb[s:e] = old[S.EMB][s:e]
-                        times[s:e] = old[S.TIMES][s:e]
-                    for key in cols:
-                        if key in old and len(old[key]):
-                            ds = old[key]
-                            cols[key] = list(ds.asstr()[()]) if ds.dtype.kind == "O" else list(ds[()])
-                        else:
-                            cols[key] = [""] * n_old if key in S.VIDEO_STRINGS else [0] * n_old
-                index = {n: i for i, n in enumerate(self._classes)}
-                want = set(rows)
-                row = n_old
-                for k, (_, rec) in enumerate(scan(self.journal_path)):
-                    if k not in want:
-                        continue
-                    m = rec.meta
-                    emb[row] = rec.emb
-                    times[row] = rec.t
-                    cols[S.IDS].append(m["id"])
-                    cols[S.SPLITS].append(m.get("split", ""))
-                    cols[S.CAPTIONS].append(m.get("caption", ""))
-                    cols[S.LABELS].append(index[m["label"]] if m.get("label") is not None else -1)
-                    cols[S.N_DISTINCT].append(m.get("n_distinct", 0))
-                    cols[S.DURATION].append(m.get("duration", 0.0))
-                    cols[S.FPS].append(m.get("fps", 0.0))
-                    row += 1
-                for key in S.VIDEO_STRINGS:
-                    f.create_dataset(key, data=np.array(cols[key], dtype=object), dtype=_STR)
-                for key, dt in S.VIDEO_NUMBERS.items():
-                    f.create_dataset(key, data=np.array(cols[key], dtype=dt))
-                f.create_dataset(S.CLASS_NAMES, data=np.array(self._classes, dtype=object), dtype=_STR)
-                text = np.stack([self._text[n] for n in self._classes]) if self._classes \
-                    else np.zeros((0, D), np.float16)
-                f.create_dataset(S.TEXT_EMB, data=text.astype(np.float16))
-                f.create_dataset(S.FAIL_IDS, data=np.array(list(fails), dtype=object), dtype=_STR)
-                f.create_dataset(S.FAIL_REASONS, data=np.array(list(fails.values()), dtype=object), dtype=_STR)
-        finally:
-            if old is not None:
-                old.close()
 
     def close(self) -> None:
-        """Commit what is pending, drop the empty journal and release the lock."""
+        """Commit what is pending, drop the journal and release the lock."""
         if self._lock_fd < 0:
             return
         try:
             self.commit()
-            self.journal.close()
-            os.unlink(self.journal_path)  # holds only the settings record now
+            if self.journal is not None:
+                self.journal.close()
+                self.journal = None
+            if os.path.exists(self.journal_path):
+                os.unlink(self.journal_path)
         finally:
-            self.journal.close()
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+            self.abandon()
 
     def abandon(self) -> None:
         """Release the lock without committing (the journal stays for the next run)."""
-        if self._lock_fd >= 0:
+        if self._lock_fd < 0:
+            return
+        if self.journal is not None:
             self.journal.close()
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+            self.journal = None
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+        if self._made_folder and not os.path.exists(self.path) and not os.path.exists(self.journal_path):
+            for name in os.listdir(self.folder):   # nothing was ever written: leave no litter
+                os.unlink(os.path.join(self.folder, name))
+            os.rmdir(self.folder)
+        os.close(self._lock_fd)
+        self._lock_fd = -1

@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-from tqdm import tqdm
+from cache.progress import progress as progress_display
 
 from cache.reader import CacheReader
 from evaluate import metrics as M
@@ -83,7 +83,7 @@ def score_runs(runs: List[Run], reader: CacheReader, device: str, resamples: int
                warnings: List[str], progress: bool = True) -> List[HeadResult]:
     """Score every run; a run that breaks in any way becomes a warning, never a failed report."""
     results, shared = [], {}  # shared: test-split frame embeddings, read once per distinct split
-    for run in tqdm(runs, desc="scoring heads", unit="head", disable=not progress):
+    for run in progress_display(runs, desc="scoring heads", unit="head", quiet=not progress):
         try:
             result = score_run(run, reader, device, resamples, shared)
         except Exception as exc:  # noqa: BLE001 - one broken head must not cost the whole report

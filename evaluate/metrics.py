@@ -3,6 +3,8 @@ from typing import Dict, Sequence
 
 import numpy as np
 
+from cache.pooling import l2_normalise, mean_pool  # noqa: F401  (one definition, re-exported)
+
 RECALL_KS = (1, 5, 10)
 
 
@@ -168,17 +170,6 @@ def harmonic_mean(a: float, b: float) -> float:
     if not np.isfinite(a) or not np.isfinite(b):
         return float("nan")
     return 0.0 if a + b == 0 else float(2 * a * b / (a + b))
-
-
-def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Unit rows in float32 (zero rows stay zero)."""
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
-
-
-def mean_pool(emb: np.ndarray) -> np.ndarray:
-    """Frame embeddings [V, K, D] -> unit mean of unit frames [V, D] (the plain CLIP video embedding)."""
-    return l2_normalise(l2_normalise(emb).mean(1))
 
 
 def summarise_hits(correct1: np.ndarray, correct5: np.ndarray, truth: np.ndarray, resamples: int = 1000,

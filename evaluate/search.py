@@ -1,88 +1,46 @@
-"""`python -m evaluate.search CACHE.h5 "free text"`: rank cached videos for a sentence, with best moments."""
+"""`python -m evaluate.search CACHE "text" | --queries FILE | --serve`: rank cached videos for free text."""
 import argparse
-import os
+import csv
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional
-
-import numpy as np
+from typing import List, Optional
 
 from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_USAGE
-from evaluate import metrics as M
 
-if TYPE_CHECKING:  # the reader is imported lazily so --help stays fast
-    from cache.reader import CacheReader
+CSV_COLUMNS = ["query_line", "query", "rank", "id", "score", "time", "label", "caption"]
 
+EXAMPLES = """examples:
+  python -m evaluate.search cache.h5 "a ball rolling to the left" --top 5
+  python -m evaluate.search cache.h5 --queries queries.txt --out hits.csv --run runs/transformer
+  python -m evaluate.search cache.h5 --serve --port 8765      # then open http://127.0.0.1:8765/
 
-@dataclass
-class Hit:
-    """One ranked video: cache row, id, cosine score and the timestamp of its best-matching frame."""
-    rank: int
-    row: int
-    id: str
-    score: float
-    time: float
-    label: str = ""
-    caption: str = ""
-
-
-def rank(query: np.ndarray, video_emb: np.ndarray, top: int) -> np.ndarray:
-    """Rows of the `top` videos with the highest cosine to query [D] (video_emb [V, D]), best first."""
-    from evaluate.index import VideoIndex
-    return VideoIndex(video_emb).top(query, top)
-
-
-def best_moments(reader: "CacheReader", rows: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Per row, the timestamp (s) of the frame whose embedding has the highest cosine with the query."""
-    emb = M.l2_normalise(reader.emb(rows))                              # [k, N, D]
-    best = (emb @ M.l2_normalise(query)).argmax(1)                      # [k]
-    times = reader.times()                                              # [V, N]
-    return times[rows, best] if len(rows) else np.zeros(0, np.float32)
-
-
-def search(reader: "CacheReader", query_emb: np.ndarray, video_emb: np.ndarray, top: int) -> List[Hit]:
-    """The ranked hits for one query embedding [D] over video embeddings [V, D]."""
-    rows = rank(query_emb, video_emb, top)
-    scores = M.l2_normalise(video_emb[rows]) @ M.l2_normalise(query_emb)
-    times = best_moments(reader, rows, query_emb)
-    names = reader.class_names
-    return [Hit(i + 1, int(r), str(reader.ids[r]), float(s), float(t),
-                names[reader.labels[r]] if 0 <= reader.labels[r] < len(names) else "", str(reader.captions[r]))
-            for i, (r, s, t) in enumerate(zip(rows, scores, times))]
-
-
-def render_page(query: str, hits: List[Hit], thumbs: List[Optional[bytes]], source: str, banner: str = "") -> str:
-    """A self-contained results page; every user string is escaped."""
-    from evaluate.html import CSS, data_uri, esc
-    rows = []
-    for hit, jpg in zip(hits, thumbs):
-        img = (f'<img alt="{esc(hit.id)} at {hit.time:.2f}s" src="{data_uri(jpg, "image/jpeg")}" width="320">'
-               if jpg else '<span class="note">no thumbnail (video file not found or unreadable)</span>')
-        rows.append(f'<tr><td class="num">{hit.rank}</td><td>{img}</td><td><code>{esc(hit.id)}</code>'
-                    f'<br>{esc(hit.label)}<br><span class="note">{esc(hit.caption)}</span></td>'
-                    f'<td class="num">{hit.score:.4f}</td><td class="num">{hit.time:.2f} s</td></tr>')
-    top = f'<div class="banner" role="alert">{esc(banner)}</div>' if banner else ""
-    return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f"<title>search: {esc(query)}</title><style>{CSS}</style></head><body>{top}<main>"
-            f"<h1>Search: {esc(query)}</h1><p class=\"note\">ranked by cosine over {esc(source)}; "
-            "the thumbnail is the frame that matches the query best</p>"
-            "<table><thead><tr><th>#</th><th>best moment</th><th>video</th><th>score</th><th>time</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></main></body></html>\n")
+Exit status: 0 ok; 2 bad arguments (or the port is taken); 3 unusable cache, run, queries file or CLIP weights."""
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m evaluate.search",
-                                 description="Rank the videos of a clipvid cache for a free-text query.",
-                                 epilog="Exit status: 0 ok; 2 bad arguments; 3 unusable cache, run or CLIP weights.")
+    ap = argparse.ArgumentParser(prog="python -m evaluate.search", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 description="Rank the videos of a clipvid cache for free text: one query, a file "
+                                             "of queries (CSV out), or a search page in the browser. Ranks the "
+                                             "cache's persistent video index (or a head's saved video "
+                                             "embeddings) and reads only the frames of the videos it shows.",
+                                 epilog=EXAMPLES)
     ap.add_argument("cache", help="the HDF5 cache to search")
-    ap.add_argument("query", help="a sentence, e.g. \"a person playing the violin\"")
-    ap.add_argument("--run", default=None, help="a run folder RUNS/<head>: rank that head's video embeddings "
-                                                "(default: mean-pooled CLIP frame embeddings)")
-    ap.add_argument("--top", type=int, default=10, help="how many videos to list (default 10)")
+    ap.add_argument("query", nargs="?", default=None, help="a sentence, e.g. \"a person playing the violin\"")
+    ap.add_argument("--queries", default=None, metavar="FILE",
+                    help="answer every line of FILE (UTF-8, one query per line, blank lines skipped) and "
+                         "write a CSV of hits")
+    ap.add_argument("--out", default="-", help="where --queries writes its CSV (default: - for stdout)")
+    ap.add_argument("--serve", action="store_true", help="start a local search page instead of answering once")
+    ap.add_argument("--host", default="127.0.0.1", help="address --serve listens on (default 127.0.0.1: this "
+                                                        "machine only)")
+    ap.add_argument("--port", type=int, default=8765, help="port --serve listens on (default 8765; 0 picks a free one)")
+    ap.add_argument("--run", default=None, help="a run folder RUNS/<head>: rank that head's saved video embeddings "
+                                                "(default: the cache's mean-pooled CLIP video index)")
+    ap.add_argument("--top", type=int, default=10, help="how many videos to list per query (default 10)")
     ap.add_argument("--clip-model", default=None, help="CLIP for the query (default: the cache's own model; "
                                                        "its weights must match the cache)")
-    ap.add_argument("--html", default=None, help="also write a results page with a thumbnail of each best moment")
-    ap.add_argument("--root", default=None, help="folder the video ids are relative to, for thumbnails "
+    ap.add_argument("--html", default=None, help="with one query: also write a results page with a thumbnail of "
+                                                 "each best moment")
+    ap.add_argument("--root", default=None, help="folder the video ids are relative to, for thumbnails and videos "
                                                  "(default: the cache's source_root, else the cache's folder)")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -94,66 +52,69 @@ def _fail(path: str, reason: str, status: int) -> int:
     return status
 
 
-def _video_embeddings(reader: "CacheReader", run: Optional[str], device: str, progress: bool) -> tuple:
-    from evaluate.video_emb import head_embeddings, mean_pooled
-    if run is None:
-        return mean_pooled(reader, progress), "mean-pooled CLIP frame embeddings"
-    from train.api import load_method
-    method = load_method(run, reader=reader, device=device)
-    return head_embeddings(method, reader, progress), f"the {method.name} head's video embeddings"
+def _note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr)
 
 
-def _thumbnails(hits: List[Hit], root: str, progress: bool) -> List[Optional[bytes]]:
-    from tqdm import tqdm
-    from evaluate.thumbs import find_video, grab_frame
-    out = []
-    for hit in tqdm(hits, desc="thumbnails", unit="video", disable=not progress):
-        path = find_video(root, hit.id)
-        out.append(grab_frame(path, hit.time) if path else None)
-    return out
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    args = _parser().parse_args(argv)
-    query = " ".join(args.query.split())
-    if not query:
-        return _fail("query", "the query is empty; give a sentence to search for", EXIT_USAGE)
+def _usage(args: argparse.Namespace) -> Optional[str]:
+    modes = [m for m, on in (("a query", args.query is not None), ("--queries", args.queries),
+                             ("--serve", args.serve)) if on]
+    if len(modes) != 1:
+        return "give one query, --queries FILE or --serve" + (f" (not {' and '.join(modes)})" if modes else "")
     if args.top < 1:
-        return _fail("--top", "must be at least 1", EXIT_USAGE)
-    from cache.reader import open_cache
-    from evaluate.clip_text import ClipMismatch, encode, load_text_encoder
-    from train.checkpoint import CheckpointError
-    progress = not args.quiet
+        return "--top must be at least 1"
+    if args.html and args.query is None:
+        return "--html goes with one query"
+    if not 0 <= args.port <= 65535:
+        return "--port must be between 0 and 65535"
+    return None
+
+
+def read_queries(path: str) -> List[tuple]:
+    """[(line number, query)] of a queries file; raises OSError / UnicodeDecodeError."""
+    from evaluate.searcher import normalise_query
+    with open(path, encoding="utf-8") as f:
+        lines = [(i, normalise_query(line)) for i, line in enumerate(f, 1)]
+    return [(i, q) for i, q in lines if q]
+
+
+def write_hits_csv(out, answered: list) -> None:
+    """CSV_COLUMNS, one row per hit: [(line, query, hits)] -> rows via the csv module (any text survives)."""
+    w = csv.writer(out)
+    w.writerow(CSV_COLUMNS)
+    for line, query, hits in answered:
+        for h in hits:
+            w.writerow([line, query, h.rank, h.id, f"{h.score:.6f}", f"{h.time:.3f}", h.label, h.caption])
+
+
+def _answer_file(searcher, args, queries: List[tuple], progress: bool) -> int:
+    from cache.progress import progress as progress_display
+    emb = searcher.encode([q for _, q in queries], progress=progress)                  # [Q, D]
+    answered = [(line, q, searcher.hits(e, args.top))
+                for (line, q), e in progress_display(list(zip(queries, emb)), desc="searching", unit="query",
+                                                     quiet=not progress)]
     try:
-        with open_cache(args.cache) as reader:
-            if reader.num_videos == 0:
-                return _fail(args.cache, "the cache has no videos to search", EXIT_DATA)
-            try:
-                clip_ = load_text_encoder(reader, args.clip_model, args.device)
-            except ClipMismatch as exc:
-                return _fail(args.cache, str(exc), EXIT_DATA)
-            except ValueError as exc:  # --device cuda without a GPU
-                return _fail("--device", str(exc), EXIT_USAGE)
-            query_emb = encode(clip_, [query])[0]                        # [D]
-            try:
-                video_emb, source = _video_embeddings(reader, args.run, args.device, progress)
-            except CheckpointError as exc:
-                return _fail(exc.path, exc.reason, EXIT_DATA)
-            hits = search(reader, query_emb, video_emb, args.top)
-            random_weights = reader.random_weights
-            source_root = reader.settings.get("source_root")
-    except CacheError as exc:
-        return _fail(exc.path, exc.reason, EXIT_DATA)
-    if random_weights:
-        print("!!! RANDOM CLIP WEIGHTS: scores carry no meaning !!!", file=sys.stderr)
+        if args.out == "-":
+            write_hits_csv(sys.stdout, answered)
+        else:
+            with open(args.out, "w", encoding="utf-8", newline="") as f:
+                write_hits_csv(f, answered)
+    except OSError as exc:
+        return _fail(args.out, f"cannot write ({exc.strerror or exc})", EXIT_DATA)
+    print(f"{len(queries)} queries, {sum(len(h) for *_, h in answered)} hits"
+          + ("" if args.out == "-" else f"; wrote {args.out}"), file=sys.stderr)
+    return EXIT_OK
+
+
+def _answer_one(searcher, args, query: str, root: str, banner: str, progress: bool) -> int:
+    hits = searcher.query(query, args.top)
     print(f"{'rank':>4}  {'score':>7}  {'time':>8}  id")
     for hit in hits:
         print(f"{hit.rank:>4}  {hit.score:7.4f}  {hit.time:7.2f}s  {hit.id}")
     if args.html:
-        from evaluate.thumbs import default_root
-        root = args.root or default_root(args.cache, source_root)
-        banner = "RANDOM CLIP WEIGHTS: these scores carry no learned meaning." if random_weights else ""
-        page = render_page(query, hits, _thumbnails(hits, root, progress), source, banner)
+        from evaluate.search_page import render_page
+        from evaluate.thumbs import thumbnails
+        page = render_page(query, hits, thumbnails(hits, root, progress), searcher.source, banner)
         try:
             with open(args.html, "w", encoding="utf-8") as f:
                 f.write(page)
@@ -161,6 +122,88 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _fail(args.html, f"cannot write ({exc.strerror or exc})", EXIT_DATA)
         print(f"wrote {args.html}", file=sys.stderr)
     return EXIT_OK
+
+
+def _serve(reader, args, root: str, banner: str, progress: bool) -> int:
+    from evaluate.clip_text import ClipMismatch
+    from evaluate.searcher import open_searcher
+    from evaluate.serve import SearchServer
+    from train.checkpoint import CheckpointError
+    try:
+        server = SearchServer(args.host, args.port, root, args.top, banner)
+    except OSError as exc:
+        return _fail(f"{args.host}:{args.port}", f"cannot listen ({exc.strerror or exc})", EXIT_USAGE)
+    print(f"serving {server.url} (Ctrl-C to stop); videos from {root}", flush=True)
+    server.start_loading(lambda stage: open_searcher(reader, args.run, args.clip_model, args.device, packed=True,
+                                                     progress=progress, note=_note, stage=stage))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.server_close()
+    exc = server.failure
+    if isinstance(exc, CheckpointError):
+        return _fail(exc.path, exc.reason, EXIT_DATA)
+    if isinstance(exc, (ClipMismatch, CacheError)):
+        return _fail(getattr(exc, "path", args.cache), getattr(exc, "reason", str(exc)), EXIT_DATA)
+    if isinstance(exc, ValueError):
+        return _fail("--device", str(exc), EXIT_USAGE)
+    if exc is not None:
+        raise exc
+    return EXIT_OK
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    problem = _usage(args)
+    if problem:
+        return _fail("usage", problem, EXIT_USAGE)
+    from evaluate.searcher import normalise_query
+    query = normalise_query(args.query) if args.query is not None else None
+    if query == "":
+        return _fail("query", "the query is empty; give a sentence to search for", EXIT_USAGE)
+    queries = []
+    if args.queries:  # read first: a bad file fails before anything slow loads
+        try:
+            queries = read_queries(args.queries)
+        except (OSError, UnicodeDecodeError) as exc:
+            return _fail(args.queries, f"cannot read the queries ({getattr(exc, 'strerror', None) or exc})",
+                         EXIT_DATA)
+        if not queries:
+            return _fail(args.queries, "no queries in the file (one per line)", EXIT_DATA)
+    from cache.reader import open_cache
+    from evaluate.clip_text import ClipMismatch
+    from evaluate.search_page import RANDOM_BANNER
+    from evaluate.searcher import open_searcher
+    from evaluate.thumbs import default_root
+    from train.checkpoint import CheckpointError
+    progress = not args.quiet
+    try:
+        with open_cache(args.cache) as reader:
+            if reader.num_videos == 0:
+                return _fail(args.cache, "the cache has no videos to search", EXIT_DATA)
+            root = args.root or default_root(args.cache, reader.settings.get("source_root"))
+            banner = RANDOM_BANNER if reader.random_weights else ""
+            if args.serve:
+                return _serve(reader, args, root, banner, progress)
+            try:
+                # One query scans the stored index once; many queries pay for packing it first.
+                searcher = open_searcher(reader, args.run, args.clip_model, args.device,
+                                         packed=args.queries is not None, progress=progress, note=_note)
+            except ClipMismatch as exc:
+                return _fail(args.cache, str(exc), EXIT_DATA)
+            except CheckpointError as exc:
+                return _fail(exc.path, exc.reason, EXIT_DATA)
+            except ValueError as exc:  # --device cuda without a GPU
+                return _fail("--device", str(exc), EXIT_USAGE)
+            if reader.random_weights:
+                print("!!! RANDOM CLIP WEIGHTS: scores carry no meaning !!!", file=sys.stderr)
+            if args.queries:
+                return _answer_file(searcher, args, queries, progress)
+            return _answer_one(searcher, args, query, root, banner, progress)
+    except CacheError as exc:
+        return _fail(exc.path, exc.reason, EXIT_DATA)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Find a cached video's file and grab one frame of it as a JPEG thumbnail with ffmpeg."""
 import os
 import subprocess
-from typing import Optional
+from typing import List, Optional
 
 THUMB_WIDTH = 320
 FFMPEG_TIMEOUT_S = 30
@@ -15,9 +15,9 @@ def default_root(cache_path: str, source_root: object = None) -> str:
 
 
 def find_video(root: str, vid: str) -> Optional[str]:
-    """The file of video id `vid` under `root`, or None when it is not there."""
-    path = os.path.join(root, vid)
-    return path if os.path.isfile(path) else None
+    """The file of video id `vid` under `root`, or None when it is not there (or would lie outside root)."""
+    from evaluate.media import safe_path
+    return safe_path(root, vid)
 
 
 def grab_frame(path: str, t: float, width: int = THUMB_WIDTH) -> Optional[bytes]:
@@ -31,3 +31,13 @@ def grab_frame(path: str, t: float, width: int = THUMB_WIDTH) -> Optional[bytes]
     except (OSError, subprocess.TimeoutExpired, RuntimeError):
         return None
     return out.stdout if out.returncode == 0 and out.stdout[:2] == b"\xff\xd8" else None
+
+
+def thumbnails(hits: list, root: str, progress: bool = False) -> List[Optional[bytes]]:
+    """JPEG of each hit's best moment (objects with .id and .time), None where the file is missing or unreadable."""
+    from cache.progress import progress as progress_display
+    out = []
+    for hit in progress_display(hits, desc="thumbnails", unit="video", quiet=not progress):
+        path = find_video(root, hit.id)
+        out.append(grab_frame(path, hit.time) if path else None)
+    return out

@@ -2,7 +2,7 @@
 from typing import TYPE_CHECKING, Iterable, Tuple
 
 import numpy as np
-from tqdm import tqdm
+from cache.progress import progress as progress_display
 
 from cache.reader import CacheReader
 from evaluate import metrics as M
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def _blocks(reader: CacheReader, desc: str, progress: bool) -> Iterable[Tuple[int, np.ndarray]]:
     total = (reader.num_videos + 255) // 256
-    return tqdm(reader.iter_emb(256), total=total, desc=desc, unit="block", disable=not progress)
+    return progress_display(reader.iter_emb(256), total=total, desc=desc, unit="block", quiet=not progress)
 
 
 def mean_pooled(reader: CacheReader, progress: bool = False) -> np.ndarray:

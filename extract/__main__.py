@@ -32,6 +32,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--video-timeout", type=float, default=300.0,
                     help="seconds ffmpeg may spend on one video before it is recorded as failed (default 300)")
     ap.add_argument("--retry-failed", action="store_true", help="try again the videos recorded as failed")
+    ap.add_argument("--replace-changed", action="store_true",
+                    help="re-extract cached videos whose file changed (default: refuse, naming the first one)")
+    ap.add_argument("--allow-new-root", action="store_true",
+                    help="add videos of another source folder to an existing cache (default: refuse)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap.parse_args(argv)
 
@@ -81,7 +85,7 @@ def main(argv=None) -> int:
     from extract.pipeline import Options, run
     opts = Options(args.clip_model, args.frames, args.workers, args.threads_per_worker, args.scheduler,
                    args.device, args.batch_size, args.video_timeout, args.retry_failed, not args.no_progress,
-                   args.torch_threads)
+                   args.torch_threads, replace_changed=args.replace_changed, allow_new_root=args.allow_new_root)
     signal.signal(signal.SIGTERM, _term_as_interrupt)
     try:
         summary = run(source, args.out, opts)
@@ -98,7 +102,9 @@ def main(argv=None) -> int:
         print(f"failed: {vid}: {why}", file=sys.stderr)
     rate = summary.cached / summary.seconds if summary.seconds else 0.0
     ways = ", ".join(f"{k} {v}" for k, v in sorted(summary.strategies.items())) or "none"
-    print(f"{args.out}: cached {summary.cached}, skipped {summary.skipped} already cached, "
+    print(f"{args.out}: cached {summary.cached}"
+          + (f" ({summary.replaced} changed files re-extracted)" if summary.replaced else "")
+          + f", skipped {summary.skipped} already cached, "
           f"failed {len(summary.failed)}"
           + (f" (+{len(summary.still_failed)} failed earlier; --retry-failed retries)" if summary.still_failed else "")
           + f"; {summary.seconds:.1f} s, {rate:.2f} videos/s; sampling: {ways}")

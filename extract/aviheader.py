@@ -1,12 +1,17 @@
 """Read duration, fps and size of a plain AVI from its header chunks in-process (no ffmpeg run)."""
+import os
 import struct
-from typing import Optional
+from typing import BinaryIO, Optional
+
+import numpy as np
 
 from extract.probe import VideoInfo
 
 # UCF-101 and HMDB are AVI: reading 'hdrl' here saves the ~12 ms ffmpeg header run per video.
 # Anything unusual (OpenDML, audio or several streams, odd sizes) returns None: ffmpeg decides.
 _HEAD_BYTES = 64 << 10
+_MAX_TOP_CHUNKS = 64          # RIFF chunks walked to find idx1 (hdrl, JUNK, movi, idx1 in a plain file)
+_INDEX_ENTRY = np.dtype([("id", "S4"), ("flags", "<u4"), ("offset", "<u4"), ("size", "<u4")])
 
 
 def _chunks(data: bytes, start: int, end: int):
@@ -29,14 +34,35 @@ def read_avi_info(path: str) -> Optional[VideoInfo]:
     try:
         with open(path, "rb") as f:
             data = f.read(_HEAD_BYTES)
-    except OSError:
+            if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"AVI ":
+                return None
+            info = _parse(data)
+            # The header's frame count is only a claim (a writer that died, or a lie): the index
+            # at the end lists every frame; if the two differ, ffmpeg and the decoded frames decide.
+            if info is None or _indexed_frames(f, os.fstat(f.fileno()).st_size) != round(info.duration * info.fps):
+                return None
+            return info
+    except (OSError, struct.error, ZeroDivisionError, ValueError):
         return None
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"AVI ":
-        return None
-    try:
-        return _parse(data)
-    except (struct.error, ZeroDivisionError):
-        return None
+
+
+def _indexed_frames(f: BinaryIO, file_size: int) -> Optional[int]:
+    """Video frames (stream 00) listed in the idx1 chunk, or None when there is none to read."""
+    pos = 12
+    for _ in range(_MAX_TOP_CHUNKS):
+        f.seek(pos)
+        head = f.read(8)
+        if len(head) < 8:
+            return None
+        cc, size = struct.unpack("<4sI", head)
+        if pos + 8 + size > file_size:
+            return None
+        if cc == b"idx1":
+            entries = np.frombuffer(f.read(size - size % 16), _INDEX_ENTRY)   # at most the file's bytes
+            ids = entries["id"]
+            return int(np.count_nonzero((ids == b"00dc") | (ids == b"00db")))
+        pos += 8 + size + (size & 1)
+    return None
 
 
 def _parse(data: bytes) -> Optional[VideoInfo]:
@@ -59,7 +85,7 @@ def _parse(data: bytes) -> Optional[VideoInfo]:
         return None
     scale, rate, start, length = struct.unpack_from("<4I", data, hs + 20)
     width, height = struct.unpack_from("<ii", data, fs + 4)
-    if not (scale and rate and length and width > 0) or start:
+    if not (scale and rate and length and width > 0 and height) or start:
         return None
     fps = rate / scale
     return VideoInfo(length / fps, fps, width, abs(height), 0.0)

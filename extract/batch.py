@@ -5,10 +5,11 @@ from typing import Iterable, Iterator, List, Optional, Tuple, Union
 import numpy as np
 
 from extract import sampling
-from extract.decode import (Deadline, Plan, Sample, _source, expected_bytes, finish, plan_video, run_ffmpeg,
-                            sample_planned, scale_filters, stops_early)
+from extract.decode import (Sample, _source, expected_bytes, filter_text, finish, mistimed, run_ffmpeg,
+                            sample_planned, scale_filters)
+from extract.plan import Deadline, Plan, header_disagrees, plan_video
 from extract.ffmpeg_bin import ffmpeg_exe
-from extract.probe import VideoError
+from extract.probe import VideoError, describe_failure, parse_inputs
 
 # The static ffmpeg costs ~10 ms of CPU to start and set up a filter graph: as much as decoding a
 # whole 4 s demo clip (bench.decode). A video joins a batch when decoding it all is cheap (at most
@@ -43,11 +44,6 @@ def group(plans: List[Plan]) -> List[List[Plan]]:
     return out
 
 
-def _filter_text(name: str, args: tuple, kwargs: dict) -> str:
-    parts = [str(a) for a in args] + [f"{k}={v}" for k, v in kwargs.items()]
-    return name + ("=" + ":".join(parts) if parts else "")
-
-
 def batch_command(plans: List[Plan], n: int, threads: int) -> List[str]:
     """One ffmpeg command: each input selected, scaled and cropped on its own branch, then the
     branches concatenated into one stream of 224x224 G, B, R frames, input by input."""
@@ -56,7 +52,7 @@ def batch_command(plans: List[Plan], n: int, threads: int) -> List[str]:
     for i, p in enumerate(plans):
         cmd += ["-threads", str(threads), "-i", _source(p.path)]
         select = sampling.select_expression(p.info.duration, n, p.info.fps)
-        chain = [f"select='{select}'"] + [_filter_text(*f) for f in scale_filters(p.geo, p.info)]
+        chain = [f"select='{select}'"] + [filter_text(*f) for f in scale_filters(p.geo, p.info)]
         # Every branch gets its own named showinfo: its log lines say which input a frame came from.
         branches.append(f"[{i}:v]" + ",".join(chain + ["setsar=1", f"showinfo@v{i}=checksum=0"]) + f"[s{i}]")
     joined = "".join(f"[s{i}]" for i in range(len(plans))) + f"concat=n={len(plans)}:v=1:a=0[out]"
@@ -85,49 +81,59 @@ def split_frames(stdout: memoryview, stderr: str, count: int,
 def _decode_batch(plans: List[Plan], n: int, threads: int,
                   timeout: float) -> Iterator[Tuple[Plan, Optional[Tuple[np.ndarray, np.ndarray]]]]:
     """(plan, (frames, times)) for each video of one shared ffmpeg run; None where the video must be
-    decoded on its own (the run failed or timed out, or its frames stop early)."""
+    decoded on its own (the run failed or timed out; ffmpeg read its header otherwise than we did;
+    its frames stop early or run past the header's end)."""
     size = plans[0].geo.size
     try:
         out = run_ffmpeg(batch_command(plans, n, threads), timeout, plans[0].path,
                          sum(expected_bytes(p.info, n, size) for p in plans))
-        parts = split_frames(out.stdout, out.stderr.decode("utf-8", "replace"), len(plans), size) \
-            if out.returncode == 0 else None
+        err = out.stderr.decode("utf-8", "replace")
+        parts = split_frames(out.stdout, err, len(plans), size) if out.returncode == 0 else None
+        theirs = parse_inputs(err)
     except VideoError:          # out of time: each video gets its own limit next
-        parts = None
+        parts, theirs = None, {}
     for k, p in enumerate(plans):
         part = parts[k] if parts is not None else None   # None: one input spoilt the run
-        if part is not None and (len(part[1]) == 0 or stops_early(part[1], p.info, n)):
+        if part is not None and (mistimed(part[1], p.info, n) or header_disagrees(p, theirs.get(k))):
             part = None
         yield p, part
 
 
 def iter_samples(paths: Iterable[str], n: int, threads: int = 1,
                  timeout: float = 300.0) -> Iterator[Tuple[int, Result]]:
-    """(index, Sample or the VideoError/OSError that stopped it) for every path, as each is ready.
+    """(index, Sample or the VideoError that stopped it) for every path, as each is ready.
 
     Short one-pass videos share ffmpeg runs; the rest, and any a shared run cannot serve, run alone
-    exactly as extract.decode.sample_video runs them. Samples are made one at a time (memory)."""
+    exactly as extract.decode.sample_video runs them. Samples are made one at a time (memory).
+    Whatever goes wrong with one video (any exception) is that video's VideoError alone."""
     plans: List[Tuple[int, Plan]] = []
     for i, path in enumerate(paths):
         try:
             plans.append((i, plan_video(path, n, Deadline(timeout))))
-        except (VideoError, OSError) as exc:
-            yield i, exc
+        except Exception as exc:
+            yield i, describe_failure(exc)
     index = {id(p): i for i, p in plans}
     shared = [p for _, p in plans if batchable(p)]
     solo = len(shared) < 2          # one short video gains nothing from a shared run
     alone = [p for _, p in plans if solo or not batchable(p)]
     for batch in [] if solo else group(shared):
-        for p, part in _decode_batch(batch, n, threads, timeout):
+        try:
+            served = list(_decode_batch(batch, n, threads, timeout))
+        except Exception:           # whatever spoilt the shared run: each member is sampled alone
+            served = [(p, None) for p in batch]
+        for p, part in served:
             if part is None:
                 alone.append(p)
-            else:
+                continue
+            try:
                 yield index[id(p)], finish(part[0], part[1], p.info, n, p.strategy)
+            except Exception as exc:
+                yield index[id(p)], describe_failure(exc)
     for p in alone:
         try:
             yield index[id(p)], sample_planned(p, n, threads, Deadline(timeout))
-        except (VideoError, OSError) as exc:
-            yield index[id(p)], exc
+        except Exception as exc:
+            yield index[id(p)], describe_failure(exc)
 
 
 def sample_videos(paths: List[str], n: int, threads: int = 1, timeout: float = 300.0) -> List[Result]:

@@ -84,7 +84,10 @@ def encode_texts(clip_: LoadedClip, texts: Sequence[str]) -> np.ndarray:
     import clip
     if not texts:
         return np.zeros((0, clip_.dim), np.float32)
-    tokens = clip.tokenize(list(texts), truncate=True).to(clip_.device)
+    tokens = clip.tokenize(list(texts), truncate=True)
+    # The text transformer is causal and reads its output at the end-of-text token (the largest id), so
+    # the padding after the longest text changes nothing: dropping it makes a short query ~8x cheaper.
+    tokens = tokens[:, :int(tokens.argmax(dim=-1).max()) + 1].to(clip_.device)
     with _autocast(clip_.device):
         emb = clip_.model.encode_text(tokens).float()
     return torch.nn.functional.normalize(emb, dim=-1).cpu().numpy()

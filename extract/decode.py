@@ -2,9 +2,7 @@
 import dataclasses
 import os
 import re
-import stat
 import subprocess
-import time
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -15,14 +13,15 @@ import numpy as np
 
 from extract import sampling
 from extract.ffmpeg_bin import ffmpeg_exe
-from extract.aviheader import read_avi_info
-from extract.mp4header import read_keyframes, read_mp4_info
-from extract.probe import VideoError, VideoInfo, _packet_duration, last_error_line, probe
+from extract.plan import Deadline, Plan, check_file, header_disagrees, plan_video, replan  # noqa: F401 (check_file: API)
+from extract.probe import VideoError, VideoInfo, _packet_duration, last_error_line, parse_inputs
 
 _PTS = re.compile(r"Parsed_showinfo.*?pts_time:\s*(-?[0-9.]+(?:e-?\d+)?)")
+_PART_PTS = re.compile(r"\[showinfo@p(\d+) @ [^\]]*\].*?pts_time:\s*(-?[0-9.]+(?:e-?\d+)?)")
 _PIPE_SIZE = 1 << 20  # bytes; fewer wake-ups for the ~15 MB of frames a video sends
 _RGB_FROM_GBR = np.array([2, 0, 1])
 SEEK_WINDOW = 2.0  # seconds read after each seek point; bounds the work if a keyframe is far away
+SEEK_TOLERANCE = 0.1  # s; a seek's frame further than this (and two frame intervals) from its target is inexact
 
 
 @dataclass
@@ -35,6 +34,7 @@ class Sample:
     n_distinct: int       # D: how many different source frames the rows use
     info: VideoInfo
     strategy: str         # 'pass' or 'seek'
+    fallback: str = ""    # why the in-process header reading was replaced by ffmpeg's or the frames' ('' when not)
 
     @property
     def frames(self) -> np.ndarray:
@@ -127,98 +127,104 @@ def frames_from(out: subprocess.CompletedProcess, size: int, path: str):
     return frames, np.asarray(times, np.float64)
 
 
-def decode_pass(path: str, info: VideoInfo, n: int, geo: sampling.Geometry,
-                threads: int, timeout: float):
-    """One ffmpeg run decodes everything but keeps and scales only ~n frames. -> frames, times"""
+def pass_command(path: str, info: VideoInfo, n: int, geo: sampling.Geometry, threads: int) -> List[str]:
+    """One ffmpeg run that decodes everything but keeps and scales only ~n frames. Times count from
+    the container's start (ffmpeg shifts its start time to 0), as seek_command's do; frames up to
+    twice the duration are kept, so a stream that runs past its header shows it, in bounded memory."""
     stream = ffmpeg.input(_source(path), threads=threads).video
     stream = stream.filter("select", sampling.select_expression(info.duration, n, info.fps))
     stream = _crop_scale(stream, geo, info).filter("showinfo", checksum=0)
-    cmd = stream.output("pipe:", format="rawvideo", pix_fmt="gbrp", fps_mode="passthrough") \
+    return stream.output("pipe:", format="rawvideo", pix_fmt="gbrp", fps_mode="passthrough") \
         .global_args("-hide_banner", "-nostdin").compile(cmd=ffmpeg_exe())
-    return frames_from(run_ffmpeg(cmd, timeout, path, expected_bytes(info, n, geo.size)), geo.size, path)
+
+
+def decode_pass(path: str, info: VideoInfo, n: int, geo: sampling.Geometry,
+                threads: int, timeout: float):
+    """One pass over the video. -> frames [F, 3, S, S], times [F]"""
+    out = run_ffmpeg(pass_command(path, info, n, geo, threads), timeout, path, expected_bytes(info, n, geo.size))
+    return frames_from(out, geo.size, path)
+
+
+def seek_command(path: str, info: VideoInfo, n: int, geo: sampling.Geometry, threads: int) -> List[str]:
+    """One ffmpeg run with one input per target, each seeking there and keeping its first frame;
+    a last input seeks to the header's end (a frame there: the stream runs past it). Each branch's
+    showinfo is named after its input. -copyts keeps each frame's own time; -start_at_zero counts it
+    from the container's start, the zero of the targets and of pass_command (not the 3601 s of a
+    broadcast capture)."""
+    window = max(SEEK_WINDOW, 4.0 / info.fps if info.fps else SEEK_WINDOW)
+    starts = [*sampling.target_times(info.duration, n), info.duration]
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-copyts", "-start_at_zero"]
+    branches = []
+    for k, ss in enumerate(starts):
+        cmd += ["-threads", str(threads), "-ss", f"{ss:.6f}", "-t", f"{window:.3f}", "-i", _source(path)]
+        chain = ["trim=end_frame=1"] + [filter_text(*f) for f in scale_filters(geo, info)]
+        branches.append(f"[{k}:v]" + ",".join(chain + [f"showinfo@p{k}=checksum=0"]) + f"[s{k}]")
+    joined = "".join(f"[s{k}]" for k in range(len(starts))) + f"concat=n={len(starts)}:v=1:a=0[out]"
+    return cmd + ["-filter_complex", ";".join(branches + [joined]), "-map", "[out]", "-fps_mode", "passthrough",
+                  "-f", "rawvideo", "-pix_fmt", "gbrp", "pipe:"]
 
 
 def decode_seek(path: str, info: VideoInfo, n: int, geo: sampling.Geometry,
                 threads: int, timeout: float):
-    """One ffmpeg run with one input per target, each seeking there and keeping its first frame."""
+    """One seek per target. -> frames [F, 3, S, S], times [F]; a frame past the header's end is
+    kept: its time shows the stream runs on (runs_past)."""
+    out = run_ffmpeg(seek_command(path, info, n, geo, threads), timeout, path, (n + 10) * geo.size * geo.size * 3)
+    return seek_frames(out, geo.size, info, n)
+
+
+class InexactSeek(VideoError):
+    """Seeking landed well after its targets (MPEG-TS and other containers without an index seek to
+    a nearby keyframe): one pass over the video samples it instead."""
+
+
+def seek_frames(out: subprocess.CompletedProcess, size: int, info: VideoInfo,
+                n: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The frames and times of a seek_command run (see decode_seek); raises InexactSeek."""
+    err = out.stderr.decode("utf-8", "replace")
+    parts = [(int(k), float(t)) for k, t in _PART_PTS.findall(err)]
+    frame_bytes = size * size * 3
+    if not parts:
+        raise VideoError(last_error_line(err) if out.returncode else "no frames could be decoded")
+    if len(parts) * frame_bytes != len(out.stdout):
+        raise VideoError(f"ffmpeg returned {len(out.stdout) // frame_bytes} frames but {len(parts)} timestamps")
+    frames = np.frombuffer(out.stdout, np.uint8).reshape(len(parts), 3, size, size)   # G, B, R planes
     targets = sampling.target_times(info.duration, n)
-    window = max(SEEK_WINDOW, 4.0 / info.fps if info.fps else SEEK_WINDOW)
-    parts = []
-    for t in targets:
-        src = ffmpeg.input(_source(path), ss=f"{t:.6f}", t=f"{window:.3f}", threads=threads, copyts=None)
-        parts.append(_crop_scale(src.video.filter("trim", end_frame=1), geo, info).filter("showinfo", checksum=0))
-    joined = ffmpeg.concat(*parts, v=1, a=0) if len(parts) > 1 else parts[0]
-    cmd = joined.output("pipe:", format="rawvideo", pix_fmt="gbrp", fps_mode="passthrough") \
-        .global_args("-hide_banner", "-nostdin", "-copyts").compile(cmd=ffmpeg_exe())
-    frames, times = frames_from(run_ffmpeg(cmd, timeout, path, (n + 8) * geo.size * geo.size * 3), geo.size, path)
-    return frames, times
+    # An accurate seek keeps the first frame at or after its target: about a frame interval away.
+    off = [abs(t - targets[k]) for k, t in parts if k < n]                     # the last input has no target
+    if off and max(off) > max(SEEK_TOLERANCE, 2.0 / info.fps if info.fps > 0 else 0.0):
+        raise InexactSeek(f"seeking lands {max(off):.1f} s from its target")
+    return frames, np.array([t for _, t in parts], np.float64)
 
 
-def check_file(path: str) -> None:
-    """Raise VideoError when `path` is not a readable, non-empty regular file with a UTF-8 name."""
-    if os.path.isdir(path):
-        raise VideoError("is a directory, not a video file")
-    if not os.path.exists(path):
-        raise VideoError("file not found")
-    if not os.access(path, os.R_OK):
-        raise VideoError("file is not readable (permission denied)")
-    if not stat.S_ISREG(os.stat(path).st_mode):
-        raise VideoError("not a regular file (a FIFO, socket or device)")
-    if os.path.getsize(path) == 0:
-        raise VideoError("empty file (0 bytes)")
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        raise VideoError("file name is not valid UTF-8; rename the file")
+def filter_text(name: str, args: tuple, kwargs: dict) -> str:
+    """One filter of a chain as ffmpeg's -filter_complex text: name=arg:arg:key=value."""
+    parts = [str(a) for a in args] + [f"{k}={v}" for k, v in kwargs.items()]
+    return name + ("=" + ":".join(parts) if parts else "")
 
 
-class Deadline:
-    """One time limit shared by every ffmpeg run for a video (or a batch of them)."""
-
-    def __init__(self, seconds: float):
-        self.end = time.monotonic() + seconds
-
-    def left(self) -> float:
-        remaining = self.end - time.monotonic()
-        if remaining <= 0:
-            raise VideoError("ffmpeg did not finish within the per-video time limit (--video-timeout)")
-        return remaining
-
-
-@dataclass
-class Plan:
-    """What sampling a video needs to know before decoding it."""
-    path: str
-    info: VideoInfo
-    geo: sampling.Geometry
-    strategy: str
-
-
-def plan_video(path: str, n: int, deadline: Deadline, strategy: Optional[str] = None) -> Plan:
-    """Check the file, read its header and choose pass or seek; raise VideoError."""
-    check_file(path)
-    # MP4/MOV and plain AVI headers are read in-process; others cost one short ffmpeg run.
-    info = read_mp4_info(path) or read_avi_info(path) or probe(path, timeout=min(deadline.left(), 60.0))
-    w, h = sampling.displayed_size(info.width, info.height, info.rotation)
-    if strategy is None:
-        # A seek's cost depends on where the keyframes are; MP4/MOV list them (cheap to read).
-        long_enough = info.duration >= sampling.SEEK_MIN_DURATION
-        keyframes = read_keyframes(path) if long_enough else None
-        strategy = sampling.choose_strategy(info.duration, info.fps, n, keyframes)
-    if info.duration <= 0:
-        raise VideoError("zero or unknown duration")
-    return Plan(path, info, sampling.bounded_geometry(w, h), strategy)
+def _end_slack(info: VideoInfo, n: int) -> float:
+    # A complete stream's last frame starts one frame interval before the end: allow for that, or
+    # every clip under ~1.5 frames per sample pays a packet scan and a second decode (bench.decode).
+    return max(1.5 * info.duration / n, 1.5 / info.fps if info.fps > 0 else 0.0)
 
 
 def stops_early(times: np.ndarray, info: VideoInfo, n: int) -> bool:
     """Whether the decoded frames end well before the container's duration (audio runs on)."""
-    # A complete stream's last frame starts one frame interval before the end: allow for that, or
-    # every clip under ~1.5 frames per sample pays a packet scan and a second decode (bench.decode).
-    slack = max(1.5 * info.duration / n, 1.5 / info.fps if info.fps > 0 else 0.0)
-    return n > 1 and times.max() < info.duration - slack
+    return n > 1 and times.max() < info.duration - _end_slack(info, n)
 
 
-def finish(frames: np.ndarray, times: np.ndarray, info: VideoInfo, n: int, strategy: str) -> Sample:
+def runs_past(times: np.ndarray, info: VideoInfo, n: int) -> bool:
+    """Whether frames go on well after the duration the header gave (a frame count that lies)."""
+    return times.max() > info.duration + _end_slack(info, n)
+
+
+def mistimed(times: np.ndarray, info: VideoInfo, n: int) -> bool:
+    """Whether the decoded frames do not span the duration: sample again over the real one."""
+    return len(times) == 0 or stops_early(times, info, n) or runs_past(times, info, n)
+
+
+def finish(frames: np.ndarray, times: np.ndarray, info: VideoInfo, n: int, strategy: str,
+           fallback: str = "") -> Sample:
     """Pick the nearest decoded frame for each of the n target times. frames: [F, 3, S, S] G, B, R."""
     if (np.diff(times) < 0).any():                    # concat/VFR may not deliver in time order
         order = np.argsort(times, kind="stable")
@@ -230,7 +236,7 @@ def finish(frames: np.ndarray, times: np.ndarray, info: VideoInfo, n: int, strat
     # one gather picks the frames and puts the planes in R, G, B order; `distinct` is a channels-last view.
     picked = frames[used[:, None], _RGB_FROM_GBR]                                  # [D, 3, S, S]
     return Sample(picked.transpose(0, 2, 3, 1), index.reshape(-1).astype(np.int64), times[rows].astype(np.float32),
-                  len(used), info, strategy)
+                  len(used), info, strategy, fallback)
 
 
 def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
@@ -243,13 +249,54 @@ def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
 
 def sample_planned(p: Plan, n: int, threads: int, deadline: Deadline) -> Sample:
     """Decode a planned video on its own (and again over the pictured part if its stream stops early)."""
-    info = p.info
-    decode = decode_seek if p.strategy == "seek" else decode_pass
-    frames, times = decode(p.path, info, n, p.geo, threads, deadline.left())
-    if stops_early(times, info, n):
-        # The video stream stops early (audio runs on): sample the part that has pictures.
-        end = max(_packet_duration(p.path, deadline.left()), float(times.max()))
-        if 0 < end < info.duration:
-            info = dataclasses.replace(info, duration=end)
-            frames, times = decode(p.path, info, n, p.geo, threads, deadline.left())
-    return finish(frames, times, info, n, p.strategy)
+    try:
+        p, (frames, times) = _decode_checked(p, n, threads, deadline)
+    except InexactSeek:
+        p, (frames, times) = _decode_checked(dataclasses.replace(p, strategy="pass", asked="pass"), n, threads, deadline)
+    if mistimed(times, p.info, n):
+        # The picture stops early (audio runs on) or runs past the header's end: sample the span
+        # that has pictures, from the last video packet (or the last decoded frame, if later).
+        frame = 1.0 / p.info.fps if p.info.fps > 0 else 0.0
+        end = max(_packet_duration(p.path, deadline.left()), float(times.max()) + frame)
+        if end > 0 and abs(end - p.info.duration) > frame:
+            why = p.fallback or (f"header duration {p.info.duration:.2f} s, frames run to {end:.2f} s"
+                                 if end > p.info.duration else "")
+            p = dataclasses.replace(p, info=dataclasses.replace(p.info, duration=end), fallback=why)
+            frames, times = _decode_run(p, n, threads, deadline)[1]
+            times_ok = times <= end + _end_slack(p.info, n)
+            frames, times = frames[times_ok], times[times_ok]
+            if not len(times):
+                raise VideoError("no frames could be decoded")
+    return finish(frames, times, p.info, n, p.strategy, p.fallback)
+
+
+def _decode_run(p: Plan, n: int, threads: int, deadline: Deadline):
+    """Run a plan's ffmpeg command. -> (ffmpeg's reading of the file or None, (frames, times))
+    with times counted from the first frame; raises VideoError (with ffmpeg's own reason)."""
+    seek = p.strategy == "seek"
+    cmd = (seek_command if seek else pass_command)(p.path, p.info, n, p.geo, threads)
+    expect = (n + 10) * p.geo.size * p.geo.size * 3 if seek else expected_bytes(p.info, n, p.geo.size)
+    out = run_ffmpeg(cmd, deadline.left(), p.path, expect)
+    theirs = parse_inputs(out.stderr.decode("utf-8", "replace")).get(0)
+    try:
+        return theirs, (seek_frames(out, p.geo.size, p.info, n) if seek else frames_from(out, p.geo.size, p.path))
+    except VideoError as exc:
+        exc.ffmpeg_info = theirs          # what ffmpeg read, for the caller to compare with the header
+        raise
+
+
+def _decode_checked(p: Plan, n: int, threads: int, deadline: Deadline):
+    """Decode a plan; where its header was read in-process and ffmpeg's reading in the same run
+    disagrees (size after cropping or rotation, duration), plan again from ffmpeg's and decode again."""
+    try:
+        theirs, got = _decode_run(p, n, threads, deadline)
+    except VideoError as exc:
+        why = header_disagrees(p, getattr(exc, "ffmpeg_info", None))
+        if not why:
+            raise
+        theirs, got = None, None
+    why = header_disagrees(p, theirs) if got is not None else why
+    if why:
+        p = replan(p, n, deadline, why)
+        got = _decode_run(p, n, threads, deadline)[1]
+    return p, got

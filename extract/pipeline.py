@@ -5,13 +5,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from tqdm import tqdm
-
+from cache.progress import progress
 from cache.reader import read_settings
 from cache.schema import make_settings, settings_mismatch
 from cache.writer import CacheWriter
 from cache.errors import CacheError
-from extract import worker_tasks
+from extract import identity, worker_tasks
 from extract.weights import file_hash, resolve_weights
 from extract.prompts import TEMPLATES
 from extract.sources import Source, prompt_name
@@ -37,12 +36,15 @@ class Options:
     retry_failed: bool = False
     progress: bool = True
     torch_threads: Optional[int] = None   # per worker; None: the host's cores / its workers
+    replace_changed: bool = False   # re-extract cached ids whose file content changed (else refuse)
+    allow_new_root: bool = False    # add videos of another source folder to this cache (else refuse)
 
 
 @dataclass
 class Summary:
     cached: int = 0
     skipped: int = 0
+    replaced: int = 0           # cached videos re-extracted because their file changed
     failed: Dict[str, str] = field(default_factory=dict)      # this run's new failures
     still_failed: Dict[str, str] = field(default_factory=dict)  # earlier failures not retried
     seconds: float = 0.0
@@ -88,22 +90,25 @@ def weights_settings(opts: Options, source_root: str, dim: int = 0) -> dict:
                          TEMPLATES, source_root)
 
 
-def precheck(out: str, settings: dict) -> None:
-    """Refuse an existing cache made with other settings before any cluster starts."""
+def precheck(out: str, settings: dict, allow_new_root: bool = False) -> None:
+    """Refuse an existing cache made with other settings, or from another folder, before any cluster starts."""
     if os.path.exists(out):
         old = read_settings(out)
         why = settings_mismatch(old, dict(settings, dim=old.get("dim")))
         if why:
             raise CacheError(out, f"refusing to append: {why}; use another --out file")
+        identity.check_root(out, old.get("source_root"), settings["source_root"], allow_new_root)
 
 
 def run(source: Source, out: str, opts: Options, log=print) -> Summary:
     """Extract every video of `source` into the cache `out`; returns counts and failures."""
-    settings = weights_settings(opts, source.root)
-    precheck(out, settings)
+    settings = weights_settings(opts, os.path.abspath(source.root))   # absolute: thumbnails work from anywhere
+    precheck(out, settings, opts.allow_new_root)
     start = time.time()
     quick = _already_done(source, out, opts)
     if quick is not None:  # nothing to embed and no new class: no cluster to start
+        if opts.allow_new_root:   # the user moved the cache to this folder: record it
+            CacheWriter(out, dict(settings, dim=read_settings(out)["dim"])).close()
         quick.seconds = time.time() - start
         return quick
     client, cluster = make_client(opts)
@@ -145,17 +150,22 @@ def chunk_items(items: list, workers: int) -> List[list]:
     return chunks
 
 
-def plan(source: Source, done: set, failed: Dict[str, str], retry: bool, summary: Summary) -> list:
-    """The items still to extract; counts the skipped ones into `summary`."""
-    todo = []
+def plan(source: Source, done, failed: Dict[str, str], retry: bool, summary: Summary,
+         stored=lambda vid: "", out: str = "", replace: bool = False) -> list:
+    """The items still to extract (cached ones whose file changed included, when `replace`);
+    counts the skipped ones into `summary`. `stored(id)` is the cached content fingerprint."""
+    todo, cached = [], []
     for item in source.items:
         if item.id in done:
-            summary.skipped += 1
+            cached.append(item)
         elif item.id in failed and not retry:
             summary.still_failed[item.id] = failed[item.id]
         else:
             todo.append(item)
-    return todo
+    changed = identity.changed_items(cached, stored, out, replace)
+    summary.skipped += len(cached) - len(changed)
+    summary.replaced += len(changed)
+    return todo + changed
 
 
 def _already_done(source: Source, out: str, opts: Options) -> Optional[Summary]:
@@ -165,7 +175,9 @@ def _already_done(source: Source, out: str, opts: Options) -> Optional[Summary]:
     from cache.reader import open_cache
     with open_cache(out) as r:
         summary = Summary()
-        todo = plan(source, set(r.ids), dict(r.failures), opts.retry_failed, summary)
+        stored = dict(zip(r.ids, r.content))
+        todo = plan(source, stored, dict(r.failures), opts.retry_failed, summary, stored.get, out,
+                    opts.replace_changed)
         if todo or not set(source.classes) <= set(r.class_names):
             return None
     return summary
@@ -190,7 +202,8 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
     summary = Summary()
     try:
         writer.set_classes(source.classes, text_emb)
-        todo = plan(source, writer.done_ids, writer.failed, opts.retry_failed, summary)
+        todo = plan(source, writer.done_ids, writer.failed, opts.retry_failed, summary, writer.content_of, out,
+                    opts.replace_changed)
         _warm_all(client, common)
         work_start = time.time()
         threads = sum(client.nthreads().values()) or 1
@@ -198,30 +211,36 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
         window = 2 * threads + 2   # tasks in flight, bounded: memory does not grow with the collection
         pending = iter(chunk_items(todo, threads))
         by_key = {}
+        contents: Dict[str, str] = {}   # fingerprints taken before decoding: a later change is seen next run
 
-        def submit_next(ac) -> None:
-            chunk = next(pending, None)
+        def submit_next(ac, chunk=None) -> None:
+            chunk = chunk or next(pending, None)
             if chunk is None:
                 return
             fut = client.submit(worker_tasks.videos_task, *common, [(it.id, it.path) for it in chunk],
                                 opts.frames, opts.batch_size, ffmpeg_threads, opts.video_timeout, pure=False)
             by_key[fut.key] = chunk
+            contents.update(zip((it.id for it in chunk), identity.fingerprints([it.path for it in chunk])))
             ac.add(fut)
 
         ac = as_completed()
         for _ in range(window):
             submit_next(ac)
-        bar = tqdm(total=len(todo), unit="video", disable=not opts.progress, desc="extract")
+        bar = progress(total=len(todo), unit="video", quiet=not opts.progress, desc="extract")
         for fut in ac:
             chunk = by_key.pop(fut.key)
             try:
                 results = fut.result()
             except Exception as exc:  # a worker died repeatedly, or a bug: record it, keep going
-                why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-                results = [{"id": it.id, "error": why} for it in chunk]
+                if len(chunk) > 1:    # one video may have taken its batch-mates down: each again, alone
+                    fut.release()
+                    for it in chunk:
+                        submit_next(ac, [it])
+                    continue
+                results = [{"id": it.id, "error": worker_tasks.task_failure(exc)} for it in chunk]
             fut.release()
             for item, res in zip(chunk, results):
-                _record(writer, summary, item, res)
+                _record(writer, summary, item, res, contents.pop(item.id, ""))
             bar.update(len(chunk))
             bar.set_postfix(failed=len(summary.failed), refresh=False)
             submit_next(ac)
@@ -253,14 +272,14 @@ def _warm_all(client, common: tuple) -> None:
     client.cancel(futs)
 
 
-def _record(writer: CacheWriter, summary: Summary, item, res: Dict[str, object]) -> None:
+def _record(writer: CacheWriter, summary: Summary, item, res: Dict[str, object], content: str = "") -> None:
     """Write one video's result (embeddings or failure) and count it."""
     if "error" in res:
         writer.add_failure(item.id, res["error"])
         summary.failed[item.id] = " ".join(str(res["error"]).split())
     else:
         writer.add_video(item.id, res["emb"], res["t"], item.label, item.split, item.caption,
-                         res["n_distinct"], res["duration"], res["fps"])
+                         res["n_distinct"], res["duration"], res["fps"], content)
         summary.cached += 1
         summary.strategies[res["strategy"]] = summary.strategies.get(res["strategy"], 0) + 1
 

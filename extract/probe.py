@@ -2,13 +2,26 @@
 import re
 import subprocess
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 from extract.ffmpeg_bin import ffmpeg_exe
 
 
 class VideoError(Exception):
     """A video that cannot be used; the message is the one-line reason stored in /failures."""
+
+
+def describe_failure(exc: BaseException) -> VideoError:
+    """Any exception met while sampling one video, as that video's VideoError: one line that says
+    what is wrong in words (never a bare class name), so it can be stored against the video alone."""
+    if isinstance(exc, VideoError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return VideoError("ran out of memory sampling this video (its header asks for too much)")
+    if isinstance(exc, OSError):
+        return VideoError(f"cannot read: {exc.strerror or exc}")
+    text = " ".join(str(exc).split())[:200]
+    return VideoError(f"could not be sampled: {text or 'an internal error'} (unexpected; please report it)")
 
 
 @dataclass(frozen=True)
@@ -25,7 +38,14 @@ _STREAM = re.compile(r"Stream #\d+:(\d+)[^:]*: Video: (.*)")
 _SIZE = re.compile(r"[ ,](\d{1,6})x(\d{1,6})[ ,\]]")
 _FPS = re.compile(r"(\d+(?:\.\d+)?)(k?) (?:fps|tbr)")
 _ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
-_CONTEXT = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # ffmpeg's '[in#0 @ 0x55...] ' prefix
+_CONTEXT = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-f]+\]\s*)+")  # ffmpeg's '[in#0 @ 0x55...] ' prefixes
+_INPUT = re.compile(r"^Input #(\d+), ", re.M)
+# ffmpeg's closing lines say only that something failed earlier ('Conversion failed!', a thread's
+# return code); the line before them names what ('Invalid too big or non positive size ...').
+_GENERIC = re.compile(r"^(error opening (input|output)|conversion failed|terminating thread|task finished with"
+                      r"|error sending frames to consumers|nothing was written|could not open encoder before eof"
+                      r"|error reinitializing filters|failed to configure (input|output) pad|error while filtering"
+                      r"|error while processing the decoded data|failed to inject frame|error configuring)", re.I)
 _TIME = re.compile(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)")
 
 
@@ -36,15 +56,26 @@ def _seconds(m: "re.Match") -> float:
 def last_error_line(stderr: str) -> str:
     """The most telling line of ffmpeg's complaints, for a one-line failure reason."""
     lines = [_CONTEXT.sub("", ln.strip()) for ln in stderr.splitlines() if ln.strip()]
-    # ffmpeg ends with generic lines ('Error opening input files: Invalid data ...'); a specific
-    # complaint before them ('moov atom not found') says more.
-    specific = [ln for ln in lines if not ln.lower().startswith(("error opening input", "error opening output"))]
+    specific = [ln for ln in lines if not _GENERIC.match(ln)]
     for ln in [*reversed(specific), *reversed(lines)]:
         low = ln.lower()
         if any(k in low for k in ("invalid", "error", "no such", "denied", "not ", "could not", "failed",
                                    "unknown", "truncat", "corrupt", "moov atom", "end of file")):
             return ln[:300]
     return lines[-1][:300] if lines else "ffmpeg gave no output"
+
+
+def parse_inputs(stderr: str) -> Dict[int, Optional[VideoInfo]]:
+    """ffmpeg's own reading of every input of a run, from the header dump it writes to stderr:
+    {input index: VideoInfo, or None when that input has no video stream}."""
+    marks = list(_INPUT.finditer(stderr))
+    out: Dict[int, Optional[VideoInfo]] = {}
+    for k, m in enumerate(marks):
+        end = marks[k + 1].start() if k + 1 < len(marks) else len(stderr)
+        section = stderr[m.start():end]
+        cut = section.find("\nStream mapping:")       # the dump of the last input ends there
+        out[int(m.group(1))] = parse_header(section if cut < 0 else section[:cut])
+    return out
 
 
 def parse_header(stderr: str) -> Optional[VideoInfo]:

@@ -37,12 +37,14 @@ def nearest_rows(frame_times: np.ndarray, targets: np.ndarray) -> np.ndarray:
 def select_expression(duration: float, n: int, fps: float) -> str:
     """An ffmpeg `select` expression keeping, for every target, the first frame within half a
     frame interval before it. A register (st/ld) holds the next threshold, so one pass keeps at
-    most ~n frames; the exact nearest frame per target is then chosen in Python."""
+    most ~n frames; the exact nearest frame per target is then chosen in Python. Frames go on
+    being kept up to twice the duration (at most ~2n in all), so a stream longer than its header
+    says is seen, and one much longer cannot fill memory."""
     step = duration / n
     t0 = 0.5 * step
     half = 0.5 / fps if fps > 0 else 0.0
     nxt = f"{t0:.6f}+(floor((t+{half:.6f}-{t0:.6f})/{step:.9f})+1)*{step:.9f}-{half:.6f}"
-    return f"if(gte(t,ld(0)),st(0,{nxt})*0+1,0)"
+    return f"if(gte(t,ld(0))*lt(t,{2 * duration + 2 * step:.6f}),st(0,{nxt})*0+1,0)"
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import sys
 from typing import Callable, Dict, List, Tuple
 
 import numpy as np
-from tqdm import tqdm
 
+from cache.progress import progress as progress_display
 from extract.ffmpeg_bin import ffmpeg_exe
 
 Frames = np.ndarray  # [T, H, W, 3] uint8
@@ -148,7 +148,7 @@ def make_demo(out: str, per_class: int = 24, seed: int = 0, progress: bool = Tru
     table = classes()
     rng = np.random.default_rng(seed)
     jobs = [(name, k) for name in table for k in range(per_class)]
-    for name, k in tqdm(jobs, desc="demo", unit="video", disable=not progress):
+    for name, k in progress_display(jobs, desc="demo", unit="video", quiet=not progress):
         folder = os.path.join(out, name)
         os.makedirs(folder, exist_ok=True)
         frames, fps = render(table[name], np.random.default_rng(rng.integers(1 << 62)))

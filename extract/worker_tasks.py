@@ -6,6 +6,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from extract.batch import iter_samples
+from extract.probe import describe_failure
 
 _MODELS: Dict[tuple, object] = {}
 _LOCK = threading.Lock()
@@ -66,11 +67,12 @@ def embed_sample(model, sample, batch_size: int) -> np.ndarray:
 
 def _embedded(vid: str, sample, model, batch_size: int) -> Dict[str, object]:
     """The small dict a video's task returns: its arrays, or its one-line failure reason."""
-    if isinstance(sample, OSError):
-        return {"id": vid, "error": f"cannot read: {sample.strerror or sample}"}
     if isinstance(sample, Exception):
-        return {"id": vid, "error": str(sample)}
-    emb = embed_sample(model, sample, batch_size)               # [N, D] float16
+        return {"id": vid, "error": str(describe_failure(sample))}
+    try:
+        emb = embed_sample(model, sample, batch_size)           # [N, D] float16
+    except Exception as exc:   # this video's frames only: its batch-mates go on
+        return {"id": vid, "error": f"embedding failed: {describe_failure(exc)}"}
     if not np.isfinite(emb).all():
         return {"id": vid, "error": "CLIP produced non-finite embeddings"}
     info = sample.info
@@ -88,6 +90,13 @@ def videos_task(spec: str, device: str, workers_per_host: int, torch_threads: Op
     for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout):
         out[i] = _embedded(items[i][0], sample, model, batch_size)
     return out
+
+
+def task_failure(exc: BaseException) -> str:
+    """One line for a video whose whole Dask task failed (it was already retried alone)."""
+    if type(exc).__name__ == "KilledWorker":
+        return "the worker sampling it died (out of memory or crashed), also when retried"
+    return str(describe_failure(exc))
 
 
 def warm(spec: str, device: str, workers_per_host: int, torch_threads: Optional[int] = None) -> Optional[str]:

@@ -133,3 +133,61 @@ def test_search_help(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert exc.value.code == 0 and "--run" in out and "--html" in out and "--root" in out
+
+
+def test_short_token_encoding_equals_the_full_context():
+    import clip
+    from extract.clip_model import encode_texts, load_clip
+    clip_ = load_clip("random:tiny", torch.device("cpu"))
+    texts = [QUERY, "a", "word " * 100]                          # short, shortest, truncated at 77 tokens
+    with torch.inference_mode():
+        full = clip_.model.encode_text(clip.tokenize(texts, truncate=True)).float()
+    full = torch.nn.functional.normalize(full, dim=-1).numpy()
+    assert np.allclose(encode_texts(clip_, texts), full, atol=1e-5)
+    assert np.allclose(encode_texts(clip_, texts[:1]), full[:1], atol=1e-5)
+
+
+def test_queries_file_writes_a_csv_of_hits(search_cache, tmp_path, capsys):
+    import csv
+    queries = tmp_path / "q.txt"
+    queries.write_text(f"{QUERY}\n\n  a cat,  on \"a\" mat  \n{EVIL}\n", encoding="utf-8")
+    out = tmp_path / "hits.csv"
+    status, _, err = call(capsys, search_cache["path"], "--queries", queries, "--out", out, "--top", "2", "--quiet")
+    assert status == EXIT_OK and "3 queries, 6 hits" in err
+    rows = list(csv.DictReader(open(out, encoding="utf-8")))
+    assert list(rows[0]) == ["query_line", "query", "rank", "id", "score", "time", "label", "caption"]
+    assert [(r["query_line"], r["rank"]) for r in rows] == [("1", "1"), ("1", "2"), ("3", "1"), ("3", "2"),
+                                                            ("4", "1"), ("4", "2")]
+    assert rows[2]["query"] == 'a cat, on "a" mat' and rows[4]["query"] == EVIL
+    assert rows[0]["id"] == "clips/target.mp4" and float(rows[0]["time"]) == pytest.approx(search_cache["t"][4], abs=1e-3)
+    # the same answers as one query at a time
+    status, stdout, _ = call(capsys, search_cache["path"], QUERY, "--top", "2", "--quiet")
+    assert [r[3] for r in parse_rows(stdout)] == [rows[0]["id"], rows[1]["id"]]
+    assert [r[1] for r in parse_rows(stdout)] == pytest.approx([float(rows[0]["score"]), float(rows[1]["score"])],
+                                                               abs=1e-4)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n \n")
+    status, _, err = call(capsys, search_cache["path"], "--queries", empty)
+    assert status == EXIT_DATA and err.strip() == f"error: {empty}: no queries in the file (one per line)"
+    status, _, err = call(capsys, search_cache["path"], "--queries", tmp_path / "none.txt")
+    assert status == EXIT_DATA and "cannot read" in err
+    status, _, err = call(capsys, search_cache["path"], QUERY, "--queries", queries)
+    assert status == EXIT_USAGE and "one query, --queries FILE or --serve" in err
+
+
+def test_search_schema1_cache_made_before_shards(tmp_path, query_emb):
+    """A cache written the old way (one HDF5 file): search builds its video index once, then maps it."""
+    from schema1 import write_schema1
+    rng = np.random.default_rng(5)
+    weights_hash, dim = tiny_clip_hash()
+    emb = unit(rng.normal(size=(40, FRAMES, dim)))
+    emb[17, 2] = query_emb * 5
+    path = str(tmp_path / "old.h5")
+    write_schema1(path, emb, rng.integers(0, 2, 40), ["a", "b"], unit(rng.normal(size=(2, dim))))
+    import h5py
+    with h5py.File(path, "r+") as f:   # the tiny random CLIP's weights, so the query encoder is accepted
+        f.attrs["weights_hash"], f.attrs["clip_model"], f.attrs["random_weights"] = weights_hash, "random:tiny", True
+    for _ in range(2):  # the first search builds the index sidecar, the second maps it
+        out = run_cli("-m", "evaluate.search", path, QUERY, "--top", "3", "--quiet")
+        rows = parse_rows(out.stdout)
+        assert rows[0][3] == "v17.mp4" and rows[0][2] == pytest.approx(np.linspace(0, 1, FRAMES)[2], abs=1e-3)

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from cache import open_cache
+from cache.journal import scan
 from cache.validate import validate
 from tests.conftest import ROOT, run_cli
 from tests.helpers_video import free_port, make_video
@@ -33,13 +34,13 @@ def _cmd(source, out, *extra):
 
 def test_sigkill_mid_run_then_resume(small_set, tmp_path):
     out = tmp_path / "c.h5"
-    journal = str(out) + ".journal"
+    journal = str(out) + ".d/journal"
     proc = subprocess.Popen(_cmd(small_set, out, "--workers", "1"), cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    # Kill once a few videos (~1.3 kB each) are journalled: mid-run, with work saved and pending.
+    # Kill once a few videos are journalled: mid-run, with work saved and pending.
     while time.time() < deadline and proc.poll() is None:
-        if os.path.exists(journal) and os.path.getsize(journal) > 8_000:
+        if sum(rec.meta.get("kind") == "video" for _, rec in scan(journal, load_arrays=False)) >= 6:
             break
         time.sleep(0.05)
     assert proc.poll() is None, "extraction finished before it could be killed"

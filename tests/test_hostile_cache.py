@@ -40,6 +40,7 @@ def good(tmp_path_factory):
 def _damaged(good, tmp_path, name, edit):
     path = tmp_path / name
     shutil.copy(good, path)
+    shutil.copytree(good + ".d", f"{path}.d")       # a cache is the manifest and its shard folder
     edit(path)
     return path
 
@@ -53,9 +54,9 @@ def _newer(path):
         f.attrs["schema_version"] = 99
 
 
-def _no_emb(path):
+def _no_rows(path):
     with h5py.File(path, "r+") as f:
-        del f["frames/emb"]
+        del f["videos/row"]
 
 
 def _not_ours(path):
@@ -65,7 +66,8 @@ def _not_ours(path):
 
 CASES = {"truncated.h5": (_truncate, "not a readable HDF5 file"),
          "newer.h5": (_newer, "schema version 99 is newer"),
-         "no_emb.h5": (_no_emb, "missing frames/emb"),
+         "no_rows.h5": (_no_rows, "missing videos/row"),
+         "no_shard.h5": (lambda p: os.unlink(f"{p}.d/000001.emb"), "shard file"),
          "foreign.h5": (_not_ours, "not a clipvid cache"),
          "text.h5": (lambda p: open(p, "w").write("hello"), "not a readable HDF5 file"),
          "empty.h5": (lambda p: open(p, "w").close(), "not a readable HDF5 file")}

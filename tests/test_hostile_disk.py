@@ -40,8 +40,8 @@ def test_hostile_full_disk(tmp_path, disk):
     assert first.returncode == EXIT_OK, first.stderr
     for i in range(2, 6):
         shutil.copy(src / "a" / "v0.mp4", src / "a" / f"v{i}.mp4")
-    # keep=0: not even the journal can be opened; 12 kB: the journal fits, the merged file does not.
-    for keep, where in ((0, "c.h5.journal: cannot write"), (12_000, "c.h5: cannot write the cache")):
+    # keep=0: not even the journal can be written; 12 kB: the journal fits, the frames or manifest do not.
+    for keep, where in ((0, "c.h5.d/journal: cannot write"), (12_000, ": cannot write")):
         _fill(disk, keep)
         full = extract(src, out)
         assert full.returncode == EXIT_DATA, full.stderr
@@ -56,4 +56,5 @@ def test_hostile_full_disk(tmp_path, disk):
     assert cache_cli("validate", out).returncode == 0
     with open_cache(os.fspath(out)) as r:
         assert sorted(r.ids) == [f"a/v{i}.mp4" for i in range(6)]
-    assert sorted(os.listdir(disk)) == ["c.h5", "c.h5.lock"]   # no temp file or journal left behind
+    assert sorted(os.listdir(disk)) == ["c.h5", "c.h5.d"]   # no temp file or journal left behind
+    assert {f.split(".")[-1] for f in os.listdir(disk / "c.h5.d")} == {"emb", "t", "vidx", "num", "str", "lock"}

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from cache.journal import scan
 from cache.reader import open_cache
 from hostile_media import FAST, ROOT, cache_cli, clip, kill_group, extract
 
@@ -31,7 +32,7 @@ def _start(base):
 
 
 def _journal_has_video(path):
-    return os.path.exists(path) and os.path.getsize(path) > 2000   # beyond the settings record
+    return any(rec.meta.get("kind") == "video" for _, rec in scan(os.fspath(path), load_arrays=False))
 
 
 def _check_whole(base):
@@ -47,13 +48,13 @@ def test_hostile_sigkill_then_resume(src):
         proc = _start(src)
         if trial == 0:   # one kill right after the first video reached the journal
             deadline = time.time() + 60
-            while not _journal_has_video(src / "k.h5.journal") and time.time() < deadline and proc.poll() is None:
+            while not _journal_has_video(src / "k.h5.d" / "journal") and time.time() < deadline and proc.poll() is None:
                 time.sleep(0.02)
         else:
             time.sleep(rng.uniform(1.0, 9.0))
         finished = proc.poll() is not None
         kill_group(proc)
-        mid_run += not finished and _journal_has_video(src / "k.h5.journal")
+        mid_run += not finished and _journal_has_video(src / "k.h5.d" / "journal")
         _check_whole(src)
     assert mid_run >= 1, "no kill landed while videos were being extracted"
     final = extract(src / "src", src / "k.h5")
@@ -64,5 +65,7 @@ def test_hostile_sigkill_then_resume(src):
     with open_cache(os.fspath(src / "k.h5")) as r:
         assert sorted(r.ids) == sorted(GOOD)           # every good video, exactly once
         assert [i for i, _ in r.failures] == ["c0/broken.mp4"]
-    leftovers = sorted(f for f in os.listdir(src) if f.startswith("k.h5") and f not in ("k.h5", "k.h5.lock"))
+    leftovers = sorted(f for f in os.listdir(src) if f.startswith("k.h5") and f not in ("k.h5", "k.h5.d"))
     assert leftovers == []                             # no journal or half-written temp file left
+    inside = {f.split(".")[-1] for f in os.listdir(src / "k.h5.d")}
+    assert inside <= {"emb", "t", "vidx", "num", "str", "lock"}, inside

@@ -3,8 +3,9 @@ import json
 import os
 import shutil
 
-import h5py
 import pytest
+
+from cache.reader import open_cache
 
 from hostile_media import cache_cli, clip, extract
 
@@ -32,9 +33,8 @@ def names_run(tmp_path_factory):
 
 
 def _ids(path):
-    with h5py.File(path, "r") as f:
-        return list(f["videos/id"].asstr()[()]), list(f["failures/id"].asstr()[()]), \
-            list(f["failures/reason"].asstr()[()]), list(f["classes/name"].asstr()[()])
+    with open_cache(os.fspath(path)) as r:
+        return list(r.ids), [i for i, _ in r.failures], [why for _, why in r.failures], list(r.class_names)
 
 
 def test_hostile_names_are_plain_files(names_run):
@@ -56,7 +56,7 @@ def test_hostile_names_execute_nothing(names_run):
     base, _ = names_run
     for where in (base, base / "src", os.path.dirname(os.path.dirname(os.path.abspath(__file__)))):
         assert not [f for f in os.listdir(where) if f.startswith("PWNED") or f in ("x.h5", "1")]
-    assert sorted(os.listdir(base)) == ["good.mp4", "n.h5", "n.h5.lock", "src"]  # no stray output
+    assert sorted(os.listdir(base)) == ["good.mp4", "n.h5", "n.h5.d", "src"]  # no stray output
 
 def test_hostile_names_cache_cli_shows_them(names_run):
     base, _ = names_run

@@ -2,7 +2,6 @@
 import copy
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -10,8 +9,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from cache.progress import epoch_line, progress as progress_display
 from train.data import FrameSource
 from train.device import amp_dtype, autocast
 from train.heads import TemporalHead
@@ -143,8 +142,9 @@ def fit(module: TemporalHead, source: FrameSource, train_rows: np.ndarray, train
         module.train()
         order = rng.permutation(len(train_rows))
         total_loss, seen = 0.0, 0
-        bar = tqdm(total=steps_per_epoch, desc=f"{desc} epoch {epoch}/{cfg.epochs}", unit="batch",
-                   leave=False, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        epoch_start = time.perf_counter()
+        bar = progress_display(total=steps_per_epoch, desc=f"{desc} epoch {epoch}/{cfg.epochs}", unit="batch",
+                               quiet=not progress, leave=False, lines=False)   # a log gets epoch_line instead
         for s in range(0, len(order), cfg.batch_size):
             pick = order[s:s + cfg.batch_size]
             x = _to_device(source, train_rows[pick], device)                  # [B, K, D]
@@ -168,6 +168,8 @@ def fit(module: TemporalHead, source: FrameSource, train_rows: np.ndarray, train
         judged = averaged if averaged is not None else module
         val_loss, val_top1 = _val_scores(judged, source, val_rows, np.asarray(val_y, np.int64), text, device)
         result.history.append(history_row(epoch, total_loss / max(1, seen), val_loss, val_top1))
+        epoch_line(desc, epoch, cfg.epochs, total_loss / max(1, seen), val_top1,
+                   time.perf_counter() - epoch_start, quiet=not progress)
         result.epochs_run = epoch
         if math.isnan(val_top1) or best_key is None or (val_top1, -val_loss) > best_key:
             # Keep the best state: highest top-1, then lowest loss (the last epoch with no val split).

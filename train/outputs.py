@@ -1,4 +1,4 @@
-"""Run folders: their names (RUNS/<head>-<settings>/seed<k>/) and files (metrics, predictions, split, embeddings)."""
+"""Run folders: names (RUNS/<head>-<settings>/seed<k>/) and files (metrics, predictions, split, embeddings + ids)."""
 import csv
 import hashlib
 import json
@@ -13,6 +13,9 @@ METRICS_NAME = "metrics.json"
 PREDICTIONS_NAME = "predictions.csv"
 SPLIT_NAME = "split.json"
 VIDEO_EMB_NAME = "video_emb.npy"
+VIDEO_EMB_META = "video_emb.json"    # which cache rows video_emb.npy holds
+VIDEO_IDS_NAME = "video_ids.json"    # their ids, in row order
+VIDEO_EMB_FORMAT = "clipvid-video-emb"
 SEED_DIR = re.compile(r"^seed(-?\d+)$")  # RUNS/<head>-<settings>/seed<k>/
 
 
@@ -94,9 +97,32 @@ def write_predictions(run_dir: str, ids: Sequence[str], true: Sequence[str], pre
     os.replace(tmp, path)
 
 
-def write_video_emb(run_dir: str, emb: np.ndarray) -> None:
-    """video_emb.npy: [V, D] float32, one row per cached video in cache order."""
+def ids_digest(ids: Sequence[str]) -> str:
+    """sha256 of the ids in order: names the exact rows an embedding file holds, cheaply."""
+    return hashlib.sha256("\0".join(map(str, ids)).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def write_video_emb(run_dir: str, emb: np.ndarray, ids: Sequence[str], fingerprint: str) -> None:
+    """video_emb.npy: [V, D] float32 (memory-mappable), one row per cached video in cache order;
+    video_emb.json: the cache fingerprint, the row count and a digest of the ids; video_ids.json: the ids."""
+    if len(emb) != len(ids):
+        raise ValueError(f"{len(emb)} video embeddings for {len(ids)} ids")
     path = os.path.join(run_dir, VIDEO_EMB_NAME)
     tmp = f"{path}.tmp-{os.getpid()}.npy"
     np.save(tmp, np.asarray(emb, np.float32))
     os.replace(tmp, path)
+    _atomic_text(os.path.join(run_dir, VIDEO_IDS_NAME), json.dumps([str(i) for i in ids], ensure_ascii=False))
+    write_json(os.path.join(run_dir, VIDEO_EMB_META),
+               {"format": VIDEO_EMB_FORMAT, "version": 1, "rows": int(len(ids)), "dim": int(np.shape(emb)[1]),
+                "cache_fingerprint": fingerprint, "ids_sha256": ids_digest(ids)})
+
+
+def read_video_emb_meta(run_dir: str) -> Optional[Dict[str, Any]]:
+    """video_emb.json as written by write_video_emb, or None when missing, unreadable or of another format."""
+    try:
+        with open(os.path.join(run_dir, VIDEO_EMB_META), encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(meta, dict) and meta.get("format") == VIDEO_EMB_FORMAT and isinstance(meta.get("rows"), int)
+    return meta if ok else None

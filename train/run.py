@@ -136,7 +136,8 @@ def train_head(name: str, data: TrainData, run_dir: str, opts: HeadOptions,
     write_split(run_dir, data.reader.ids, data.splits)
     write_predictions_for(method, data, run_dir)
     every_video = np.arange(data.reader.num_videos)
-    write_video_emb(run_dir, map_rows(data, every_video, method.video_embeddings, data.reader.dim))
+    write_video_emb(run_dir, map_rows(data, every_video, method.video_embeddings, data.reader.dim),
+                    data.reader.ids, data.fingerprint)
     open_set = None if data.seen is None else {"seen": [data.class_names[c] for c in data.seen],
                                                 "unseen": [data.class_names[c] for c in data.unseen]}
     metrics = {"head": name, "cache": os.path.abspath(data.path), "cache_fingerprint": data.fingerprint,

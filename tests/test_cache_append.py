@@ -1,0 +1,218 @@
+"""Schema-2 caches: appends write only what they add, kills lose only what was in flight, compaction,
+class-list changes, replaced videos, the stored video index, and schema-1 caches read and migrated."""
+import hashlib
+import os
+import random
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from cache.compact import compact
+from cache.pooling import mean_pool
+from cache.reader import open_cache
+from cache.schema import make_settings
+from cache.validate import validate
+from cache.writer import CacheWriter
+from tests.hostile_media import ROOT, cache_cli, kill_group
+from tests.schema1 import write_schema1
+
+N, D = 4, 8
+ROW = N * D * 2
+SETTINGS = make_settings("some-model", "w" * 64, False, D, N, {"v": 1}, ["a photo of {}."], "/videos")
+
+
+def frames(i: int) -> np.ndarray:
+    """The frames of video i, recognisable from the id alone. [N, D]"""
+    return (np.arange(N * D).reshape(N, D) % 7 + i % 1000).astype(np.float16)
+
+
+def add(path, ids, shard_bytes=1 << 30, classes=("a", "b")):
+    w = CacheWriter(os.fspath(path), SETTINGS, shard_bytes=shard_bytes)
+    w.set_classes(list(classes), np.eye(len(classes), D))
+    for i in ids:
+        w.add_video(f"v{i}", frames(i), np.linspace(0, 1, N), classes[i % len(classes)], n_distinct=N, duration=1.0)
+    w.close()
+
+
+def digest(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def check_all(path, ids):
+    assert validate(os.fspath(path)) == []
+    with open_cache(os.fspath(path)) as r:
+        assert sorted(r.ids) == sorted(f"v{i}" for i in ids)
+        for start, block in r.iter_emb(500):
+            for k, vid in enumerate(r.ids[start:start + len(block)]):
+                assert (block[k] == frames(int(vid[1:]))).all(), vid
+
+
+def test_append_leaves_old_shards_untouched(tmp_path):
+    path = tmp_path / "c.h5"
+    add(path, range(3000), shard_bytes=1000 * ROW)            # 3 full shards
+    folder = tmp_path / "c.h5.d"
+    before = {f: (os.stat(folder / f).st_ino, os.stat(folder / f).st_mtime_ns, digest(folder / f))
+              for f in os.listdir(folder) if not f.startswith(("lock", "journal"))}
+    assert len(before) == 15                                   # 3 shards x 5 files
+    add(path, range(3000, 3050), shard_bytes=1000 * ROW)
+    for f, (ino, mtime, sha) in before.items():
+        st = os.stat(folder / f)
+        assert (st.st_ino, st.st_mtime_ns, digest(folder / f)) == (ino, mtime, sha), f
+    new = sorted(set(os.listdir(folder)) - set(before) - {"lock"})
+    assert new == ["000004.emb", "000004.num", "000004.str", "000004.t", "000004.vidx"]
+    assert os.path.getsize(folder / "000004.emb") == 50 * ROW   # exactly what was added
+    assert os.path.getsize(path) < 3050 * 8 + 20_000            # the manifest: 8 bytes a video
+    check_all(path, range(3050))
+
+
+def test_append_to_the_last_shard_only_grows_it(tmp_path):
+    path = tmp_path / "c.h5"
+    add(path, range(2000))
+    shard = tmp_path / "c.h5.d" / "000001.emb"
+    old = open(shard, "rb").read()
+    ino = os.stat(shard).st_ino
+    add(path, range(2000, 2010))
+    now = open(shard, "rb").read()
+    assert os.stat(shard).st_ino == ino and now[:len(old)] == old and len(now) == len(old) + 10 * ROW
+    check_all(path, range(2010))
+
+
+def test_video_index_times_and_replaced_rows(tmp_path):
+    path = tmp_path / "c.h5"
+    add(path, range(30), shard_bytes=10 * ROW)
+    w = CacheWriter(os.fspath(path), SETTINGS, shard_bytes=10 * ROW)
+    w.add_video("v5", frames(500), np.linspace(0, 0.5, N), "b", n_distinct=N, duration=1.0)
+    w.close()
+    with open_cache(os.fspath(path)) as r:
+        assert r.ids[5] == "v5" and (r.emb([5])[0] == frames(500)).all()          # same row, new frames
+        assert np.allclose(r.times([5, 0]), [np.linspace(0, 0.5, N), np.linspace(0, 1, N)])
+        index = r.video_index()
+        assert index.shape == (30, D) and all(isinstance(mm, np.memmap) for _, mm in index.parts)
+        assert np.abs(np.asarray(index, np.float32) - mean_pool(r.emb())).max() < 2e-3
+        assert (index[[7, 5]] == np.asarray(index)[[7, 5]]).all()
+    assert validate(os.fspath(path)) == []
+    assert compact(os.fspath(path), shard_bytes=10 * ROW) == (4, 3)                # the dead row is gone
+    with open_cache(os.fspath(path)) as r:
+        assert r.shard_rows.tolist() == [10, 10, 10] and (r.emb([5])[0] == frames(500)).all()
+    assert validate(os.fspath(path)) == []
+
+
+def test_class_list_change_is_journalled(tmp_path):
+    path = os.fspath(tmp_path / "c.h5")
+    add(path, range(4))
+    w = CacheWriter(path, SETTINGS)
+    w.set_classes(["a", "b", "c"], np.eye(3, D))                   # a new class ...
+    w.add_video("v9", frames(9), np.linspace(0, 1, N), "c", n_distinct=N, duration=1.0)
+    w.abandon()                                                    # ... then the run dies uncommitted
+    w = CacheWriter(path, SETTINGS)                                # resume with yet another list
+    assert w.class_names == ["a", "b", "c"] and "v9" in w.done_ids
+    w.set_classes(["d"], np.ones((1, D)))
+    w.close()
+    with open_cache(path) as r:
+        assert r.class_names == ["a", "b", "c", "d"]
+        assert r.class_names[r.labels[list(r.ids).index("v9")]] == "c"
+    assert validate(path) == []
+
+
+APPENDER = """
+import sys, numpy as np
+sys.path.insert(0, sys.argv[2])
+from tests.test_cache_append import SETTINGS, frames, N
+from cache.writer import CacheWriter
+w = CacheWriter(sys.argv[1], SETTINGS, shard_bytes=300 * N * 8 * 2)
+w.set_classes(["a", "b"], np.eye(2, 8))
+start = len(w.done_ids)
+for i in range(start, start + 100000):
+    w.add_video(f"v{i}", frames(i), np.linspace(0, 1, N), "a", n_distinct=N, duration=1.0)
+    print(i, flush=True)
+"""
+
+
+def test_sigkill_during_appends_then_resume(tmp_path):
+    path = os.fspath(tmp_path / "k.h5")
+    rng = random.Random(11)
+    last = -1
+    for trial in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", APPENDER, path, ROOT], cwd=ROOT, stdout=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        for line in proc.stdout:                                   # kill at a random moment of writing
+            last = int(line)
+            if rng.random() < 0.002:
+                break
+        kill_group(proc)
+        if os.path.exists(path):
+            assert validate(path) == []                            # committed snapshot is whole
+        w = CacheWriter(path, SETTINGS)                            # resume replays the journal
+        w.close()
+        with open_cache(path) as r:
+            # every video the writer had finished is there: at most the one in flight is lost
+            assert r.num_videos >= last + 1 and sorted(r.ids) == sorted(f"v{i}" for i in range(r.num_videos))
+    check_all(path, range(r.num_videos))
+    assert sorted(os.listdir(path + ".d"))[-1] == "lock"           # no journal or temp file left
+
+
+COMPACTOR = "import sys; from cache.compact import compact; compact(sys.argv[1], 2000 * 64, progress=False)"
+
+
+def test_sigkill_during_compaction(tmp_path):
+    path = os.fspath(tmp_path / "c.h5")
+    for run in range(30):                                          # 30 runs, 30 small shards
+        add(path, range(run * 300, run * 300 + 300), shard_bytes=300 * ROW)
+    rng = random.Random(3)
+    mid = 0
+    for trial in range(4):
+        proc = subprocess.Popen([sys.executable, "-c", COMPACTOR, path], cwd=ROOT, start_new_session=True)
+        deadline = time.time() + 60
+        while trial == 0 and time.time() < deadline and not any(
+                f > "000030" for f in os.listdir(path + ".d") if f.endswith(".emb")):
+            time.sleep(0.001)                                      # the first kill: once new shards appear
+        if trial:
+            time.sleep(rng.uniform(0.3, 1.5))
+        mid += proc.poll() is None
+        kill_group(proc)
+        assert cache_cli("validate", path).returncode == 0
+        check_all(path, range(9000))
+    assert mid >= 1, "no kill landed during a compaction"
+    proc = cache_cli("compact", path)
+    assert proc.returncode == 0, proc.stderr
+    with open_cache(path) as r:
+        assert r.shard_rows.tolist() == [9000]
+    check_all(path, range(9000))
+    add(path, range(9000, 9010))                                   # and it still appends
+    check_all(path, range(9010))
+    assert sorted(os.listdir(path + ".d"))[-1] == "lock" and len(os.listdir(path + ".d")) == 6
+
+
+@pytest.fixture
+def schema1(tmp_path):
+    rng = np.random.default_rng(1)
+    emb = rng.standard_normal((40, N, D)).astype(np.float16)
+    path = os.fspath(tmp_path / "old.h5")
+    write_schema1(path, emb, np.arange(40) % 2, ["a", "b"], rng.standard_normal((2, D)))
+    return path, emb
+
+
+def test_schema1_is_read_indexed_and_migrated(schema1, capfd):
+    path, emb = schema1
+    assert validate(path) == []
+    with open_cache(path) as r:
+        assert r.schema_version == 1 and (r.emb([3, 1]) == emb[[3, 1]]).all()
+        index = r.video_index()                                    # built once, with a progress line
+        assert "building the video index: 40/40" in capfd.readouterr().err
+        assert np.abs(np.asarray(index, np.float32) - mean_pool(emb)).max() < 2e-3
+        r.video_index()
+        assert capfd.readouterr().err == ""                        # reused
+    w = CacheWriter(path, SETTINGS)                                # appending migrates
+    w.set_classes(["a", "b", "c"], np.eye(3, D))
+    w.add_video("new.mp4", frames(1), np.linspace(0, 1, N), "c", n_distinct=N, duration=1.0)
+    w.close()
+    assert "migrating to cache schema 2" in capfd.readouterr().err
+    assert validate(path) == []
+    with open_cache(path) as r:
+        assert r.schema_version == 2 and r.num_videos == 41 and (r.emb(np.arange(40)) == emb).all()
+        assert r.failures == [("bad.mp4", "moov atom not found")] and r.class_names == ["a", "b", "c"]
+        assert sorted(os.listdir(path + ".d")) == [f"000001.{k}" for k in ("emb", "num", "str", "t", "vidx")] + ["lock"]
