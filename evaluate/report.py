@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 from evaluate import sections as S
 from evaluate.html import render_html
 from evaluate.markdown import render_markdown
+from train.outputs import jsonable
 
 TITLE = "clipvid evaluation report"
 RANDOM_BANNER = ("RANDOM CLIP WEIGHTS: these embeddings carry no learned meaning. "
@@ -197,17 +198,6 @@ def build_sections(data: Dict[str, Any]) -> List[S.Section]:
     return [s for s in out if s is not None]
 
 
-def _json_safe(x: Any) -> Any:
-    """NaN is not JSON: write null instead."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    return x
-
-
 def write_report(out_dir: str, data: Dict[str, Any], figures: Dict[str, bytes]) -> List[str]:
     """Write every output file into out_dir; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
@@ -220,7 +210,7 @@ def write_report(out_dir: str, data: Dict[str, Any], figures: Dict[str, bytes]) 
             f.write(png)
     texts = {"report.html": render_html(TITLE, sections, figures, banner),
              "report.md": render_markdown(TITLE, sections, banner),
-             "metrics.json": json.dumps(_json_safe(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"}
+             "metrics.json": json.dumps(jsonable(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"}
     for name, body in texts.items():
         written.append(os.path.join(out_dir, name))
         with open(written[-1], "w", encoding="utf-8") as f:

@@ -7,7 +7,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from train.baselines import meanpool
+from train.baselines import mean_over_time
 from train.method import Method
 from train.metrics import cross_entropy, topk_accuracy
 
@@ -27,10 +27,10 @@ class LinearMethod(Method):
         self.bias = np.asarray(bias, np.float32)      # [C]
 
     def _embed(self, x: np.ndarray) -> np.ndarray:
-        return meanpool(x)
+        return mean_over_time(x)
 
     def _logits(self, x: np.ndarray, text: np.ndarray) -> np.ndarray:
-        return meanpool(x) @ self.weight.T + self.bias
+        return mean_over_time(x) @ self.weight.T + self.bias
 
     def _num_outputs(self, text: np.ndarray) -> int:
         return len(self.weight)

@@ -3,19 +3,15 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from cache.pooling import l2_normalise
+
 LOGIT_SCALE = 100.0  # CLIP's trained temperature; used by methods that learn none
 BATCH = 256          # videos per forward pass: [256, 100, 512] float32 is 50 MB
 
 
-def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """x / |x| along `axis`; zero vectors stay zero instead of becoming NaN."""
-    norm = np.linalg.norm(x, axis=axis, keepdims=True)
-    return x / np.maximum(norm, 1e-12)
-
-
 def scaled_cosine(video: np.ndarray, text: np.ndarray, scale: float = LOGIT_SCALE) -> np.ndarray:
     """CLIP logits: scale * cos(video [V, D], text [C, D]) -> [V, C] float32."""
-    return (scale * l2_normalize(video.astype(np.float32)) @ l2_normalize(text.astype(np.float32)).T
+    return (scale * l2_normalise(video) @ l2_normalise(text).T
             ).astype(np.float32)
 
 

@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-from train.baselines import BaselineMethod, meanpool
+from train.baselines import BaselineMethod, mean_over_time
 from train.data import frame_statistics
 from train.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from train.heads import HEAD_DEFAULTS
@@ -77,7 +77,7 @@ def fit_method(name: str, data: TrainData, opts: HeadOptions, device: torch.devi
     if name in BASELINES:
         return BaselineMethod(name, data.class_names, config), FitResult(), {}
     if name == "linear":
-        feats = {k: map_rows(data, r, meanpool, data.reader.dim) for k, r in (("train", tr), ("val", va))}
+        feats = {k: map_rows(data, r, mean_over_time, data.reader.dim) for k, r in (("train", tr), ("val", va))}
         weight, bias, info = fit_linear(feats["train"], data.labels[tr], feats["val"], data.labels[va],
                                         len(data.class_names), opts.seed)
         config["C"] = info["C"]
