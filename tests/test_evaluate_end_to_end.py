@@ -67,7 +67,7 @@ def test_search_with_a_trained_head(trained):
     scores = [float(line.split()[1]) for line in lines]
     assert scores == sorted(scores, reverse=True)
     html = page.read_text()
-    assert "lstm head" in html
+    assert "lstm-f16-e2-lr0.003 head" in html  # named by head and settings, not by its seed folder
     assert len(re.findall(r'src="data:image/jpeg;base64,', html)) == 3  # the demo videos are on disk
 
 

@@ -10,13 +10,12 @@ from train.cli import main
 
 TEMPORAL = ("lstm", "transformer", "xclip")
 ORDER_BLIND = ("meanpool", "maxpool", "vote", "linear")
-SEEDS = "0,1,2,3,4"
 
 
 @pytest.fixture(scope="module")
 def demo_runs(demo_cache, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("demo_runs"))
-    assert main([demo_cache, "--out", out, "--head", ",".join(ORDER_BLIND + TEMPORAL), "--seeds", SEEDS, "--quiet"]) == 0
+    assert main([demo_cache, "--out", out, "--head", ",".join(ORDER_BLIND + TEMPORAL), "--quiet"]) == 0
     return out
 
 
@@ -35,13 +34,6 @@ def test_temporal_heads_tell_time_reversed_pairs_apart(demo_runs, demo_pairs):
         assert scores[head] >= 0.90, scores
     for head in ORDER_BLIND:
         assert scores[head] <= 0.65, scores
-
-
-def test_every_temporal_head_is_stable_over_seeds(demo_runs, demo_pairs):
-    # Seeds change the initial weights and batch order only; the split stays (--split-seed).
-    scores = {(h, k): pair_accuracy(head_run(demo_runs, h, k), demo_pairs) for h in TEMPORAL for k in range(5)}
-    assert min(scores.values()) >= 0.90, scores
-    assert len({open(os.path.join(head_run(demo_runs, "xclip", k), "split.json")).read() for k in range(5)}) == 1
 
 
 def test_demo_training_converges(demo_runs):
