@@ -11,7 +11,8 @@ usage: ./run_pipeline.sh [SOURCE] [options]
 SOURCE            a folder with one sub-folder per class, a path,label CSV or a Kinetics CSV
                   (default: the built-in demo set, rendered into OUT/demo)
 --out DIR         where the cache, runs and report go (default: out)         [CLIPVID_OUT]
---clip-model M    CLIP name, weights file or random:<arch> (default ViT-B/32) [CLIPVID_MODEL]
+--clip-model M    CLIP name, weights file or random:<arch>                   [CLIPVID_MODEL]
+                  (default: ViT-B/32 when ~/.cache/clip/ViT-B-32.pt exists, else random:tiny)
 --frames N        frames sampled per video (default 100)                     [CLIPVID_FRAMES]
 --workers W       Dask worker processes (default: one per core up to 8, or GPU) [CLIPVID_WORKERS]
 --scheduler ADDR  an existing Dask scheduler, e.g. tcp://host:8786           [CLIPVID_SCHEDULER]
@@ -19,12 +20,19 @@ SOURCE            a folder with one sub-folder per class, a path,label CSV or a 
 --epochs E        training epochs per head (default: the trainer's)          [CLIPVID_EPOCHS]
 --per-class K     demo videos per class (default 24)                         [CLIPVID_PER_CLASS]
 --retrain         train every head again even if trained on this cache
+--quiet           no progress displays (summaries and errors still print)  [CLIPVID_QUIET=1]
 -h, --help        this help
 
 A second run does only what is missing: the cache resumes, and heads already trained with
 the same settings (frames, epochs) on the same cache are reused. Without real CLIP weights (no internet and nothing in
 ~/.cache/clip) the demo falls back to random:tiny weights, loudly; a model you name
-yourself that cannot be loaded is an error.
+yourself that cannot be loaded is an error. Exit status: 0 done; 1 report written but some
+videos failed; 2 usage error; 3 an unusable input file; 130 interrupted.
+
+examples:
+  ./run_pipeline.sh                                   # the demo, end to end
+  ./run_pipeline.sh videos/ --out out/ --clip-model ViT-B/32 --frames 32
+  ./run_pipeline.sh list.csv --heads lstm,transformer --epochs 40 --quiet > log 2>&1
 EOT
 }
 
@@ -38,6 +46,8 @@ HEADS="${CLIPVID_HEADS:-all}"
 EPOCHS="${CLIPVID_EPOCHS:-}"
 PER_CLASS="${CLIPVID_PER_CLASS:-24}"
 RETRAIN=0
+QUIET=()
+[ "${CLIPVID_QUIET:-0}" = 1 ] && QUIET=(--quiet)
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -50,6 +60,7 @@ while [ $# -gt 0 ]; do
     --epochs) EPOCHS="$2"; shift 2 ;;
     --per-class) PER_CLASS="$2"; shift 2 ;;
     --retrain) RETRAIN=1; shift ;;
+    --quiet) QUIET=(--quiet); shift ;;
     --) shift; SOURCE="$1"; shift ;;
     -*) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) SOURCE="$1"; shift ;;
@@ -57,7 +68,6 @@ while [ $# -gt 0 ]; do
 done
 
 source scripts/ensure_env.sh
-export PYTHONWARNINGS=ignore
 mkdir -p "$OUT"
 
 # CLIP weights: the default falls back to random:tiny when ViT-B/32 cannot be had here.
@@ -82,7 +92,7 @@ if [ -z "$SOURCE" ]; then
   SOURCE="$OUT/demo"
   if [ ! -f "$SOURCE/pairs.json" ]; then
     echo "[1/4] rendering the demo set into $SOURCE" >&2
-    "$PY" -m extract.synthetic "$SOURCE" --per-class "$PER_CLASS"
+    "$PY" -m extract.synthetic "$SOURCE" --per-class "$PER_CLASS" ${QUIET[@]+"${QUIET[@]}"}
   else
     echo "[1/4] demo set already in $SOURCE" >&2
   fi
@@ -99,7 +109,7 @@ REPORT="$OUT/report/${NAME}-${SLUG}-N${FRAMES}"
 mkdir -p "$OUT/cache" "$RUNS" "$REPORT"
 
 echo "[2/4] extracting into $CACHE" >&2
-EXTRACT=("$PY" -m extract "$SOURCE" --out "$CACHE" --clip-model "$MODEL" --frames "$FRAMES")
+EXTRACT=("$PY" -m extract "$SOURCE" --out "$CACHE" --clip-model "$MODEL" --frames "$FRAMES" ${QUIET[@]+"${QUIET[@]}"})
 [ -n "$WORKERS" ] && EXTRACT+=(--workers "$WORKERS")
 [ -n "$SCHEDULER" ] && EXTRACT+=(--scheduler "$SCHEDULER")
 set +e
@@ -109,13 +119,14 @@ set -e
 case $status in
   0) ;;
   1) echo "warning: some videos failed (listed above, kept in the cache's /failures); going on" >&2 ;;
+  130) exit 130 ;;   # Ctrl-C: extract said what it kept
   *) echo "error: extraction failed (exit $status)" >&2; exit $status ;;
 esac
 "$PY" -m cache info "$CACHE"
 
 echo "[3/4] training heads ($HEADS) into $RUNS" >&2
 STAMP="$(stat -c '%s-%Y' "$CACHE")"   # the writer replaces the file whenever it adds anything
-TRAIN=("$PY" -m train "$CACHE" --out "$RUNS")
+TRAIN=("$PY" -m train "$CACHE" --out "$RUNS" ${QUIET[@]+"${QUIET[@]}"})
 [ -n "$EPOCHS" ] && TRAIN+=(--epochs "$EPOCHS")
 # A run is reused only when its folder (named by head and settings) holds a head trained on this very cache.
 LISTED="$("${TRAIN[@]}" --head "$HEADS" --list-runs)"
@@ -134,6 +145,7 @@ if [ ${#PENDING[@]} -gt 0 ]; then
 fi
 
 echo "[4/4] writing the report into $REPORT" >&2
-"$PY" -m evaluate "$CACHE" --runs "$RUNS" --out "$REPORT"
+"$PY" -m evaluate "$CACHE" --runs "$RUNS" --out "$REPORT" ${QUIET[@]+"${QUIET[@]}"}
 echo
 echo "report: $(cd "$REPORT" && pwd)/report.html"
+exit "$status"   # 1 when some videos failed

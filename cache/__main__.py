@@ -4,7 +4,8 @@ import json
 import sys
 from collections import Counter
 
-from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_PARTIAL
+from cache.helptext import add_examples
+from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, stdout_closed
 from cache.reader import open_cache
 from cache.validate import validate
 
@@ -20,6 +21,8 @@ def info(path: str, as_json: bool = False) -> int:
             "sampler": json.loads(r.settings.get("sampler", "{}")), "fingerprint": r.fingerprint,
             "classes": {n: per_class.get(i, 0) for i, n in enumerate(r.class_names)},
             "unlabelled": per_class.get(-1, 0), "splits": dict(splits),
+            "source_root": r.settings.get("source_root") or None,
+            "captions": sum(1 for c in r.captions if c),
             "failures": [{"id": i, "reason": why} for i, why in r.failures],
         }
     if as_json:
@@ -30,7 +33,9 @@ def info(path: str, as_json: bool = False) -> int:
     print(f"cache      {path}")
     print(f"model      {out['clip_model']}  (weights {str(out['weights_hash'])[:16]}, D={out['dim']})")
     print(f"frames     N={out['frames']}  sampler {out['sampler']}")
-    print(f"videos     {out['videos']} cached, {len(out['failures'])} failed, {out['unlabelled']} unlabelled")
+    print(f"source     {out['source_root'] or '(not recorded)'}")
+    print(f"videos     {out['videos']} cached, {len(out['failures'])} failed, {out['unlabelled']} unlabelled, "
+          f"{out['captions']} with a caption")
     print(f"splits     " + ", ".join(f"{k}: {v}" for k, v in sorted(splits.items())))
     print(f"classes    {len(out['classes'])}")
     for name, count in out["classes"].items():
@@ -42,18 +47,31 @@ def info(path: str, as_json: bool = False) -> int:
     return EXIT_OK
 
 
+EPILOG = "exit status: 0 ok; 1 validate found problems (listed); 2 usage error; 3 unusable cache."
+EXAMPLES = ["python -m cache info out/cache/demo-random_tiny-N100.h5", "python -m cache info cache.h5 --json > cache.json",
+            "python -m cache validate cache.h5 && echo whole"]
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cache", description="Describe or check a clipvid HDF5 cache.")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p_info = sub.add_parser("info", help="counts, settings and failures of a cache")
-    p_info.add_argument("file")
+    ap = add_examples(argparse.ArgumentParser(prog="python -m cache", description="Describe, check or compact a "
+                                              "clipvid cache.", epilog=EPILOG), EXAMPLES)
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    p_info = add_examples(sub.add_parser("info", help="counts, settings and failures of a cache", epilog=EPILOG),
+                          EXAMPLES)
+    p_info.add_argument("file", help="a cache written by python -m extract (.h5)")
     p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p_val = sub.add_parser("validate", help="exit 0 only when the cache is whole and consistent")
-    p_val.add_argument("file")
-    p_com = sub.add_parser("compact", help="rewrite the live rows into fresh shards (drops replaced videos' "
-                                           "old frames, merges small shards; needs free disk for one copy)")
-    p_com.add_argument("file")
+    p_val = add_examples(sub.add_parser("validate", help="exit 0 only when the cache is whole and consistent",
+                                        epilog=EPILOG), EXAMPLES)
+    p_val.add_argument("file", help="a cache written by python -m extract (.h5)")
+    p_com = add_examples(sub.add_parser("compact", epilog=EPILOG,
+                                        help="rewrite the live rows into fresh shards (drops replaced videos' "
+                                             "old frames, merges small shards; needs free disk for one copy)"),
+                         ["python -m cache compact cache.h5", "python -m cache compact cache.h5 && python -m cache info cache.h5"])
+    p_com.add_argument("file", help="a cache written by python -m extract (.h5)")
     args = ap.parse_args(argv)
+    if args.cmd is None:
+        print(f"error: python -m cache needs a command: {', '.join(sub.choices)} (--help for more)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         if args.cmd == "info":
             return info(args.file, args.json)
@@ -63,6 +81,8 @@ def main(argv=None) -> int:
             print(f"{args.file}: {before} shards -> {after}" if before != after else f"{args.file}: already compact")
             return EXIT_OK
         problems = validate(args.file)
+    except BrokenPipeError:   # `python -m cache info X | head`: the reader had enough
+        return stdout_closed()
     except CacheError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DATA

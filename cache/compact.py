@@ -13,9 +13,8 @@ from typing import Tuple
 import numpy as np
 
 from cache import layout as L
-from cache import manifest as M
 from cache.reader import open_cache, read_settings
-from cache.shards import ShardAppender
+from cache.shards import ShardSeries
 from cache.writer import CacheWriter, SHARD_BYTES
 
 _BLOCK = 256   # videos per read
@@ -32,25 +31,20 @@ def compact(path: str, shard_bytes: int = SHARD_BYTES, progress: bool = True) ->
         if st.physical_rows == len(st.ids) and before <= -(-len(st.ids) // per_shard):
             return before, before   # no dead rows and no more shards than needed: nothing to gain
         number = 1 + max((int(s.name) for s in st.shards), default=0)
-        new, appender = [], None
+        series = ShardSeries(path, number, per_shard, N, D)
         with open_cache(path) as r:
             V = r.num_videos
             index = r.video_index(progress=False)
             for start in range(0, V, _BLOCK):
                 rows = np.arange(start, min(start + _BLOCK, V))
-                emb, t, vidx = r.emb(rows), r.times(rows), index[rows]
                 num = np.empty(len(rows), L.NUM)
                 num["label"], num["n_distinct"] = r.labels[rows], r.n_distinct[rows]
                 num["duration"], num["fps"] = r.duration[rows], r.fps[rows]
-                for i, row in enumerate(rows):
-                    if appender is None or appender.rows >= per_shard:
-                        appender = _next(path, appender, new, number + len(new), N, D)
-                    text = L.encode_strings(r.ids[row], r.splits[row], r.captions[row], r.content[row])
-                    appender.append((emb[i], t[i], vidx[i], num[i], text))
+                text = [L.encode_strings(r.ids[k], r.splits[k], r.captions[k], r.content[k]) for k in rows]
+                series.write(r.emb(rows), r.times(rows), index[rows], num, text)
                 if progress:
                     print(f"\r{path}: compacting {rows[-1] + 1}/{V} videos", end="", file=sys.stderr, flush=True)
-        if appender is not None:
-            _finish(appender, new[-1])
+        new = series.finish()
         if progress and V:
             print(file=sys.stderr, flush=True)
         old = [s.name for s in st.shards]
@@ -65,16 +59,3 @@ def compact(path: str, shard_bytes: int = SHARD_BYTES, progress: bool = True) ->
     finally:
         writer.abandon()
 
-
-def _next(path: str, appender, new: list, number: int, N: int, D: int) -> ShardAppender:
-    """Close the shard being filled (durably) and start the next one."""
-    if appender is not None:
-        _finish(appender, new[-1])
-    new.append(M.Shard(L.shard_name(number), 0))
-    return ShardAppender(path, new[-1].name, 0, 0, [0] * len(L.FILES), N, D)
-
-
-def _finish(appender: ShardAppender, shard: M.Shard) -> None:
-    appender.sync()
-    shard.rows, shard.str_bytes, shard.crc = appender.rows, appender.str_bytes, list(appender.crc)
-    appender.close()

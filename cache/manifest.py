@@ -55,9 +55,9 @@ def from_reader(r) -> State:
     st = State(dict(r.settings))
     st.classes = list(r.class_names)
     st.text = {n: r.text_emb[i] for i, n in enumerate(r.class_names)}
-    st.ids = [str(i) for i in r.ids]
-    st.index = {v: i for i, v in enumerate(st.ids)}
-    st.content = [str(c) for c in r.content]
+    st.ids = r.ids.tolist()
+    st.index = dict(zip(st.ids, range(len(st.ids))))
+    st.content = r.content.tolist()
     st.row_map = r.row_map.tolist()
     st.shards = [Shard(n, int(c), int(b), [int(x) for x in k])
                  for n, c, b, k in zip(r.shard_names, r.shard_rows, r.shard_str_bytes, r.shard_crc)]

@@ -71,11 +71,12 @@ class Progress:
         self.n += n
         if self.bar is not None:
             self.bar.update(n)
-        elif self.plain and time.monotonic() - self.last >= INTERVAL:
-            self._line()
+        elif self.plain and time.monotonic() - self.last >= INTERVAL and not (self.total and self.n >= self.total):
+            self._line()   # the last one is close()'s
 
     def set_postfix(self, **values: Any) -> None:
         """Extra fields shown after the count (e.g. failed=2); shown with the next redraw or line."""
+        values.pop("refresh", None)   # tqdm's keyword: never a field
         self.postfix.update(values)
         if self.bar is not None:
             self.bar.set_postfix(refresh=False, **values)

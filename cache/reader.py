@@ -136,6 +136,8 @@ class CacheReader:
             for col, part in zip(cols, L.decode_strings(blob, int(rows), fh.name)):
                 col.extend(part)
         live = self.row_map
+        if len(live) == len(num) and (live == np.arange(len(live))).all():
+            live = slice(None)   # no replaced videos: logical rows are the physical rows
         self.ids, self.splits, self.captions, self.content = (np.array(c, dtype=object)[live] for c in cols)
         self.labels = num["label"][live].astype(np.int32)
         self.n_distinct = num["n_distinct"][live]
@@ -238,6 +240,13 @@ def open_cache(path: str) -> CacheReader:
 
 
 def read_settings(path: str) -> Dict[str, Any]:
-    """Only the root attributes (cheap); raises CacheError."""
-    with open_cache(path) as r:
+    """Only the root attributes (cheap: no per-video data is read); raises CacheError."""
+    try:
+        with h5py.File(path, "r") as f:
+            a = f.attrs
+            if "schema_version" in a and int(a["schema_version"]) <= S.SCHEMA_VERSION:
+                return {k: (a[k].item() if hasattr(a[k], "item") else a[k]) for k in S.ATTR_KEYS if k in a}
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError):
+        pass
+    with open_cache(path) as r:   # not a usable cache: open it for the one-line reason
         return dict(r.settings)

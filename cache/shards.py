@@ -1,7 +1,7 @@
 """The writer's side of shard files: append rows, keep running checksums, make them durable."""
 import os
 import zlib
-from typing import List, Sequence, Tuple
+from typing import List, Sequence
 
 import numpy as np
 
@@ -56,6 +56,23 @@ class ShardAppender:
         self.str_bytes += len(rows[-1])
         return list(self.crc)
 
+    def append_block(self, rows: Sequence) -> List[int]:
+        """Write many videos' rows at once: arrays with a leading [b] axis for emb, t, vidx, num, then
+        the .str bytes of all b videos; one write per file."""
+        count = len(rows[0])
+        for i, arr in enumerate(rows[:len(self.nbytes)]):
+            if arr.nbytes != count * self.nbytes[i]:
+                raise ValueError(f"a block of {L.FILES[i]} rows has {arr.nbytes} bytes for {count} rows")
+        for i, (fd, arr) in enumerate(zip(self._fds, rows)):
+            data = memoryview(arr if isinstance(arr, bytes) else np.ascontiguousarray(arr)).cast("B")
+            self.crc[i] = zlib.crc32(data, self.crc[i])
+            while data:
+                n = os.write(fd, data)
+                data = data[n:]
+        self.rows += count
+        self.str_bytes += len(rows[-1])
+        return list(self.crc)
+
     def sync(self) -> None:
         for fd in self._fds:
             os.fsync(fd)
@@ -64,6 +81,46 @@ class ShardAppender:
         for fd in self._fds:
             os.close(fd)
         self._fds = []
+
+
+class ShardSeries:
+    """Writes blocks of rows into fresh shards numbered from `first`, each holding up to `per_shard`
+    rows (compaction, and bulk builds of synthetic caches); `finish` makes them durable."""
+
+    def __init__(self, cache_path: str, first: int, per_shard: int, frames: int, dim: int):
+        self.path, self.number, self.per_shard, self.frames, self.dim = cache_path, first, per_shard, frames, dim
+        self.shards: list = []
+        self._open: ShardAppender = None
+
+    def write(self, emb: np.ndarray, t: np.ndarray, vidx: np.ndarray, num: np.ndarray, strings: List[bytes]) -> None:
+        """emb [b, N, D] f16, t [b, N] f32, vidx [b, D] f16, num [b] layout.NUM, one .str row per video."""
+        i = 0
+        while i < len(emb):   # whole blocks, split only where a shard fills up
+            if self._open is None or self._open.rows >= self.per_shard:
+                self._next()
+            j = min(len(emb), i + self.per_shard - self._open.rows)
+            self._open.append_block((emb[i:j], t[i:j], vidx[i:j], num[i:j], b"".join(strings[i:j])))
+            i = j
+
+    def _next(self) -> None:
+        from cache.manifest import Shard
+        self._close()
+        self.shards.append(Shard(L.shard_name(self.number), 0))
+        self.number += 1
+        self._open = ShardAppender(self.path, self.shards[-1].name, 0, 0, [0] * len(L.FILES), self.frames, self.dim)
+
+    def _close(self) -> None:
+        if self._open is not None:
+            self._open.sync()
+            last = self.shards[-1]
+            last.rows, last.str_bytes, last.crc = self._open.rows, self._open.str_bytes, list(self._open.crc)
+            self._open.close()
+            self._open = None
+
+    def finish(self) -> list:
+        """The written shards (manifest.Shard), synced to disk."""
+        self._close()
+        return self.shards
 
 
 def running_crc(cache_path: str, name: str, start: int, str_start: int, str_ends: Sequence[int],

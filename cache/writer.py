@@ -178,6 +178,8 @@ class CacheWriter:
     def set_classes(self, names: Sequence[str], text_emb: np.ndarray) -> None:
         """Register class names with their text embeddings [C, D]; old indices never move. Journalled."""
         names = list(names)
+        if not names:
+            return
         text = np.asarray(text_emb, np.float16).reshape(len(names), -1)
         if self._apply_classes(names, text):
             self._journal(Record({"kind": "classes", "names": names}, text, np.zeros(0, np.float32)))
@@ -321,7 +323,8 @@ class CacheWriter:
         if self._shard is not None:
             self._shard.close()
             self._shard = None
-        if self._made_folder and not os.path.exists(self.path) and not os.path.exists(self.journal_path):
+        if self._made_folder and not os.path.exists(self.journal_path) and \
+                not any(L.SHARD_RE.match(n) for n in os.listdir(self.folder)):
             for name in os.listdir(self.folder):   # nothing was ever written: leave no litter
                 os.unlink(os.path.join(self.folder, name))
             os.rmdir(self.folder)

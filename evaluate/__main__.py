@@ -5,7 +5,8 @@ import sys
 import warnings
 from typing import List, Optional
 
-from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from cache.helptext import add_examples
+from cache.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,11 +20,13 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--runs", required=True, help="folder with one sub-folder per trained head")
     ap.add_argument("--out", required=True, help="folder to write the report into (created if needed)")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
     ap.add_argument("--clip-model", default=None,
                     help="CLIP for encoding captions (default: the model recorded in the cache)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    return ap
+    ap.add_argument("--quiet", action="store_true", help="no progress display")
+    return add_examples(ap, ["python -m evaluate cache.h5 --runs runs/ --out report/",
+                             "python -m evaluate cache.h5 --runs runs_open/ --out report_open/ --resamples 200",
+                             "python -m evaluate cache.h5 --runs runs/ --out report/ --device cpu --quiet"])
 
 
 def _fail(path: str, reason: str, status: int) -> int:
@@ -33,6 +36,14 @@ def _fail(path: str, reason: str, status: int) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _evaluate(args)
+    except KeyboardInterrupt:
+        print(f"interrupted: no report finished in {args.out}; run the same command again", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     if args.resamples < 1:
         return _fail("--resamples", "must be at least 1", EXIT_USAGE)
     if not os.path.isdir(args.runs):

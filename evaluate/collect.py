@@ -16,7 +16,7 @@ from evaluate.retrieval import caption_retrieval, class_prompt_retrieval
 from evaluate.runs import find_runs
 from evaluate.seeds import group_results, paired_gap, rank_groups
 from evaluate.tsne import safe_tsne
-from evaluate.video_emb import mean_pooled
+from evaluate.video_emb import mean_pooled, release
 
 MEANPOOL = "CLIP mean-pool"
 
@@ -40,6 +40,7 @@ def _retrieval(reader: CacheReader, sources: Dict[str, np.ndarray], rows: np.nda
     if (labels >= 0).any() and len(reader.class_names):
         for name, emb in sources.items():
             out["class_prompts"][name] = class_prompt_retrieval(emb[rows], labels, reader.text_emb)
+            release(emb)
     captioned = np.array([i for i in rows if str(reader.captions[i]).strip()], np.int64)
     if not len(captioned):
         out["captions_note"] = "no video among these has a caption"

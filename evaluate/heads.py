@@ -6,6 +6,8 @@ import numpy as np
 from cache.reader import CacheReader
 from evaluate import metrics as M
 from evaluate.runs import Run, RunError
+from evaluate.video_emb import release
+from train.method import as_float32
 
 BATCH = 256  # videos per forward pass: bounds memory on large test splits
 
@@ -14,6 +16,22 @@ def test_rows(reader: CacheReader, run: Run) -> np.ndarray:
     """Cache rows [T] of the run's labelled test videos, in cache order."""
     wanted = set(run.split.get("test", []))
     return np.array([i for i, vid in enumerate(reader.ids) if vid in wanted and reader.labels[i] >= 0], np.int64)
+
+
+def test_frames(reader: CacheReader, rows: np.ndarray) -> np.ndarray:
+    """[T, N, D] float16 frames of `rows` in an anonymous memory-mapped temporary file."""
+    import tempfile
+    from train.data import read_rows
+    shape = (len(rows), reader.frames, reader.dim)
+    if not len(rows):
+        return np.zeros(shape, np.float16)
+    with tempfile.TemporaryFile(prefix="clipvid-test-frames-") as f:  # unlinked at once; the map keeps it
+        out = np.memmap(f, np.float16, "w+", shape=shape)
+    for s in range(0, len(rows), 4 * BATCH):
+        out[s:s + 4 * BATCH] = read_rows(reader, rows[s:s + 4 * BATCH])
+    out.flush()
+    release(out)
+    return out
 
 
 class HeadScorer:
@@ -29,11 +47,12 @@ class HeadScorer:
             raise RunError(f"cannot load the head: {reason}")
         self.run = run
         self.rows = test_rows(reader, run)                                   # [T]
-        # float16 as cached (the method converts batch by batch); heads on the same split share one copy.
+        # float16 as cached, in a temporary file read once per split and shared by the heads on it,
+        # so the test frames never count towards the report's memory however large the split is.
         shared = {} if shared is None else shared
         key = self.rows.tobytes()
         if key not in shared:
-            shared[key] = reader.emb(self.rows)
+            shared[key] = test_frames(reader, self.rows)
         self.emb = shared[key]                                               # [T, N, D] float16
         self.truth = reader.labels[self.rows].astype(np.int64)               # [T] cache class index
         self.candidates = self._candidates(reader)
@@ -60,8 +79,9 @@ class HeadScorer:
         out = []
         for s in range(0, len(self.rows), BATCH):
             emb = self.emb[s:s + BATCH] if frames is None else self.emb[s:s + BATCH][:, frames]
-            emb = emb.astype(np.float32)                                     # [b, k, D]
+            emb = as_float32(emb)                                            # [b, k, D]
             out.append(np.asarray(self.method.logits(emb, self.text), np.float32))
+        release(self.emb)
         return np.concatenate(out) if out else np.zeros((0, len(self.candidates)), np.float32)
 
     def hits(self, logits: np.ndarray, k: int) -> np.ndarray:
@@ -77,6 +97,7 @@ class HeadScorer:
 
     def video_embeddings(self) -> np.ndarray:
         """[T, D] joint-space embeddings of the test videos, unit length."""
-        out = [np.asarray(self.method.video_embeddings(self.emb[s:s + BATCH].astype(np.float32)), np.float32)
+        out = [np.asarray(self.method.video_embeddings(as_float32(self.emb[s:s + BATCH])), np.float32)
                for s in range(0, len(self.rows), BATCH)]
+        release(self.emb)
         return M.l2_normalise(np.concatenate(out)) if out else np.zeros((0, self.emb.shape[-1]), np.float32)

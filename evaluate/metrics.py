@@ -76,14 +76,25 @@ def bootstrap_mean_class_ci(correct: np.ndarray, truth: np.ndarray, resamples: i
     return _interval(np.nanmean(acc, axis=1), mean_class_accuracy(correct, truth), level)
 
 
+QUERY_CHUNK = 64  # queries scored at once: [64, V] float32 is 51 MB at V = 200,000, never [Q, V] float64
+
+
 def gt_ranks(sim: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """1-based rank of each query's true item: [Q, V] similarities, [Q] true column -> [Q].
 
     rank = 1 + number of items scoring strictly higher, as CLIP4Clip computes it.
     """
-    sim = np.asarray(sim, np.float64)
+    sim = np.asarray(sim)
     own = sim[np.arange(len(gt)), np.asarray(gt, np.int64)][:, None]  # [Q, 1]
     return 1 + (sim > own).sum(1)
+
+
+def embedding_ranks(query: np.ndarray, items: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """gt_ranks of unit query rows [Q, D] against unit item rows [V, D], a chunk of queries at a time."""
+    out = np.zeros(len(gt), np.int64)
+    for s in range(0, len(gt), QUERY_CHUNK):
+        out[s:s + QUERY_CHUNK] = gt_ranks(query[s:s + QUERY_CHUNK] @ items.T, gt[s:s + QUERY_CHUNK])
+    return out
 
 
 def rank_summary(ranks: np.ndarray, ks: Sequence[int] = RECALL_KS) -> Dict[str, float]:
@@ -95,19 +106,49 @@ def rank_summary(ranks: np.ndarray, ks: Sequence[int] = RECALL_KS) -> Dict[str, 
     return out
 
 
-def _order(scores: np.ndarray) -> np.ndarray:
-    # Highest first; among equal scores the lower index first, so results are deterministic.
-    return np.argsort(-np.asarray(scores, np.float64), kind="stable")
+def relevant_ranks(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """Sorted 1-based ranks [R] of the relevant items of one list, highest score first and, among equal
+    scores, the lower index first; one sort of the scores, no [V] index array."""
+    scores = np.asarray(scores)
+    where = np.flatnonzero(relevant)
+    if not len(where):
+        return np.zeros(0, np.int64)
+    ordered = np.sort(scores)                                            # ascending
+    own = scores[where]
+    ahead = len(scores) - np.searchsorted(ordered, own, side="right")   # strictly higher
+    tied = np.searchsorted(ordered, own, side="right") - np.searchsorted(ordered, own, side="left") > 1
+    for i in np.flatnonzero(tied):                                       # equal scores: lower index first
+        ahead[i] += int(np.count_nonzero(scores[:where[i]] == own[i]))
+    return np.sort(ahead + 1)
 
 
 def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
     """AP of one ranked list: mean of precision@rank over the relevant items; NaN if none relevant."""
-    rel = np.asarray(relevant, bool)[_order(scores)]
-    if not rel.any():
+    ranks = relevant_ranks(scores, relevant)
+    if not len(ranks):
         return float("nan")
-    hits = np.cumsum(rel)                                # relevant items seen up to each rank
-    ranks = np.arange(1, len(rel) + 1)
-    return float((hits[rel] / ranks[rel]).mean())
+    return float((np.arange(1, len(ranks) + 1) / ranks).mean())
+
+
+class MultiLabelAccumulator:
+    """mAP and R@K over queries fed a chunk at a time ([q, V] scores, [q, V] relevance)."""
+
+    def __init__(self, ks: Sequence[int] = RECALL_KS):
+        self.ks, self.aps, self.first = ks, [], []
+
+    def add(self, sim: np.ndarray, relevant: np.ndarray) -> None:
+        for s, r in zip(sim, np.asarray(relevant, bool)):
+            ranks = relevant_ranks(s, r)
+            if len(ranks):  # a query with nothing relevant is left out
+                self.aps.append(float((np.arange(1, len(ranks) + 1) / ranks).mean()))
+                self.first.append(int(ranks[0]))
+
+    def result(self) -> Dict[str, float]:
+        first = np.asarray(self.first)
+        out = {"mAP": float(np.mean(self.aps)) if self.aps else float("nan"), "queries": len(self.aps)}
+        for k in self.ks:
+            out[f"R@{k}"] = float((first <= k).mean()) if len(first) else float("nan")
+        return out
 
 
 def multi_label_retrieval(sim: np.ndarray, relevant: np.ndarray,
@@ -117,18 +158,9 @@ def multi_label_retrieval(sim: np.ndarray, relevant: np.ndarray,
     mAP over queries that have a relevant item; R@K = share of those queries with a relevant
     item in their top K.
     """
-    sim = np.asarray(sim, np.float64)
-    relevant = np.asarray(relevant, bool)
-    keep = relevant.any(1)
-    aps = [average_precision(s, r) for s, r in zip(sim[keep], relevant[keep])]
-    out = {"mAP": float(np.mean(aps)) if aps else float("nan"), "queries": int(keep.sum())}
-    first_hit = []
-    for s, r in zip(sim[keep], relevant[keep]):
-        first_hit.append(int(np.argmax(r[_order(s)])) + 1)  # 1-based rank of the first relevant item
-    first_hit = np.asarray(first_hit)
-    for k in ks:
-        out[f"R@{k}"] = float((first_hit <= k).mean()) if len(first_hit) else float("nan")
-    return out
+    acc = MultiLabelAccumulator(ks)
+    acc.add(np.asarray(sim), relevant)
+    return acc.result()
 
 
 def auroc(pos_scores: np.ndarray, neg_scores: np.ndarray) -> float:

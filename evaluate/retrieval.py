@@ -11,10 +11,22 @@ def class_prompt_retrieval(video_emb: np.ndarray, labels: np.ndarray, text_emb: 
 
     video_emb [V, D], labels [V] (cache class index, -1 unlabelled), text_emb [C, D].
     """
-    keep = labels >= 0
-    sim = M.l2_normalise(text_emb) @ M.l2_normalise(video_emb[keep]).T          # [C, V']
-    relevant = labels[keep][None, :] == np.arange(len(text_emb))[:, None]       # [C, V']
-    return M.multi_label_retrieval(sim, relevant)
+    keep = np.flatnonzero(labels >= 0)
+    text = M.l2_normalise(text_emb)                                              # [C, D]
+    acc = M.MultiLabelAccumulator()
+    for s in range(0, len(text), M.QUERY_CHUNK):  # [chunk, V'] at a time, never [C, V'] float64
+        classes = np.arange(s, min(s + M.QUERY_CHUNK, len(text)))
+        acc.add(_scores(text[classes], video_emb, keep), labels[keep][None, :] == classes[:, None])
+    return acc.result()
+
+
+def _scores(query: np.ndarray, video_emb: np.ndarray, rows: np.ndarray, block: int = 65536) -> np.ndarray:
+    """Cosines [Q, len(rows)] of unit queries with the given video rows, reading the videos a block at a time
+    (no [V, D] copy of a memory-mapped video_emb)."""
+    out = np.empty((len(query), len(rows)), np.float32)
+    for s in range(0, len(rows), block):
+        out[:, s:s + block] = query @ M.l2_normalise(video_emb[rows[s:s + block]]).T
+    return out
 
 
 def caption_retrieval(video_emb: np.ndarray, caption_emb: np.ndarray, gt: np.ndarray) -> Dict[str, float]:
@@ -22,7 +34,6 @@ def caption_retrieval(video_emb: np.ndarray, caption_emb: np.ndarray, gt: np.nda
 
     video_emb [V, D], caption_emb [Q, D], gt [Q] row of each caption's video.
     """
-    sim = M.l2_normalise(caption_emb) @ M.l2_normalise(video_emb).T             # [Q, V]
-    out = M.rank_summary(M.gt_ranks(sim, gt))
+    out = M.rank_summary(M.embedding_ranks(M.l2_normalise(caption_emb), M.l2_normalise(video_emb), gt))
     out["queries"] = int(len(gt))
     return out

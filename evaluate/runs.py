@@ -83,11 +83,12 @@ def read_run(path: str, num_videos: Optional[int] = None) -> Run:
     emb_path = os.path.join(path, VIDEO_EMB_NAME)
     if os.path.exists(emb_path):
         try:
-            emb = np.load(emb_path, allow_pickle=False)
+            # Mapped, not read: a report touches one head's [V, D] at a time (evaluate.video_emb.release).
+            emb = np.load(emb_path, mmap_mode="r", allow_pickle=False)
             if emb.ndim != 2 or (num_videos is not None and emb.shape[0] != num_videos):
                 run.notes.append(f"{VIDEO_EMB_NAME} has shape {emb.shape}, expected ({num_videos}, D); not used")
             else:
-                run.video_emb = emb.astype(np.float32)
+                run.video_emb = emb if emb.dtype == np.float32 else emb.astype(np.float32)
         except (OSError, ValueError) as exc:
             run.notes.append(f"{VIDEO_EMB_NAME} unreadable: {str(exc).splitlines()[0]}")
     return run

@@ -5,24 +5,23 @@ import sys
 from typing import List, Optional
 
 from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_USAGE
+from cache.helptext import add_examples
 
 CSV_COLUMNS = ["query_line", "query", "rank", "id", "score", "time", "label", "caption"]
 
-EXAMPLES = """examples:
-  python -m evaluate.search cache.h5 "a ball rolling to the left" --top 5
-  python -m evaluate.search cache.h5 --queries queries.txt --out hits.csv --run runs/transformer-f100-e60-lr0.001/seed0
-  python -m evaluate.search cache.h5 --serve --port 8765      # then open http://127.0.0.1:8765/
-
-Exit status: 0 ok; 2 bad arguments (or the port is taken); 3 unusable cache, run, queries file or CLIP weights."""
+EXAMPLES = ['python -m evaluate.search cache.h5 "a ball rolling to the left" --top 5',
+            "python -m evaluate.search cache.h5 --queries queries.txt --out hits.csv --run runs/transformer-f100-e60-lr0.001/seed0",
+            "python -m evaluate.search cache.h5 --serve --port 8765      # then open http://127.0.0.1:8765/"]
+EPILOG = "Exit status: 0 ok; 2 bad arguments (or the port is taken); 3 unusable cache, run, queries file or CLIP weights."
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m evaluate.search", formatter_class=argparse.RawDescriptionHelpFormatter,
+    ap = argparse.ArgumentParser(prog="python -m evaluate.search",
                                  description="Rank the videos of a clipvid cache for free text: one query, a file "
                                              "of queries (CSV out), or a search page in the browser. Ranks the "
                                              "cache's persistent video index (or a head's saved video "
                                              "embeddings) and reads only the frames of the videos it shows.",
-                                 epilog=EXAMPLES)
+                                 epilog=EPILOG)
     ap.add_argument("cache", help="the HDF5 cache to search")
     ap.add_argument("query", nargs="?", default=None, help="a sentence, e.g. \"a person playing the violin\"")
     ap.add_argument("--queries", default=None, metavar="FILE",
@@ -43,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--root", default=None, help="folder the video ids are relative to, for thumbnails and videos "
                                                  "(default: the cache's source_root, else the cache's folder)")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    return ap
+    ap.add_argument("--quiet", action="store_true", help="no progress display")
+    return add_examples(ap, EXAMPLES)
 
 
 def _fail(path: str, reason: str, status: int) -> int:

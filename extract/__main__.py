@@ -4,7 +4,8 @@ import os
 import signal
 import sys
 
-from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from cache.helptext import add_examples
+from cache.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
 EPILOG = """exit status: 0 every video is cached; 1 some videos failed (listed, and kept in
 /failures of the cache); 2 usage error (nothing done); 3 the cache file cannot be used or written."""
@@ -16,8 +17,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Sample N frames per video with ffmpeg, embed them with CLIP on a Dask cluster, "
                     "and cache them in HDF5. Running it again resumes.")
     ap.add_argument("source", help="folder with one sub-folder per class, a path,label[,split,caption] "
-                                   "CSV, or a Kinetics annotation CSV")
-    ap.add_argument("--out", required=True, help="cache file to create or extend (.h5)")
+                                   "CSV (relative paths are resolved against the CSV's own folder), "
+                                   "or a Kinetics annotation CSV")
+    ap.add_argument("--out", required=True, help="cache file to create or extend (.h5); missing folders are made")
     ap.add_argument("--clip-model", default="ViT-B/32",
                     help="CLIP model name, path to a weights file, or random:<arch> (default ViT-B/32)")
     ap.add_argument("--frames", type=int, default=100, help="frames sampled per video, N (default 100)")
@@ -26,7 +28,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     ap.add_argument("--torch-threads", type=int,
                     help="CPU threads each worker's CLIP uses (default: the host's cores / its workers)")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where CLIP runs")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="where CLIP runs (default auto: CUDA when present, else CPU)")
     ap.add_argument("--batch-size", type=int, default=100, help="frames per CLIP forward pass (default 100)")
     ap.add_argument("--videos", help="folder of downloaded clips, for a Kinetics CSV (default: the CSV's folder)")
     ap.add_argument("--video-timeout", type=float, default=300.0,
@@ -36,7 +39,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="re-extract cached videos whose file changed (default: refuse, naming the first one)")
     ap.add_argument("--allow-new-root", action="store_true",
                     help="add videos of another source folder to an existing cache (default: refuse)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                    help="no progress display (a bar on a terminal, a line every few seconds in a log)")
+    add_examples(ap, ["python -m extract videos/ --out cache.h5 --clip-model ViT-B/32",
+                      "python -m extract list.csv --out runs/cache.h5 --frames 32 --quiet",
+                      "python -m extract kinetics400_val.csv --videos clips/ --out k400.h5 --device cuda"])
     return ap.parse_args(argv)
 
 
@@ -52,17 +59,35 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--video-timeout must be positive")
     if not os.path.exists(args.source):
         raise ValueError(f"{args.source}: no such file or folder")
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(folder):
-        raise ValueError(f"{args.out}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"{args.out}: folder {folder} is not writable")
     if os.path.isdir(args.out):
         raise ValueError(f"{args.out}: is a directory; --out takes a file name")
+    # Missing folders are made (after every other check); the first existing one must be writable.
+    folder = os.path.dirname(os.path.abspath(args.out))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"{args.out}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{args.out}: folder {folder} is not writable")
+    if args.device == "cuda" and not args.scheduler:
+        from extract.pipeline import cuda_count
+        if not cuda_count():
+            raise ValueError("--device cuda: this machine has no CUDA GPU that torch can use; "
+                             "use --device auto or cpu (or --scheduler with GPU workers)")
 
 
 def _term_as_interrupt(*_):
     raise KeyboardInterrupt
+
+
+def _cached_count(out: str) -> int:
+    """Videos the cache holds after an interrupted run (0 when it was never written)."""
+    from cache.reader import open_cache
+    try:
+        with open_cache(out) as r:
+            return r.num_videos
+    except (CacheError, OSError):
+        return 0
 
 
 def main(argv=None) -> int:
@@ -83,8 +108,13 @@ def main(argv=None) -> int:
     for w in source.warnings:
         print(f"warning: {w}", file=sys.stderr)
     from extract.pipeline import Options, run
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    except OSError as exc:
+        print(f"error: {args.out}: cannot create its folder ({exc.strerror or exc})", file=sys.stderr)
+        return EXIT_USAGE
     opts = Options(args.clip_model, args.frames, args.workers, args.threads_per_worker, args.scheduler,
-                   args.device, args.batch_size, args.video_timeout, args.retry_failed, not args.no_progress,
+                   args.device, args.batch_size, args.video_timeout, args.retry_failed, not args.quiet,
                    args.torch_threads, replace_changed=args.replace_changed, allow_new_root=args.allow_new_root)
     signal.signal(signal.SIGTERM, _term_as_interrupt)
     try:
@@ -93,13 +123,15 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DATA
     except KeyboardInterrupt:
-        print(f"interrupted: finished videos are kept in {args.out}; run the same command to resume",
+        print(f"interrupted: {_cached_count(args.out)} videos kept in {args.out}; run the same command to resume",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     if "random:" in args.clip_model:
         print("!!! RANDOM CLIP WEIGHTS: these embeddings carry no learned meaning !!!", file=sys.stderr)
+    paths = {item.id: item.path for item in source.items} if summary.failed else {}
     for vid, why in summary.failed.items():
-        print(f"failed: {vid}: {why}", file=sys.stderr)
+        looked = f" (looked for {os.path.abspath(paths[vid])})" if why == "file not found" and vid in paths else ""
+        print(f"failed: {vid}: {why}{looked}", file=sys.stderr)
     rate = summary.cached / summary.seconds if summary.seconds else 0.0
     ways = ", ".join(f"{k} {v}" for k, v in sorted(summary.strategies.items())) or "none"
     print(f"{args.out}: cached {summary.cached}"

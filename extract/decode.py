@@ -248,7 +248,9 @@ def sample_video(path: str, n: int, threads: int = 1, timeout: float = 300.0,
 
 
 def sample_planned(p: Plan, n: int, threads: int, deadline: Deadline) -> Sample:
-    """Decode a planned video on its own (and again over the pictured part if its stream stops early)."""
+    """Decode a planned video on its own: again from ffmpeg's reading where the header misled us, by
+    one pass where seeks land off target, and over the pictured span where the stream stops early
+    or runs past the header's duration."""
     try:
         p, (frames, times) = _decode_checked(p, n, threads, deadline)
     except InexactSeek:
@@ -272,7 +274,7 @@ def sample_planned(p: Plan, n: int, threads: int, deadline: Deadline) -> Sample:
 
 def _decode_run(p: Plan, n: int, threads: int, deadline: Deadline):
     """Run a plan's ffmpeg command. -> (ffmpeg's reading of the file or None, (frames, times))
-    with times counted from the first frame; raises VideoError (with ffmpeg's own reason)."""
+    with times counted from the container's start; raises VideoError (with ffmpeg's own reason)."""
     seek = p.strategy == "seek"
     cmd = (seek_command if seek else pass_command)(p.path, p.info, n, p.geo, threads)
     expect = (n + 10) * p.geo.size * p.geo.size * 3 if seek else expected_bytes(p.info, n, p.geo.size)

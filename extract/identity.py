@@ -2,6 +2,7 @@
 under cached ids are still the files that were cached."""
 import hashlib
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Sequence
 
@@ -15,6 +16,8 @@ def fingerprint(path: str) -> str:
     """'<size>:<blake2b of the first and last MiB>' ('' when the file cannot be read). A changed
     mtime alone is not a change, and a same-size rewrite is caught unless it only touches the middle."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):   # a FIFO would block the open; the worker reports it
+            return ""
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             h = hashlib.blake2b(digest_size=16)

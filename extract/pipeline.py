@@ -1,6 +1,9 @@
 """Run an extraction: skip what is cached, fan videos out to Dask, stream results to the writer."""
+import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -52,7 +55,8 @@ class Summary:
     strategies: Dict[str, int] = field(default_factory=dict)
 
 
-def _cuda_count() -> int:
+def cuda_count() -> int:
+    """GPUs torch can use here (0 without the NVIDIA driver, found without importing torch)."""
     # Importing torch costs seconds; a machine without the NVIDIA driver has no GPU to count.
     if not os.path.isdir("/proc/driver/nvidia/gpus"):
         return 0
@@ -63,7 +67,7 @@ def _cuda_count() -> int:
 def default_layout(device: str, workers: Optional[int], threads: Optional[int]):
     """(workers, threads per worker): one single-threaded worker per core on CPU; on GPUs one
     worker per GPU with several threads, so ffmpeg decodes while the GPU embeds."""
-    gpus = _cuda_count() if device in ("auto", "cuda") else 0
+    gpus = cuda_count() if device in ("auto", "cuda") else 0
     if gpus:
         return workers or gpus, threads or 4
     # Each worker holds its own CLIP (ViT-B/32: ~0.6 GB); past 8 workers, more torch threads per
@@ -79,9 +83,27 @@ def make_client(opts: Options):
         client.wait_for_workers(1, timeout=60)
         return client, None
     workers, threads = default_layout(opts.device, opts.workers, opts.threads_per_worker)
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR, memory_limit=0)
+    # Ctrl-C reaches every process of the terminal's group: the workers would each print a
+    # KeyboardInterrupt traceback. They start with SIGINT ignored (kept across exec) and are
+    # stopped by cluster.close(); this process alone handles the interrupt.
+    with _sigint_ignored():
+        # The scheduler always serves HTTP; a free local port, not 8787, so two runs never warn.
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR, memory_limit=0)
     return Client(cluster), cluster
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while processes are started (they inherit it); only the main thread may say so."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def weights_settings(opts: Options, source_root: str, dim: int = 0) -> dict:
@@ -118,6 +140,20 @@ def run(source: Source, out: str, opts: Options, log=print) -> Summary:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _quiet_dask() -> None:
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+def _hush(client) -> None:
+    """After Ctrl-C our own local cluster stops mid-task: what Dask logs about that (lost heartbeats,
+    cancelled tasks, closed comms) is noise, here and in the workers. A shared cluster is left alone."""
+    _quiet_dask()
+    try:
+        client.run(_quiet_dask)
+    except Exception:   # a worker already gone has nothing left to say
+        pass
 
 
 # Small files share a task (and, when short, ffmpeg runs: extract.batch): per-task Dask overhead
@@ -242,12 +278,14 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
             for item, res in zip(chunk, results):
                 _record(writer, summary, item, res, contents.pop(item.id, ""))
             bar.update(len(chunk))
-            bar.set_postfix(failed=len(summary.failed), refresh=False)
+            bar.set_postfix(failed=len(summary.failed))
             submit_next(ac)
         bar.close()
         summary.work_seconds = time.time() - work_start
         writer.close()
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt) and not opts.scheduler:
+            _hush(client)   # first: committing below may take a while, and workers then log lost heartbeats
         # Interrupted: keep every finished video (commit), then re-raise.
         try:
             writer.close()

@@ -17,7 +17,7 @@ def describe_failure(exc: BaseException) -> VideoError:
     if isinstance(exc, VideoError):
         return exc
     if isinstance(exc, MemoryError):
-        return VideoError("ran out of memory sampling this video (its header asks for too much)")
+        return VideoError("ran out of memory sampling this video (its header may ask for too much)")
     if isinstance(exc, OSError):
         return VideoError(f"cannot read: {exc.strerror or exc}")
     text = " ".join(str(exc).split())[:200]

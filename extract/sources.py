@@ -185,7 +185,21 @@ def load_source(source: str, videos: Optional[str] = None) -> Source:
     src.items = unique
     if not unique:
         raise SourceError(f"{source}: no videos found (looked for {', '.join(sorted(VIDEO_EXTS))})")
+    if not os.path.isdir(source):
+        _check_some_exist(source, src)
     return src
+
+
+def _check_some_exist(source: str, src: Source) -> None:
+    """A CSV none of whose videos exist is a usage error (wrong folder), found before any work.
+    Stops at the first video that exists, so a good list costs one stat."""
+    if any(os.path.exists(item.path) for item in src.items):
+        return
+    first = src.items[0]
+    raise SourceError(f"{source}: none of its {len(src.items)} videos exist, e.g. {first.id!r} -> "
+                      f"{os.path.abspath(first.path)}; relative paths are resolved against {src.root}"
+                      + (" (the CSV's folder)" if src.root == os.path.dirname(os.path.abspath(source))
+                         else " (--videos)"))
 
 
 def prompt_name(label: str) -> str:

@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
+from cache.helptext import add_examples
 from cache.progress import progress as progress_display
 from extract.ffmpeg_bin import ffmpeg_exe
 
@@ -165,11 +166,13 @@ def main(argv=None) -> int:
     ap.add_argument("out", help="folder to write (one sub-folder per class)")
     ap.add_argument("--per-class", type=int, default=24, help="videos per class (default 24)")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ap.add_argument("--quiet", action="store_true", help="no progress display")
+    add_examples(ap, ["python -m extract.synthetic videos/", "python -m extract.synthetic videos/ --per-class 6 --seed 1"])
     args = ap.parse_args(argv)
     if args.per_class < 1:
         print("error: --per-class must be at least 1", file=sys.stderr)
         return 2
-    make_demo(args.out, args.per_class, args.seed)
+    make_demo(args.out, args.per_class, args.seed, progress=not args.quiet)
     print(f"{args.out}: {len(classes())} classes x {args.per_class} videos; pairs in {args.out}/pairs.json")
     return 0
 

@@ -1,7 +1,14 @@
 """Find CLIP weights on disk (names, files, random:<arch>) without importing torch unless needed."""
 import hashlib
 import os
+import warnings
 from typing import Dict
+
+# Chatter from inside CLIP's loader that a user can do nothing about: clip imports pkg_resources,
+# and clip.load tries torch.jit.load before reading a plain state dict. Silenced here, by message,
+# because every path to `import clip` in clipvid goes through this module.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
 
 # Architectures for random:<arch>: CLIP(embed_dim, image_resolution, vision_layers, vision_width,
 # vision_patch_size, context_length, vocab_size, transformer_width, transformer_heads, transformer_layers).

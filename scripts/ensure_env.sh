@@ -4,7 +4,11 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-STAMP="$VENV/.clipvid-$(sha1sum "$ROOT/requirements.txt" "$ROOT/pyproject.toml" | sha1sum | cut -c1-12)"
+# The stamp hashes the two files' contents (not their paths: a second checkout of the same version
+# reuses the environment) and the list of top-level packages (a new stage, e.g. predict/, must be
+# installed before `clipvid` can run it).
+STAMP="$VENV/.clipvid-$({ cat "$ROOT/requirements.txt" "$ROOT/pyproject.toml"; (cd "$ROOT" && ls -d -- */__init__.py); } \
+  | sha1sum | cut -c1-12)"
 
 pick_python() {
   # torch 2.14.1's wheels on this kind of machine are for CPython 3.11; prefer it.
@@ -19,7 +23,10 @@ if [ ! -f "$STAMP" ]; then
   [ -x "$VENV/bin/python" ] || "$(pick_python)" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt"
-  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT" >/dev/null
+  # setuptools tells every editable install to beware of same-named folders in the working
+  # directory (pip shows it as a BuildBackendWarning); it is expected here, so that one is muted.
+  "$VENV/bin/python" -W "ignore:Editable installation" -m pip install -q --no-deps --no-build-isolation \
+    -e "$ROOT" >/dev/null
   rm -f "$VENV"/.clipvid-*
   touch "$STAMP"
 fi

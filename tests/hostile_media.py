@@ -64,3 +64,47 @@ def kill_group(proc: subprocess.Popen) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"processes of group {proc.pid} are still running after SIGKILL")
+
+
+def make_clips(folder, ids, seconds) -> None:
+    """One small clip per id (a relative path) under `folder`; `seconds` is a number or fn(i)."""
+    for i, vid in enumerate(ids):
+        os.makedirs(os.path.join(folder, os.path.dirname(vid)), exist_ok=True)
+        clip(os.path.join(folder, vid), seconds(i) if callable(seconds) else seconds)
+
+
+def done_ids(cache) -> set:
+    """Ids the cache holds plus those its journal has recorded since: grows as a run works."""
+    from cache.errors import CacheError
+    from cache.journal import scan
+    from cache.reader import open_cache
+    ids = set()
+    if os.path.exists(cache):
+        try:
+            with open_cache(os.fspath(cache)) as r:
+                ids.update(str(i) for i in r.ids)
+        except (CacheError, OSError):   # replaced while being opened: the next poll sees the new one
+            pass
+    for p in _journals(cache):
+        ids.update(rec.meta["id"] for _, rec in scan(p, load_arrays=False) if rec.meta.get("kind") == "video")
+    return ids
+
+
+def _journals(cache) -> list:
+    return [os.fspath(cache) + ".journal", os.path.join(os.fspath(cache) + ".d", "journal")]
+
+
+def journal_videos(cache) -> int:
+    """Videos recorded in the writer's journal so far: the observable progress of a running extract.
+    The journal is `CACHE.journal` (schema 1) or `CACHE.d/journal` (schema 2)."""
+    from cache.journal import scan
+    return sum(rec.meta.get("kind") == "video" for p in _journals(cache) for _, rec in scan(p, load_arrays=False))
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 120.0, what: str = "progress") -> None:
+    """Poll `predicate` until it holds; fail if `proc` ends or `timeout` passes first."""
+    deadline = time.time() + timeout
+    while not predicate():
+        assert proc.poll() is None, f"the process ended (exit {proc.returncode}) before {what}"
+        assert time.time() < deadline, f"no {what} within {timeout:.0f} s"
+        time.sleep(0.02)

@@ -59,11 +59,17 @@ def test_hostile_args_no_source_at_all(src):
     assert "required" in proc.stderr.splitlines()[-1]
 
 
-def test_hostile_args_output_in_missing_folder(src):
-    proc = _extract(src / "videos", "--out", src / "no" / "such" / "c.h5", "--clip-model", "random:tiny")
+def test_hostile_args_output_in_missing_folder_is_made(src):
+    proc = _extract(src / "videos", "--out", src / "no" / "such" / "c.h5", "--clip-model", "random:tiny",
+                    "--frames", "4", "--workers", "1", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert os.path.isfile(src / "no" / "such" / "c.h5")
+
+
+def test_hostile_args_refusal_makes_no_folder(src):
+    proc = _extract(src / "videos", "--out", src / "not" / "made" / "c.h5", "--frames", "0")
     assert proc.returncode == EXIT_USAGE
-    assert "does not exist" in one_line_error(proc)
-    assert not os.path.exists(src / "no")
+    assert not os.path.exists(src / "not")
 
 
 def test_hostile_args_output_is_a_folder(src):

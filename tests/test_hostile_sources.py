@@ -49,7 +49,7 @@ def test_hostile_csv_bom_crlf_read_faithfully(base):
 def test_hostile_csv_extract_keeps_good_and_records_unknown(base):
     proc = extract(base / "list.csv", base / "c.h5")
     assert proc.returncode == EXIT_PARTIAL, proc.stderr
-    assert "failed: clips/nowhere.mp4: file not found" in proc.stderr
+    assert f"failed: clips/nowhere.mp4: file not found (looked for {base / 'clips' / 'nowhere.mp4'})" in proc.stderr
     with open_cache(os.fspath(base / "c.h5")) as r:
         assert sorted(r.ids) == ["clips/a.mp4", "clips/b.mp4", "clips/link.mp4"]
         row = {v: i for i, v in enumerate(r.ids)}

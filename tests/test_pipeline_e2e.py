@@ -19,6 +19,11 @@ def test_pipeline_end_to_end_then_resume(tmp_path):
     assert first.returncode == 0, first.stdout + first.stderr
     # No weights can be downloaded here: the default model falls back to random:tiny, loudly.
     assert "RANDOM weights" in first.stderr
+    # A log, not a terminal: plain progress lines (one per training epoch), no redraws, and none of
+    # the library warnings a user can do nothing about (run_pipeline.sh no longer mutes them all).
+    assert "\r" not in first.stderr
+    assert "lstm epoch 3/3: loss" in first.stderr
+    assert "Warning" not in first.stderr and "warnings.warn" not in first.stderr, first.stderr
     report_line = [ln for ln in first.stdout.splitlines() if ln.startswith("report: ")]
     assert report_line, first.stdout
     report = report_line[-1].split("report: ", 1)[1]

@@ -5,7 +5,8 @@ import shlex
 import sys
 from typing import List, Optional
 
-from cache.errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, CacheError
+from cache.helptext import add_examples
+from cache.errors import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CacheError
 from cache.reader import open_cache
 from train.checkpoint import CHECKPOINT_NAME, CheckpointError
 from train.device import resolve_device, set_cpu_threads
@@ -13,19 +14,13 @@ from train.prepare import UsageError, prepare
 from train.heads import HEAD_DEFAULTS
 from train.outputs import run_dir_for, settings_tag
 from train.registry import ALL_METHODS, BASELINES
-from train.run import HeadOptions, train_head
+from train.run import HeadOptions, train_heads
 
 EPILOG = f"""heads: {', '.join(ALL_METHODS)} (or all).
 Outputs RUNS/<head>-<settings>/seed<k>/: head.pt, metrics.json, predictions.csv, split.json, video_emb.npy.
-<settings> names the frames (f), and for trained heads the epochs (e) and learning rate (lr), plus the
-open-set choice and a non-default --split-seed; a run with the same head, settings and seed is replaced
-(with a note), any other is kept beside it.
-Exit status: 0 done, 2 bad arguments, 3 unusable cache or file.
-
-examples:
-  python -m train cache.h5 --head all --out runs/
-  python -m train cache.h5 --head lstm,xclip --seeds 0,1,2 --out runs/     # mean and sd over seeds
-  python -m train cache.h5 --head xclip --holdout-classes 3 --frames 16 --out runs/"""
+<settings> names the frames (f), for trained heads the epochs (e) and learning rate (lr), the open-set
+choice and a non-default --split-seed; the same head, settings and seed is replaced (with a note).
+Exit status: 0 done, 2 bad arguments, 3 unusable cache or file."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,13 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("cache", metavar="CACHE.h5", help="cache written by python -m extract")
     ap.add_argument("--head", default="all", metavar="NAME[,NAME...]|all", help="methods to run (default: all)")
     ap.add_argument("--out", required=True, metavar="RUNS", help="folder for the run folders, one per head")
-    ap.add_argument("--epochs", type=int, default=60, help="most epochs; early stopping may end sooner (60)")
+    ap.add_argument("--epochs", type=int, default=60, help="most epochs; early stopping may end sooner (default 60)")
     seeds = ap.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, default=0, help="seed for initial weights and batch order (0)")
+    seeds.add_argument("--seed", type=int, default=0, help="seed for initial weights and batch order (default 0)")
     seeds.add_argument("--seeds", metavar="K[,K...]", help="train one run per seed, e.g. 0,1,2 (default: --seed)")
     ap.add_argument("--split-seed", type=int, default=0,
-                    help="seed for the train/val/test split and held-out classes, fixed across --seeds (0)")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (auto: CUDA when present)")
+                    help="seed for the train/val/test split and held-out classes, fixed across --seeds (default 0)")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: CUDA when present)")
     ap.add_argument("--frames", type=int, metavar="K", help="use K evenly spaced rows of the N cached (all)")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--holdout-classes", type=int, metavar="K",
@@ -51,16 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="open set: train on the class names in FILE (one per line), test the rest zero-shot")
     ap.add_argument("--lr", type=float, help="learning rate of the trained heads (per-head default)")
     ap.add_argument("--batch-size", type=int, help="videos per step (default: by training-set size)")
-    ap.add_argument("--patience", type=int, default=15, help="epochs without validation gain before stopping")
+    ap.add_argument("--patience", type=int, default=15, help="epochs without validation gain before stopping (default 15)")
     ap.add_argument("--max-memory-mb", type=float,
-                    help="largest in-memory copy of the frames; beyond it they are read in chunks "
+                    help="largest in-memory copy of the frames; beyond it they stream from disk in prefetched blocks "
                          "(default: half the available RAM)")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads for torch (default: 1 for small caches, all cores for large ones)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--quiet", action="store_true", help="no progress display")
     ap.add_argument("--list-runs", action="store_true",
                     help="only print 'HEAD<tab>RUN_FOLDER' for each run these options would write, and exit")
-    return ap
+    return add_examples(ap, ["python -m train cache.h5 --head all --out runs/",
+                             "python -m train cache.h5 --head lstm,xclip --seeds 0,1,2 --frames 16 --out runs/",
+                             "python -m train cache.h5 --head xclip --holdout-classes 3 --out runs_open/"])
 
 
 def parse_heads(text: str) -> List[str]:
@@ -112,7 +109,7 @@ def run_tag(name: str, args: argparse.Namespace, frames: int) -> str:
 def summary_line(m: dict) -> str:
     test, val = m["test"], m["val"]
     fmt = (lambda v: "  -  " if v is None or v != v else f"{v:.3f}")
-    line = (f"{m['head']:<12} seed {m['seed']} test top1 {fmt(test['top1'])} top5 {fmt(test['top5'])} "
+    line = (f"{m['head']:<12} seed {m.get('seed')} test top1 {fmt(test['top1'])} top5 {fmt(test['top5'])} "
             f"mean-class {fmt(test['mean_class'])} | val top1 {fmt(val['top1'])}")
     if "test_unseen" in m:
         line += f" | seen {fmt(m['test_seen']['top1'])} unseen {fmt(m['test_unseen']['top1'])}"
@@ -135,7 +132,7 @@ def _list_runs(args: argparse.Namespace, heads: List[str], seeds: List[int]) -> 
     return EXIT_OK
 
 
-def _run(args: argparse.Namespace, command: str) -> int:
+def _run(args: argparse.Namespace) -> int:
     heads = parse_heads(args.head)
     seeds = parse_seeds(args)
     for flag in ("epochs", "batch_size", "patience", "holdout_classes"):
@@ -153,25 +150,39 @@ def _run(args: argparse.Namespace, command: str) -> int:
         raise UsageError(f"{args.out}: cannot create the output folder ({exc.strerror})")
     if args.list_runs:
         return _list_runs(args, heads, seeds)
+    return _train(args, heads, seeds, device, classes)
+
+
+def _train(args: argparse.Namespace, heads: List[str], seeds: List[int], device,
+           classes: Optional[List[str]]) -> int:
     budget = int(args.max_memory_mb * (1 << 20)) if args.max_memory_mb is not None else None
     data = prepare(args.cache, args.frames, args.split_seed, args.holdout_classes, classes, budget)
     if data.reader.random_weights:
         print(f"note: {args.cache} was made with RANDOM CLIP weights; accuracies measure the heads only",
               file=sys.stderr)
+    if data.source.disk_note:
+        print(f"note: {data.source.disk_note}", file=sys.stderr)
     set_cpu_threads(device, args.threads, len(data.splits["train"]) * len(data.frames) * data.reader.dim)
-    lines = []
+    lines: List[str] = []
     try:
-        for name in heads:
-            tag = run_tag(name, args, len(data.frames))
-            for seed in _seeds_of(name, seeds):
-                run_dir = run_dir_for(args.out, tag, seed)
-                if os.path.exists(os.path.join(run_dir, CHECKPOINT_NAME)):
-                    print(f"note: replacing the earlier run in {run_dir} (same head, settings and seed)",
-                          file=sys.stderr)
-                opts = HeadOptions(epochs=args.epochs, seed=seed, lr=args.lr, batch_size=args.batch_size,
-                                   patience=args.patience, progress=not args.quiet, split_seed=args.split_seed,
-                                   command=command)
-                lines.append(summary_line(train_head(name, data, run_dir, opts, device)) + f" | {run_dir}")
+        for seed in seeds:
+            names = [n for n in heads if seed in _seeds_of(n, seeds)]
+            dirs = {n: run_dir_for(args.out, run_tag(n, args, len(data.frames)), seed) for n in names}
+            for d in dirs.values():
+                if os.path.exists(os.path.join(d, CHECKPOINT_NAME)):
+                    print(f"note: replacing the earlier run in {d} (same head, settings and seed)", file=sys.stderr)
+            opts = HeadOptions(epochs=args.epochs, seed=seed, lr=args.lr, batch_size=args.batch_size,
+                               patience=args.patience, progress=not args.quiet, split_seed=args.split_seed,
+                               command=args.command, run_dirs=dirs)
+            train_heads(names, data, args.out, opts, device,
+                        done=lambda m: lines.append(f"{summary_line(m)} | {dirs[m['head']]}"))
+    except KeyboardInterrupt:
+        for line in lines:
+            print(line)
+        done = ", ".join(heads[:len(lines)]) or "none"
+        print(f"interrupted: {len(lines)} of {len(heads)} heads finished in {args.out} ({done}); "
+              f"the head in training was discarded", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         data.reader.close()
     for line in lines:
@@ -183,8 +194,30 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status instead of raising (errors are one line on stderr)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command = "python -m train " + shlex.join(argv)
+    existed = os.path.isdir(args.out)
     try:
-        return _run(args, "python -m train " + shlex.join(argv))
+        status = _status(args)
+    except BaseException:
+        _remove_if_empty(args.out, existed)
+        raise
+    if status not in (EXIT_OK, EXIT_INTERRUPTED):
+        _remove_if_empty(args.out, existed)
+    return status
+
+
+def _remove_if_empty(folder: str, existed: bool) -> None:
+    """A refused run leaves no empty output folder behind (one it did not find there)."""
+    if not existed:
+        try:
+            os.rmdir(folder)
+        except OSError:   # not empty, or never made
+            pass
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -194,3 +227,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as exc:  # e.g. the disk filled up while writing a run folder
         print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_DATA
+    except KeyboardInterrupt:   # before the first head started
+        print(f"interrupted: no head trained into {args.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED

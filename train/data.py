@@ -1,11 +1,15 @@
-"""Cached frame embeddings held in memory (or read in chunks), with an evenly spaced frame subset."""
-from typing import Iterator, Optional, Tuple
+"""Cached frame embeddings in memory or streamed from disk, a block-shuffled batch order, frame statistics."""
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from cache.reader import CacheReader
 
-READ_BLOCK = 512  # videos per HDF5 read; big enough to amortise chunk look-ups, small enough for RAM
+READ_BLOCK = 512  # videos per scan block; big enough to amortise chunk look-ups, small enough for RAM
+SHUFFLE_BLOCK = 64   # consecutive training videos that move together in the epoch order (6.5 MB at N=100, D=512)
+SHUFFLE_WINDOW = 32  # blocks whose videos are shuffled together (and read from disk together)
+GAP = 4              # rows between two wanted ones below which reading through beats a second read
 
 
 def frame_subset(n: int, k: Optional[int]) -> np.ndarray:
@@ -32,11 +36,75 @@ def available_memory() -> int:
     return 4 << 30
 
 
+def epoch_order(rows: np.ndarray, rng: np.random.Generator, block: Optional[int] = None,
+                window: Optional[int] = None) -> List[np.ndarray]:
+    """One epoch's visiting order as windows of positions into `rows`.
+
+    Rows sorted by cache index are cut into blocks of `block`; the blocks are shuffled, grouped
+    `window` at a time, and the positions inside each window shuffled. The same order serves the
+    in-memory and the from-disk paths, so both train on exactly the same batches.
+    """
+    block, window = block or SHUFFLE_BLOCK, window or SHUFFLE_WINDOW
+    if len(rows) <= block * window:  # one window: a plain permutation (what small sets always had)
+        return [rng.permutation(len(rows))]
+    by_row = np.argsort(np.asarray(rows), kind="stable")                   # positions in cache order
+    blocks = [by_row[s:s + block] for s in range(0, len(by_row), block)]
+    picked = rng.permutation(len(blocks))
+    out = []
+    for s in range(0, len(picked), window):
+        members = np.concatenate([blocks[b] for b in picked[s:s + window]])
+        out.append(members[rng.permutation(len(members))])
+    return out
+
+
+def contiguous_runs(sorted_rows: np.ndarray, gap: int = GAP, longest: int = 2 * READ_BLOCK) -> List[Tuple[int, int]]:
+    """[start, stop) cache-row ranges covering sorted unique rows; small gaps are read through."""
+    if not len(sorted_rows):
+        return []
+    breaks = np.flatnonzero(np.diff(sorted_rows) > gap) + 1
+    runs = []
+    for part in np.split(sorted_rows, breaks):
+        for s in range(0, len(part), longest):
+            piece = part[s:s + longest]
+            runs.append((int(piece[0]), int(piece[-1]) + 1))
+    return runs
+
+
+def prefetched(loads: List[Callable[[], object]]) -> Iterator[object]:
+    """Call each load in turn, the next one on a background thread while the caller uses the current."""
+    if not loads:
+        return
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(loads[0])
+        for nxt in loads[1:]:
+            done = pending.result()
+            pending = pool.submit(nxt)
+            yield done
+        yield pending.result()
+
+
+def read_rows(reader: CacheReader, rows: np.ndarray, frames: Optional[np.ndarray] = None) -> np.ndarray:
+    """[len(rows), K, D] float16 from disk in the order given: one contiguous read per run of nearby
+    rows (a point-by-point HDF5 selection costs ~15x a slice read per video)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    k = reader.frames if frames is None else len(frames)
+    out = np.empty((len(uniq), k, reader.dim), np.float16)
+    done = 0
+    for lo, hi in contiguous_runs(uniq):
+        chunk = reader.emb(np.arange(lo, hi))                                # [hi - lo, N, D]
+        want = uniq[done:np.searchsorted(uniq, hi)]
+        picked = chunk if len(want) == hi - lo else chunk[want - lo]
+        out[done:done + len(want)] = picked if frames is None else picked[:, frames]
+        done += len(want)
+    return out if np.array_equal(inverse, np.arange(len(rows))) else out[inverse]
+
+
 class FrameSource:
     """Frame embeddings [V, K, D] float16 of one cache, for a fixed frame subset.
 
-    In memory when they fit in `budget` bytes (slicing is then free); otherwise every request is
-    a sorted HDF5 read, so caches larger than RAM still train, only slower.
+    In memory when they fit in `budget` bytes (slicing is then free); otherwise read from disk in
+    large contiguous runs, prefetched on a background thread while the caller computes.
     """
 
     def __init__(self, reader: CacheReader, frames: np.ndarray, budget: Optional[int] = None):
@@ -44,33 +112,82 @@ class FrameSource:
         self.frames = np.asarray(frames, dtype=np.int64)
         self.num_videos = reader.num_videos
         self.dim = reader.dim
-        need = self.num_videos * len(self.frames) * self.dim * 2
-        budget = available_memory() // 2 if budget is None else budget
-        self.in_memory = need <= budget
-        self._all: Optional[np.ndarray] = self._load_all() if self.in_memory else None
+        self.need = self.num_videos * len(self.frames) * self.dim * 2
+        self.budget = available_memory() // 2 if budget is None else budget
+        self.in_memory = self.need <= self.budget
+        # Loaded on the first random access (training epochs): a run that only scans never holds it.
+        self._all: Optional[np.ndarray] = None
+
+    def _memory(self) -> Optional[np.ndarray]:
+        if self.in_memory and self._all is None:
+            self._all = self._load_all()
+        return self._all
+
+    @property
+    def disk_note(self) -> Optional[str]:
+        """One line saying why this run reads its frames from disk (None when they are in memory)."""
+        if self.in_memory:
+            return None
+        gib = lambda b: f"{b / 2 ** 30:.2f} GiB"
+        return (f"training from disk: the frames need {gib(self.need)}, more than the in-memory budget of "
+                f"{gib(self.budget)} (--max-memory-mb; default half the available RAM); reading "
+                f"{SHUFFLE_BLOCK * SHUFFLE_WINDOW}-video windows of contiguous blocks, prefetched")
 
     def _load_all(self) -> np.ndarray:
         out = np.empty((self.num_videos, len(self.frames), self.dim), np.float16)  # [V, K, D]
+        every = np.array_equal(self.frames, np.arange(self.reader.frames))
         for start, block in self.reader.iter_emb(READ_BLOCK):  # block: [b, N, D]
             # Keep only the K rows per video, so memory is V*K*D, never V*N*D.
-            out[start:start + len(block)] = block[:, self.frames]
+            out[start:start + len(block)] = block if every else block[:, self.frames]
         return out
+
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        every = len(self.frames) == self.reader.frames  # frame_subset keeps all rows, in order
+        return read_rows(self.reader, rows, None if every else self.frames)
 
     def get(self, rows: np.ndarray) -> np.ndarray:
         """Frame embeddings [len(rows), K, D] float16 for the given video rows, in that order."""
         rows = np.asarray(rows, dtype=np.int64)
-        if self._all is not None:
+        if self._memory() is not None:
             return self._all[rows]
-        return self.reader.emb(rows)[:, self.frames]
+        return self._read(rows)
 
     def blocks(self, rows: Optional[np.ndarray] = None,
                size: int = READ_BLOCK) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-        """Yield (row indices, [b, K, D] float16) over `rows` (default: every video), in order."""
+        """Yield (row indices, [b, K, D] float16) over `rows` (default: every video), in order; from memory
+        once training has loaded the frames, else streamed from disk with the next block prefetched."""
         rows = np.arange(self.num_videos) if rows is None else np.asarray(rows, dtype=np.int64)
-        for start in range(0, len(rows), size):
-            part = rows[start:start + size]
-            yield part, self.get(part)
+        parts = [rows[s:s + size] for s in range(0, len(rows), size)]
+        if self._all is not None:
+            for p in parts:  # a contiguous part is a view, not a copy
+                run = len(p) and p[-1] - p[0] + 1 == len(p) and bool((np.diff(p) == 1).all())
+                yield p, (self._all[p[0]:p[-1] + 1] if run else self._all[p])
+            return
+        yield from zip(parts, prefetched([lambda p=p: self._read(p) for p in parts]))
 
+    def batches(self, rows: np.ndarray, windows: List[np.ndarray],
+                batch_size: int) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+        """Yield (positions into `rows`, [B, K, D] float16) in the order of `windows` (see epoch_order).
+
+        From disk, each window is read while the previous one trains; batches may span two windows.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.concatenate(windows) if windows else np.zeros(0, np.int64)
+        if self._memory() is not None:
+            for s in range(0, len(order), batch_size):
+                pick = order[s:s + batch_size]
+                yield pick, self._all[rows[pick]]
+            return
+        held_pos, held_x = np.zeros(0, np.int64), np.zeros((0, len(self.frames), self.dim), np.float16)
+        loads = [lambda w=w: self._read(rows[w]) for w in windows]
+        for w, x in zip(windows, prefetched(loads)):
+            held_pos, held_x = np.concatenate([held_pos, w]), np.concatenate([held_x, x])
+            full = len(held_pos) - len(held_pos) % batch_size
+            for s in range(0, full, batch_size):
+                yield held_pos[s:s + batch_size], held_x[s:s + batch_size]
+            held_pos, held_x = held_pos[full:], held_x[full:]
+        if len(held_pos):
+            yield held_pos, held_x
 
 
 def frame_statistics(source: FrameSource, rows: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -78,18 +195,33 @@ def frame_statistics(source: FrameSource, rows: np.ndarray) -> Tuple[np.ndarray,
 
     Accumulated in float64 block by block, so it works on caches that do not fit in memory.
     """
-    count, total, squares, dev_squares = 0, 0.0, 0.0, 0.0
+    acc = StatsAccumulator(source.dim)
     for _, block in source.blocks(rows):
+        acc.add(block)
+    return acc.result()
+
+
+class StatsAccumulator:
+    """Running float64 sums behind frame_statistics, fed block by block (so scans can be shared)."""
+
+    def __init__(self, dim: int):
+        self.count, self.total = 0, np.zeros(dim)
+        self.squares, self.dev_squares = np.zeros(dim), np.zeros(dim)
+
+    def add(self, block: np.ndarray) -> None:
         x = block.astype(np.float64)                      # [b, K, D]
         dev = x - x.mean(axis=1, keepdims=True)           # [b, K, D]
-        count += x.shape[0] * x.shape[1]
-        total = total + x.sum(axis=(0, 1))
-        squares = squares + (x ** 2).sum(axis=(0, 1))
-        dev_squares = dev_squares + (dev ** 2).sum(axis=(0, 1))
-    mean = total / max(count, 1)
-    std = np.sqrt(np.maximum(squares / max(count, 1) - mean ** 2, 0.0))
-    dev_std = np.sqrt(dev_squares / max(count, 1))
-    # A floor keeps constant dimensions (and single-frame videos, whose deviation is 0) finite.
-    floor = 1e-3 * max(float(std.mean()), 1e-6)
-    return (mean.astype(np.float32), np.maximum(std, floor).astype(np.float32),
-            np.maximum(dev_std, floor).astype(np.float32))
+        self.count += x.shape[0] * x.shape[1]
+        self.total += x.sum(axis=(0, 1))
+        self.squares += (x ** 2).sum(axis=(0, 1))
+        self.dev_squares += (dev ** 2).sum(axis=(0, 1))
+
+    def result(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = max(self.count, 1)
+        mean = self.total / n
+        std = np.sqrt(np.maximum(self.squares / n - mean ** 2, 0.0))
+        dev_std = np.sqrt(self.dev_squares / n)
+        # A floor keeps constant dimensions (and single-frame videos, whose deviation is 0) finite.
+        floor = 1e-3 * max(float(std.mean()), 1e-6)
+        return (mean.astype(np.float32), np.maximum(std, floor).astype(np.float32),
+                np.maximum(dev_std, floor).astype(np.float32))

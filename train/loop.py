@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from cache.progress import epoch_line, progress as progress_display
-from train.data import FrameSource
+from train.data import FrameSource, epoch_order
 from train.device import amp_dtype, autocast
 from train.heads import TemporalHead
 from train.metrics import history_row
@@ -88,19 +88,14 @@ def update_average(averaged: torch.nn.Module, module: torch.nn.Module, decay: fl
                 a.copy_(m)
 
 
-def _to_device(source: FrameSource, rows: np.ndarray, device: torch.device) -> torch.Tensor:
-    x = torch.from_numpy(source.get(rows))                     # [B, K, D] float16
-    return x.to(device, non_blocking=True).float()
-
-
 def predict_logits(module: TemporalHead, source: FrameSource, rows: np.ndarray, text: torch.Tensor,
                    device: torch.device) -> np.ndarray:
     """Logits [len(rows), C] in eval mode, batched."""
     module.eval()
     out = []
     with torch.no_grad(), autocast(device):
-        for start in range(0, len(rows), EVAL_BATCH):
-            x = _to_device(source, rows[start:start + EVAL_BATCH], device)
+        for _, frames in source.blocks(rows, EVAL_BATCH):
+            x = torch.from_numpy(frames).to(device, non_blocking=True).float()  # [b, K, D]
             out.append(module.logits(x, text).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(text)), np.float32)
 
@@ -140,14 +135,13 @@ def fit(module: TemporalHead, source: FrameSource, train_rows: np.ndarray, train
     start, cpu_start = time.perf_counter(), time.process_time()
     for epoch in range(1, cfg.epochs + 1):
         module.train()
-        order = rng.permutation(len(train_rows))
+        windows = epoch_order(train_rows, rng)  # block-shuffled: the same batches in memory and from disk
         total_loss, seen = 0.0, 0
         epoch_start = time.perf_counter()
         bar = progress_display(total=steps_per_epoch, desc=f"{desc} epoch {epoch}/{cfg.epochs}", unit="batch",
                                quiet=not progress, leave=False, lines=False)   # a log gets epoch_line instead
-        for s in range(0, len(order), cfg.batch_size):
-            pick = order[s:s + cfg.batch_size]
-            x = _to_device(source, train_rows[pick], device)                  # [B, K, D]
+        for pick, frames in source.batches(train_rows, windows, cfg.batch_size):
+            x = torch.from_numpy(frames).to(device, non_blocking=True).float()  # [B, K, D]
             y = ytrain[pick].to(device)
             with autocast(device):
                 loss = F.cross_entropy(module.logits(x, text).float(), y, label_smoothing=cfg.label_smoothing)

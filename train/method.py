@@ -9,6 +9,14 @@ LOGIT_SCALE = 100.0  # CLIP's trained temperature; used by methods that learn no
 BATCH = 256          # videos per forward pass: [256, 100, 512] float32 is 50 MB
 
 
+def as_float32(x: np.ndarray) -> np.ndarray:
+    """float32 view or copy; float16 goes through torch, whose vectorised conversion is many times numpy's."""
+    if x.dtype == np.float16:
+        import torch
+        return torch.from_numpy(np.ascontiguousarray(x)).float().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
 def scaled_cosine(video: np.ndarray, text: np.ndarray, scale: float = LOGIT_SCALE) -> np.ndarray:
     """CLIP logits: scale * cos(video [V, D], text [C, D]) -> [V, C] float32."""
     return (scale * l2_normalise(video) @ l2_normalise(text).T
@@ -65,6 +73,6 @@ class Method:
             raise ValueError(f"frame embeddings must be [videos, frames, dim], got shape {emb.shape}")
         out = np.empty((len(emb), width), np.float32)
         for start in range(0, len(emb), BATCH):
-            x = np.asarray(emb[start:start + BATCH], dtype=np.float32)  # [B, K, D]
+            x = as_float32(emb[start:start + BATCH])                    # [B, K, D]
             out[start:start + len(x)] = fn(x)
         return out

@@ -1,14 +1,14 @@
-"""Fit one method on prepared data, score it, and write its run folder."""
+"""Fit methods on prepared data, score them all in one shared pass, and write their run folders."""
 import os
+import shutil
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
 
-from train.baselines import BaselineMethod, mean_over_time
-from train.data import frame_statistics
+from train.baselines import BaselineMethod
 from train.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from train.heads import HEAD_DEFAULTS
 from train.linear import LinearMethod, fit_linear
@@ -17,6 +17,7 @@ from train.method import Method
 from train.metrics import summarize
 from train.outputs import METRICS_NAME, SPLIT_NAME, write_json, write_predictions, write_split, write_video_emb
 from train.prepare import TrainData
+from train.scan import PARTIAL_EMB, FitInputs, Scored, fit_pass, score_parts, score_pass
 from train.registry import BASELINES, HeadMethod, build_module
 
 
@@ -30,7 +31,8 @@ class HeadOptions:
     patience: int = 15
     progress: bool = True
     split_seed: int = 0
-    command: str = ""       # the command line that made the run, for the report's provenance
+    command: str = ""                          # the command line that made the runs, for provenance
+    run_dirs: Optional[Dict[str, str]] = None  # head -> its folder (default RUNS/<head>); see outputs.run_dir_for
 
 
 def auto_batch_size(n_train: int) -> int:
@@ -44,20 +46,6 @@ def map_rows(data: TrainData, rows: np.ndarray, fn, width: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
 
 
-def candidate_logits(method: Method, data: TrainData, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Logits [len(rows), len(classes)] of `method` when only `classes` are candidates."""
-    if isinstance(method, LinearMethod):  # scores its own (= the cache's) classes; keep the candidates
-        return map_rows(data, rows, lambda x: method.logits(x, data.text_emb), len(data.class_names))[:, classes]
-    text = data.text_emb[classes]
-    return map_rows(data, rows, lambda x: method.logits(x, text), len(classes))
-
-
-def _block(method: Method, data: TrainData, rows: np.ndarray, classes: np.ndarray) -> Dict[str, Any]:
-    logits = candidate_logits(method, data, rows, classes)
-    true = np.searchsorted(classes, data.labels[rows])  # cache class index -> candidate index
-    return summarize(logits, true, [data.class_names[c] for c in classes])
-
-
 def build_config(name: str, data: TrainData, opts: HeadOptions) -> Dict[str, Any]:
     """The head's config as stored in head.pt (plain values only)."""
     config: Dict[str, Any] = {"head": name, "dim": int(data.reader.dim), "frames": int(len(data.frames)),
@@ -69,22 +57,27 @@ def build_config(name: str, data: TrainData, opts: HeadOptions) -> Dict[str, Any
     return config
 
 
-def fit_method(name: str, data: TrainData, opts: HeadOptions, device: torch.device):
-    """-> (Method, FitResult, extra metrics). Baselines fit nothing; linear fits a probe; heads train."""
+def fit_method(name: str, data: TrainData, opts: HeadOptions, device: torch.device,
+               inputs: Optional[FitInputs] = None):
+    """-> (Method, FitResult, extra metrics). Baselines fit nothing; linear fits a probe; heads train.
+
+    `inputs` carries what a shared fit pass already read (see train.scan); missing parts are read here.
+    """
     config = build_config(name, data, opts)
     classes = data.train_classes
     tr, va = data.splits["train"], data.splits["val"]
     if name in BASELINES:
         return BaselineMethod(name, data.class_names, config), FitResult(), {}
+    if inputs is None or (name == "linear" and inputs.train_x is None) or (name != "linear" and inputs.stats is None):
+        inputs = fit_pass(data, pooled=name == "linear", stats=name != "linear", progress=opts.progress)
     if name == "linear":
-        feats = {k: map_rows(data, r, mean_over_time, data.reader.dim) for k, r in (("train", tr), ("val", va))}
-        weight, bias, info = fit_linear(feats["train"], data.labels[tr], feats["val"], data.labels[va],
-                                        len(data.class_names), opts.seed)
+        weight, bias, info = fit_linear(inputs.train_x, data.labels[tr], inputs.val_x, data.labels[va],
+                                        len(data.class_names), opts.seed, device=device)
         config["C"] = info["C"]
         return LinearMethod(name, data.class_names, config, weight, bias), FitResult(), {"linear": info}
     set_determinism(opts.seed)
     module = build_module(config)
-    module.set_statistics(*(torch.from_numpy(s) for s in frame_statistics(data.source, tr)))
+    module.set_statistics(*(torch.from_numpy(s) for s in inputs.stats))
     tuned = {k: config[k] for k in ("lr", "weight_decay", "ema", "label_smoothing") if k in config}
     cfg = FitConfig(epochs=opts.epochs, batch_size=opts.batch_size or auto_batch_size(len(tr)),
                     patience=opts.patience, seed=opts.seed, **tuned)
@@ -99,57 +92,136 @@ def state_of(method: Method) -> Optional[Dict[str, torch.Tensor]]:
     return method.state_dict() if hasattr(method, "state_dict") else None
 
 
-def evaluate_method(method: Method, data: TrainData) -> Dict[str, Any]:
+def evaluate_scored(scored: Scored, data: TrainData) -> Dict[str, Any]:
     """val over the training classes; test over all classes, plus seen/unseen parts in an open-set run."""
-    every = np.arange(len(data.class_names))
-    test = data.splits["test"]
-    out = {"val": _block(method, data, data.splits["val"], data.train_classes),
-           "test": _block(method, data, test, every)}
+    parts = score_parts(data)
+    out = {}
+    for name in ("val", "test", "test_unseen_zeroshot"):
+        if name in parts:
+            rows, classes = parts[name]
+            true = np.searchsorted(classes, data.labels[rows])            # cache class index -> candidate index
+            out[name] = summarize(scored.logits[name], true, [data.class_names[c] for c in classes])
     if data.seen is not None:
+        test, names = data.splits["test"], data.class_names
         is_seen = np.isin(data.labels[test], data.seen)
-        out["test_seen"] = _block(method, data, test[is_seen], every)
-        out["test_unseen"] = _block(method, data, test[~is_seen], every)
-        # The classic zero-shot number: unseen videos among the unseen class names only.
-        out["test_unseen_zeroshot"] = _block(method, data, test[~is_seen], np.asarray(data.unseen))
+        for name, mask in (("test_seen", is_seen), ("test_unseen", ~is_seen)):
+            out[name] = summarize(scored.logits["test"][mask], data.labels[test[mask]], names)
     return out
 
 
-def write_predictions_for(method: Method, data: TrainData, run_dir: str) -> None:
+def write_predictions_for(method: Method, data: TrainData, run_dir: str, logits: np.ndarray) -> None:
+    """predictions.csv from the test logits [T, C] the scoring pass computed."""
     test, names = data.splits["test"], data.class_names
-    logits = map_rows(data, test, lambda x: method.logits(x, data.text_emb), len(names))
     pred = logits.argmax(axis=1)
     score = method.probabilities(logits)[np.arange(len(test)), pred]
     write_predictions(run_dir, [data.reader.ids[i] for i in test], [names[data.labels[i]] for i in test],
                       [names[p] for p in pred], score)
 
 
-def train_head(name: str, data: TrainData, run_dir: str, opts: HeadOptions,
+def train_heads(names: List[str], data: TrainData, out_root: str, opts: HeadOptions, device: torch.device,
+                done: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+    """Fit, score and write RUNS/<name>/ for every method; returns the metrics of each, in order.
+
+    Reads: at most one pass over the train/val frames (linear features and frame statistics together),
+    the trained heads' epochs, and one sequential pass over every video per group for scoring,
+    predictions and video_emb, where a group is a run of consecutive training-free methods (baselines,
+    linear) or one trained head, so a head finished before an interrupt is kept. `done` hears each
+    head's metrics as its folder is published.
+    """
+    inputs = fit_pass(data, pooled="linear" in names, stats=any(n not in CHEAP for n in names),
+                      progress=opts.progress)
+    out: List[Dict[str, Any]] = []
+    for group in _groups(names):
+        for metrics in _train_group(group, data, out_root, opts, device, inputs):
+            out.append(metrics)
+            if done is not None:
+                done(metrics)
+    return out
+
+
+CHEAP = BASELINES + ("linear",)  # fitted in seconds: several share one scoring pass
+
+
+def _groups(names: List[str]) -> List[List[str]]:
+    groups: List[List[str]] = []
+    for name in names:
+        if name in CHEAP and groups and groups[-1][0] in CHEAP:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    return groups
+
+
+def _train_group(names: List[str], data: TrainData, out_root: str, opts: HeadOptions, device: torch.device,
+                 inputs: FitInputs) -> List[Dict[str, Any]]:
+    """Fit `names`, score them in one pass and publish their folders (written under hidden names and
+    renamed into place when whole, so an interrupt leaves the previous RUNS/<name> or none)."""
+    run_dirs = [os.path.join(out_root, f".{n}.partial-{os.getpid()}") for n in names]
+    try:
+        fitted = []
+        for name, run_dir in zip(names, run_dirs):
+            shutil.rmtree(run_dir, ignore_errors=True)
+            os.makedirs(run_dir)
+            start = time.perf_counter()
+            method, result, extra = fit_method(name, data, opts, device, inputs)
+            save_checkpoint(os.path.join(run_dir, CHECKPOINT_NAME), name, method.config, data.class_names,
+                            data.fingerprint, data.cache_info(), state_of(method))
+            fitted.append((method, result, extra, time.perf_counter() - start))
+        scored, embs, read_seconds = score_pass([f[0] for f in fitted], data, run_dirs, opts.progress)
+        out = []
+        for run_dir, (method, result, extra, fit_seconds), score, emb in zip(run_dirs, fitted, scored, embs):
+            start = time.perf_counter()
+            write_split(run_dir, data.reader.ids, data.splits)
+            write_predictions_for(method, data, run_dir, score.logits["test"])
+            emb.flush()
+            write_video_emb(run_dir, emb, data.reader.ids, data.fingerprint)
+            del emb
+            os.remove(os.path.join(run_dir, PARTIAL_EMB))
+            metrics = _metrics(method, data, evaluate_scored(score, data), result, fit_seconds, device, extra)
+            # Each method's own fit and scoring time, plus an equal share of the shared read.
+            metrics["seconds"] = (fit_seconds + score.seconds + read_seconds / len(fitted)
+                                  + time.perf_counter() - start)
+            metrics.update({"seed": opts.seed, "split_seed": opts.split_seed, "command": opts.command,
+                            "epochs": opts.epochs if method.name in HEAD_DEFAULTS else None})
+            write_json(os.path.join(run_dir, METRICS_NAME), metrics)
+            out.append(metrics)
+        for name, run_dir in zip(names, run_dirs):
+            final = (opts.run_dirs or {}).get(name) or os.path.join(out_root, name)
+            os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
+            _publish(run_dir, final)
+    except BaseException:
+        for run_dir in run_dirs:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return out
+
+
+def train_head(name: str, data: TrainData, out_root: str, opts: HeadOptions,
                device: torch.device) -> Dict[str, Any]:
-    """Fit, score and write run_dir (see train.outputs.run_dir_for); returns the metrics written to metrics.json."""
-    start = time.perf_counter()
-    os.makedirs(run_dir, exist_ok=True)
-    method, result, extra = fit_method(name, data, opts, device)
-    fit_seconds = time.perf_counter() - start
-    save_checkpoint(os.path.join(run_dir, CHECKPOINT_NAME), name, method.config, data.class_names,
-                    data.fingerprint, data.cache_info(), state_of(method))
-    scores = evaluate_method(method, data)
-    write_split(run_dir, data.reader.ids, data.splits)
-    write_predictions_for(method, data, run_dir)
-    every_video = np.arange(data.reader.num_videos)
-    write_video_emb(run_dir, map_rows(data, every_video, method.video_embeddings, data.reader.dim),
-                    data.reader.ids, data.fingerprint)
+    """Fit, score and write RUNS/<name>/; returns the metrics written to metrics.json."""
+    return train_heads([name], data, out_root, opts, device)[0]
+
+
+def _publish(tmp: str, final: str) -> None:
+    """Put the finished folder `tmp` at `final`, replacing an older run of the same head."""
+    old = None
+    if os.path.exists(final):
+        old = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.old-{os.getpid()}")
+        os.rename(final, old)
+    os.rename(tmp, final)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _metrics(method: Method, data: TrainData, scores: Dict[str, Any], result: FitResult, fit_seconds: float,
+             device: torch.device, extra: Dict[str, Any]) -> Dict[str, Any]:
     open_set = None if data.seen is None else {"seen": [data.class_names[c] for c in data.seen],
                                                 "unseen": [data.class_names[c] for c in data.unseen]}
-    metrics = {"head": name, "cache": os.path.abspath(data.path), "cache_fingerprint": data.fingerprint,
-               "random_weights": data.reader.random_weights, "frames": int(len(data.frames)),
-               "split": SPLIT_NAME, "split_source": data.split_source,
-               "sizes": {k: int(len(v)) for k, v in data.splits.items()}, "open_set": open_set,
-               **scores, "history": result.history, "epochs_run": result.epochs_run,
-               "best_epoch": result.best_epoch, "seconds_per_epoch": result.seconds_per_epoch,
-               "seconds_to_best": result.seconds_to_best, "cpu_seconds": result.cpu_seconds,
-               "fit_seconds": fit_seconds,
-               "device": str(device), "config": method.config, "seed": opts.seed, "split_seed": opts.split_seed,
-               "epochs": opts.epochs if name in HEAD_DEFAULTS else None, "command": opts.command, **extra}
-    metrics["seconds"] = time.perf_counter() - start
-    write_json(os.path.join(run_dir, METRICS_NAME), metrics)
-    return metrics
+    return {"head": method.name, "cache": os.path.abspath(data.path), "cache_fingerprint": data.fingerprint,
+            "random_weights": data.reader.random_weights, "frames": int(len(data.frames)),
+            "split": SPLIT_NAME, "split_source": data.split_source,
+            "sizes": {k: int(len(v)) for k, v in data.splits.items()}, "open_set": open_set,
+            **scores, "history": result.history, "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch, "seconds_per_epoch": result.seconds_per_epoch,
+            "seconds_to_best": result.seconds_to_best, "cpu_seconds": result.cpu_seconds,
+            "fit_seconds": fit_seconds, "device": str(device), "config": method.config, **extra}

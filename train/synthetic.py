@@ -1,5 +1,6 @@
 """Write synthetic caches (trajectory classes with time-reversed twins) for tests and benchmarks."""
 import argparse
+import os
 import sys
 import time
 from typing import List, Optional
@@ -7,6 +8,7 @@ from typing import List, Optional
 import numpy as np
 
 from cache import schema as S
+from cache.helptext import add_examples
 from cache.writer import CacheWriter
 
 
@@ -18,6 +20,33 @@ def class_names(num_classes: int, num_pairs: int) -> List[str]:
     return names + [f"still {c}" for c in range(num_classes - 2 * num_pairs)]
 
 
+def _class_setup(num_classes: int, dim: int, rng: np.random.Generator, num_pairs: Optional[int]):
+    pairs = num_classes // 4 if num_pairs is None else num_pairs
+    names = class_names(num_classes, pairs)
+    text = rng.standard_normal((num_classes, dim)).astype(np.float32)
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    ends = {}
+    for p in range(pairs):
+        mid = text[2 * p] + text[2 * p + 1]                                       # equidistant from both texts
+        ends[p] = (mid + 1.5 * rng.standard_normal(dim) / np.sqrt(dim),
+                   mid - 1.5 * rng.standard_normal(dim) / np.sqrt(dim))
+    return names, text, ends, pairs
+
+
+def _video(c: int, text: np.ndarray, ends, pairs: int, s: np.ndarray, jitter: np.ndarray, noise: float,
+           rng: np.random.Generator) -> np.ndarray:
+    """One video's frames [N, D] float16 of class c, around the given per-frame jitter [N, D]."""
+    dim = text.shape[1]
+    offset = noise * rng.standard_normal(dim) / np.sqrt(dim)                     # per-video shift
+    if c < 2 * pairs:
+        a, b = ends[c // 2]
+        path = (1 - s) * a + s * b if c % 2 == 0 else s * a + (1 - s) * b        # [N, D]
+    else:
+        wobble = np.sin(2 * np.pi * (s + rng.random())) * rng.standard_normal(dim) / np.sqrt(dim)
+        path = text[c] + 0.5 * wobble
+    return (path + offset + jitter).astype(np.float16)
+
+
 def synthetic_videos(num_classes: int, per_class: int, frames: int, dim: int, seed: int,
                      num_pairs: Optional[int] = None, noise: float = 0.3):
     """-> (names, text [C, D], emb [V, N, D] float16, labels [V]).
@@ -27,29 +56,88 @@ def synthetic_videos(num_classes: int, per_class: int, frames: int, dim: int, se
     wobble around a point near their own text embedding, so zero-shot baselines get those right.
     """
     rng = np.random.default_rng(seed)
-    pairs = num_classes // 4 if num_pairs is None else num_pairs
-    names = class_names(num_classes, pairs)
-    text = rng.standard_normal((num_classes, dim)).astype(np.float32)
-    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    names, text, ends, pairs = _class_setup(num_classes, dim, rng, num_pairs)
     labels = np.repeat(np.arange(num_classes), per_class)
     s = np.linspace(0.0, 1.0, frames, dtype=np.float32)[:, None]                 # [N, 1]
     emb = np.empty((len(labels), frames, dim), np.float16)
-    ends = {}
-    for p in range(pairs):
-        mid = text[2 * p] + text[2 * p + 1]                                       # equidistant from both texts
-        ends[p] = (mid + 1.5 * rng.standard_normal(dim) / np.sqrt(dim),
-                   mid - 1.5 * rng.standard_normal(dim) / np.sqrt(dim))
     for v, c in enumerate(labels):
         jitter = noise * rng.standard_normal((frames, dim)) / np.sqrt(dim)       # [N, D]
-        offset = noise * rng.standard_normal(dim) / np.sqrt(dim)                 # per-video shift
-        if c < 2 * pairs:
-            a, b = ends[c // 2]
-            path = (1 - s) * a + s * b if c % 2 == 0 else s * a + (1 - s) * b    # [N, D]
-        else:
-            wobble = np.sin(2 * np.pi * (s + rng.random())) * rng.standard_normal(dim) / np.sqrt(dim)
-            path = text[c] + 0.5 * wobble
-        emb[v] = (path + offset + jitter).astype(np.float16)
+        emb[v] = _video(c, text, ends, pairs, s, jitter, noise, rng)
     return names, text, emb, labels
+
+
+def _block(labels: np.ndarray, text: np.ndarray, ends, pairs: int, s: np.ndarray, bank: np.ndarray,
+           rng: np.random.Generator, noise: float = 0.3) -> np.ndarray:
+    """Frames [b, N, D] float16 of the videos with these labels, vectorised over the block."""
+    b, (n, dim) = len(labels), bank.shape[1:]
+    shift = rng.integers(n, size=b)[:, None]
+    jitter = bank[rng.integers(len(bank), size=b)[:, None], (np.arange(n)[None, :] + shift) % n]  # [b, N, D]
+    x = jitter + (noise * rng.standard_normal((b, 1, dim)) / np.sqrt(dim)).astype(np.float32)
+    moving = labels < 2 * pairs
+    if moving.any():
+        pair = labels[moving] // 2
+        a = np.stack([ends[p][0] for p in range(pairs)])[pair][:, None].astype(np.float32)   # [m, 1, D]
+        z = np.stack([ends[p][1] for p in range(pairs)])[pair][:, None].astype(np.float32)
+        t = np.where((labels[moving] % 2 == 0)[:, None, None], s[None], 1 - s[None])         # [m, N, 1]
+        x[moving] += (1 - t) * a + t * z
+    still = ~moving
+    if still.any():
+        m = int(still.sum())
+        wave = np.sin(2 * np.pi * (s[None] + rng.random((m, 1, 1))))                        # [m, N, 1]
+        x[still] += text[labels[still]][:, None] + (0.5 * wave * rng.standard_normal((m, 1, dim))
+                                                    / np.sqrt(dim)).astype(np.float32)
+    return x.astype(np.float16)
+
+
+BANK = 256  # noise patterns the streaming writer reuses (fresh noise would dominate the build time)
+
+
+def stream_synthetic_cache(path: str, videos: int, num_classes: int = 400, frames: int = 100, dim: int = 512,
+                           seed: int = 0, split=(0.8, 0.1, 0.1), block: int = 512, progress: bool = True) -> None:
+    """Write a large synthetic cache block by block, straight into HDF5 in the cache schema.
+
+    Memory stays at one block whatever `videos` is; the per-frame jitter comes from a bank of
+    patterns (each video draws one, rolled in time by a random amount). Classes are contiguous in
+    cache order, as an extraction of a folder per class leaves them; splits are drawn per video.
+    """
+    import h5py
+    from tqdm import tqdm
+    rng = np.random.default_rng(seed)
+    names, text, ends, pairs = _class_setup(num_classes, dim, rng, None)
+    bank = (0.3 * rng.standard_normal((BANK, frames, dim)) / np.sqrt(dim)).astype(np.float32)  # [M, N, D]
+    s = np.linspace(0.0, 1.0, frames, dtype=np.float32)[:, None]
+    labels = (np.arange(videos) * num_classes // videos).astype(np.int32)
+    splits = rng.choice(np.array(["train", "val", "test"], dtype=object), size=videos, p=split)
+    settings = S.make_settings(f"synthetic:{seed}", f"synthetic-{seed}-{dim}", True, dim, frames,
+                               {"kind": "synthetic-stream"}, ["{}"])
+    # The single-file layout (schema 1), which CacheReader still reads: one HDF5 file written block by block.
+    settings["schema_version"] = 1
+    text_dtype = h5py.string_dtype("utf-8")
+    tmp = path + ".part"
+    with h5py.File(tmp, "w") as f:
+        for key, val in settings.items():
+            f.attrs[key] = val
+        emb = f.create_dataset(S.EMB, (videos, frames, dim), np.float16, chunks=(1, frames, dim),
+                               maxshape=(None, frames, dim))
+        f.create_dataset(S.TIMES, data=np.broadcast_to(np.linspace(0, 1, frames, dtype=np.float32),
+                                                       (videos, frames)), chunks=(min(videos, 4096), frames))
+        for start in tqdm(range(0, videos, block), desc=f"writing {os.path.basename(path)}", unit="block",
+                          disable=not progress):
+            stop = min(videos, start + block)
+            emb[start:stop] = _block(labels[start:stop], text, ends, pairs, s, bank, rng)
+        ids = np.array([f"{names[c]}/video {v:07d}.mp4" for v, c in enumerate(labels)], dtype=object)
+        f.create_dataset(S.IDS, data=ids, dtype=text_dtype)
+        f.create_dataset(S.SPLITS, data=splits, dtype=text_dtype)
+        f.create_dataset(S.CAPTIONS, data=np.array([""] * videos, dtype=object), dtype=text_dtype)
+        f.create_dataset(S.LABELS, data=labels)
+        f.create_dataset(S.N_DISTINCT, data=np.full(videos, frames, np.int32))
+        f.create_dataset(S.DURATION, data=np.ones(videos, np.float32))
+        f.create_dataset(S.FPS, data=np.full(videos, frames, np.float32))
+        f.create_dataset(S.CLASS_NAMES, data=np.array(names, dtype=object), dtype=text_dtype)
+        f.create_dataset(S.TEXT_EMB, data=text.astype(np.float16))
+        f.create_dataset(S.FAIL_IDS, data=np.array([], dtype=object), dtype=text_dtype)
+        f.create_dataset(S.FAIL_REASONS, data=np.array([], dtype=object), dtype=text_dtype)
+    os.replace(tmp, path)
 
 
 def write_synthetic_cache(path: str, num_classes: int = 8, per_class: int = 30, frames: int = 32,
@@ -78,12 +166,13 @@ def write_synthetic_cache(path: str, num_classes: int = 8, per_class: int = 30, 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m train.synthetic",
                                  description="Write a synthetic clipvid cache (for tests and benchmarks).")
-    ap.add_argument("out", metavar="CACHE.h5")
-    ap.add_argument("--classes", type=int, default=8)
-    ap.add_argument("--per-class", type=int, default=30)
-    ap.add_argument("--frames", type=int, default=32)
-    ap.add_argument("--dim", type=int, default=64)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("out", metavar="CACHE.h5", help="cache file to write")
+    ap.add_argument("--classes", type=int, default=8, help="classes (default 8)")
+    ap.add_argument("--per-class", type=int, default=30, help="videos per class (default 30)")
+    ap.add_argument("--frames", type=int, default=32, help="rows per video, N (default 32)")
+    ap.add_argument("--dim", type=int, default=64, help="embedding width, D (default 64)")
+    ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_examples(ap, ["python -m train.synthetic syn.h5", "python -m train.synthetic big.h5 --classes 20 --per-class 500"])
     args = ap.parse_args(argv)
     start = time.perf_counter()
     write_synthetic_cache(args.out, args.classes, args.per_class, args.frames, args.dim, args.seed)

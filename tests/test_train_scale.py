@@ -1,0 +1,141 @@
+"""Kinetics-scale paths on small real caches: out-of-core training, block order, streaming synthetic caches."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from cache.reader import open_cache
+from train.cli import main
+from train.data import FrameSource, contiguous_runs, epoch_order, frame_statistics, frame_subset
+from train.synthetic import write_synthetic_cache
+
+FAST = ["--epochs", "3", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("scale") / "syn.h5")
+    # 600 videos: several shuffle blocks and windows, so batches span windows and runs have gaps.
+    write_synthetic_cache(path, num_classes=6, per_class=100, frames=16, dim=32, seed=3)
+    return path
+
+
+def test_epoch_order_visits_every_position_once_and_keeps_blocks_together():
+    rows = np.sort(np.random.default_rng(0).choice(5000, 1000, replace=False))
+    windows = epoch_order(rows, np.random.default_rng(1), block=50, window=3)
+    order = np.concatenate(windows)
+    assert sorted(order.tolist()) == list(range(len(rows)))
+    assert len(windows) == 7  # 20 blocks, 3 per window
+    # every window holds whole blocks of consecutive positions (blocks of 50 in cache order)
+    for w in windows:
+        assert set(np.unique(w // 50).tolist()) and all(np.sum(w // 50 == b) == 50 for b in np.unique(w // 50))
+    again = np.concatenate(epoch_order(rows, np.random.default_rng(1), block=50, window=3))
+    assert np.array_equal(order, again)
+
+
+def test_contiguous_runs_cover_the_rows_and_read_through_small_gaps():
+    rows = np.array([0, 1, 2, 10, 200, 201, 5000])
+    runs = contiguous_runs(rows, gap=64)  # the gap is a parameter; the default is smaller
+    assert runs == [(0, 11), (200, 202), (5000, 5001)]
+    covered = np.concatenate([np.arange(a, b) for a, b in runs])
+    assert np.isin(rows, covered).all()
+
+
+def test_disk_source_returns_the_same_frames_and_batches_as_memory(cache):
+    with open_cache(cache) as r:
+        frames = frame_subset(r.frames, 5)
+        mem, disk = FrameSource(r, frames), FrameSource(r, frames, budget=0)
+        assert mem.in_memory and not disk.in_memory
+        assert mem.disk_note is None and "training from disk" in disk.disk_note
+        rows = np.random.default_rng(0).permutation(r.num_videos)[:333]
+        assert np.array_equal(mem.get(rows), disk.get(rows))
+        assert np.array_equal(disk.get(rows), r.emb(rows)[:, frames])
+        windows = epoch_order(np.sort(rows), np.random.default_rng(4), block=16, window=3)
+        a = list(mem.batches(np.sort(rows), windows, 37))
+        b = list(disk.batches(np.sort(rows), windows, 37))
+        assert len(a) == len(b) == int(np.ceil(333 / 37))
+        for (pa, xa), (pb, xb) in zip(a, b):
+            assert np.array_equal(pa, pb) and np.array_equal(xa, xb)
+        for s_mem, s_disk in zip(frame_statistics(mem, rows), frame_statistics(disk, rows)):
+            assert np.array_equal(s_mem, s_disk)
+
+
+def test_in_memory_and_out_of_core_training_give_the_same_metrics(cache, tmp_path, monkeypatch):
+    import train.data
+    monkeypatch.setattr(train.data, "SHUFFLE_BLOCK", 16)   # several windows, batches that span two
+    monkeypatch.setattr(train.data, "SHUFFLE_WINDOW", 4)
+    results = {}
+    for name, extra in (("mem", []), ("disk", ["--max-memory-mb", "0"])):
+        out = str(tmp_path / name)
+        assert main([cache, "--out", out, "--head", "lstm,meanpool,linear", "--batch-size", "24", *FAST, *extra]) == 0
+        results[name] = {h: json.load(open(os.path.join(out, h, "metrics.json"))) for h in ("lstm", "meanpool", "linear")}
+        results[name]["emb"] = np.load(os.path.join(out, "lstm", "video_emb.npy"))
+    for head in ("lstm", "meanpool", "linear"):
+        a, b = results["mem"][head], results["disk"][head]
+        assert a["test"] == b["test"] and a["val"] == b["val"]
+        assert a["history"] == b["history"]
+    assert np.array_equal(results["mem"]["emb"], results["disk"]["emb"])
+
+
+def test_training_from_disk_says_so_once(cache, tmp_path, capfd):
+    assert main([cache, "--out", str(tmp_path), "--head", "meanpool,maxpool", "--max-memory-mb", "0", *FAST]) == 0
+    err = capfd.readouterr().err
+    assert err.count("training from disk") == 1
+
+
+def _sklearn_top1(train_x, train_y, test_x, test_y, c):
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = LogisticRegression(C=c, max_iter=2000).fit((train_x - mu) / sd, train_y)
+    return float((model.predict((test_x - mu) / sd) == test_y).mean())
+
+
+def _torch_against_sklearn(x, labels, num_classes, splits):
+    from train.linear import fit_linear
+    from train.metrics import topk_accuracy
+    tr, va, te = splits
+    weight, bias, info = fit_linear(x[tr], labels[tr], x[va], labels[va], num_classes, 0)
+    ours = topk_accuracy(x[te] @ weight.T + bias, labels[te], 1)
+    return ours, _sklearn_top1(x[tr], labels[tr], x[te], labels[te], info["C"])
+
+
+def test_torch_linear_probe_matches_scikit_learn_on_10k_videos_of_400_classes():
+    from train.synthetic import synthetic_videos
+    _, _, emb, labels = synthetic_videos(400, 25, 4, 16, seed=0, noise=1.0)
+    x = emb.astype(np.float32).mean(1)                                    # [10000, 16]
+    order = np.random.default_rng(0).permutation(len(x))
+    ours, theirs = _torch_against_sklearn(x, labels, 400, np.split(order, [8000, 9000]))
+    assert 0.1 < theirs < 0.95 and abs(ours - theirs) <= 0.01, (ours, theirs)
+
+
+def test_torch_linear_probe_matches_scikit_learn_on_the_demo(demo_cache):
+    from train.baselines import meanpool
+    from train.prepare import prepare
+    from train.run import map_rows
+    data = prepare(demo_cache, None, 0)
+    try:
+        x = map_rows(data, np.arange(data.reader.num_videos), meanpool, data.reader.dim)
+        splits = [data.splits[s] for s in ("train", "val", "test")]
+        ours, theirs = _torch_against_sklearn(x, data.labels.astype(np.int64), len(data.class_names), splits)
+    finally:
+        data.reader.close()
+    assert abs(ours - theirs) <= 0.01, (ours, theirs)
+
+
+def test_streamed_synthetic_cache_reads_back_and_trains(tmp_path):
+    from train.synthetic import stream_synthetic_cache
+    path = str(tmp_path / "stream.h5")
+    stream_synthetic_cache(path, 700, num_classes=20, frames=6, dim=16, seed=1, block=128, progress=False)
+    with open_cache(path) as r:
+        assert (r.num_videos, r.frames, r.dim, len(r.class_names)) == (700, 6, 16, 20)
+        assert set(r.splits) == {"train", "val", "test"} and np.bincount(r.labels).min() == 35
+        assert np.isfinite(r.emb([0, 699]).astype(np.float32)).all() and r.times().shape == (700, 6)
+    out = str(tmp_path / "runs")
+    assert main([path, "--out", out, "--head", "meanpool", "--quiet"]) == 0
+    m = json.load(open(os.path.join(out, "meanpool", "metrics.json")))
+    assert m["split_source"] == "column" and m["test"]["top1"] > 0.3  # 'still' classes sit near their text

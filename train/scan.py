@@ -1,0 +1,120 @@
+"""Shared passes over the cache: one for what fitting needs, one that scores and embeds every method at once."""
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from cache.progress import progress as progress_display
+from train.baselines import mean_over_time
+from train.data import READ_BLOCK, StatsAccumulator
+from train.linear import LinearMethod
+from train.method import Method, as_float32
+from train.prepare import TrainData
+
+PARTIAL_EMB = "video_emb.partial.npy"  # filled during the scan, so [V, D] per head never sits in RAM
+
+
+def _bar(total_rows: int, desc: str, progress: bool):
+    return progress_display(total=total_rows, desc=desc, unit="video", quiet=not progress, leave=False)
+
+
+@dataclass
+class FitInputs:
+    """What the linear probe and the trained heads need from one read of the train and val frames."""
+    train_x: Optional[np.ndarray] = None    # [n_train, D] mean-pooled
+    val_x: Optional[np.ndarray] = None      # [n_val, D]
+    stats: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None  # frame mean, std, dev std [D] each
+
+
+def fit_pass(data: TrainData, pooled: bool, stats: bool, progress: bool = True) -> FitInputs:
+    """Mean-pooled train/val features and/or training frame statistics, from one scan of those rows."""
+    out = FitInputs()
+    if not (pooled or stats):
+        return out
+    tr, va = data.splits["train"], data.splits["val"]
+    rows = np.union1d(tr, va) if pooled else np.sort(tr)                   # cache order: contiguous reads
+    is_train = np.isin(rows, tr)
+    feats = np.zeros((len(rows), data.reader.dim), np.float32) if pooled else None
+    acc = StatsAccumulator(data.reader.dim) if stats else None
+    bar = _bar(len(rows), "reading train/val frames", progress)
+    done = 0
+    for part, block in data.source.blocks(rows):                           # block: [b, K, D] float16
+        if feats is not None:
+            feats[done:done + len(part)] = mean_over_time(block.astype(np.float32))
+        if acc is not None:
+            acc.add(block[is_train[done:done + len(part)]])
+        done += len(part)
+        bar.update(len(part))
+    bar.close()
+    if feats is not None:
+        out.train_x, out.val_x = feats[np.searchsorted(rows, tr)], feats[np.searchsorted(rows, va)]
+    if acc is not None:
+        out.stats = acc.result()
+    return out
+
+
+@dataclass
+class Scored:
+    """One method's share of the scoring scan: logits per (split part, candidate classes), timing."""
+    logits: Dict[str, np.ndarray] = field(default_factory=dict)   # part name -> [len(rows), len(classes)]
+    seconds: float = 0.0
+
+
+def score_parts(data: TrainData) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """part name -> (cache rows, candidate classes): val over the training classes, test over all,
+    and in an open-set run the unseen test videos among the unseen names only (the classic zero-shot)."""
+    every = np.arange(len(data.class_names))
+    parts = {"val": (data.splits["val"], data.train_classes), "test": (data.splits["test"], every)}
+    if data.seen is not None:
+        test = data.splits["test"]
+        unseen = test[~np.isin(data.labels[test], data.seen)]
+        parts["test_unseen_zeroshot"] = (unseen, np.asarray(data.unseen, np.int64))
+    return parts
+
+
+def _logits(method: Method, frames: np.ndarray, text: np.ndarray, classes: np.ndarray,
+            data: TrainData) -> np.ndarray:
+    if isinstance(method, LinearMethod):  # scores its own (= the cache's) classes; keep the candidates
+        return method.logits(frames, data.text_emb)[:, classes]
+    return method.logits(frames, text)
+
+
+def _new_emb_file(run_dir: str, shape: Tuple[int, int]) -> np.ndarray:
+    return np.lib.format.open_memmap(os.path.join(run_dir, PARTIAL_EMB), mode="w+", dtype=np.float32,
+                                     shape=shape)
+
+
+def score_pass(methods: List[Method], data: TrainData, run_dirs: List[str],
+               progress: bool = True) -> Tuple[List[Scored], List[np.ndarray], float]:
+    """One sequential read of every video: each method's video embeddings (into RUN/video_emb.partial.npy)
+    and its logits for every scored part. -> (scores per method, embedding arrays, read seconds)."""
+    V, D = data.reader.num_videos, data.reader.dim
+    parts = score_parts(data)
+    # Where each part's rows sit in the scan: sorted once so every block finds its members by bisection.
+    lookup = {name: (np.argsort(rows, kind="stable"), np.sort(rows)) for name, (rows, _) in parts.items()}
+    scored = [Scored({n: np.zeros((len(rows), len(c)), np.float32) for n, (rows, c) in parts.items()})
+              for _ in methods]
+    embs = [_new_emb_file(d, (V, D)) for d in run_dirs]
+    text = {n: np.asarray(data.text_emb[c], np.float32) for n, (_, c) in parts.items()}
+    bar = _bar(V, "scoring " + ",".join(m.name for m in methods), progress)
+    read_start = time.perf_counter()
+    for rows, block in data.source.blocks(None, READ_BLOCK):               # block: [b, K, D] float16
+        block = as_float32(block)                                          # once for every method
+        lo, hi = int(rows[0]), int(rows[-1]) + 1
+        here = {}
+        for name, (order, sorted_rows) in lookup.items():
+            a, b = np.searchsorted(sorted_rows, [lo, hi])
+            here[name] = (order[a:b], sorted_rows[a:b] - lo)               # (index into part, index into block)
+        for method, out, emb in zip(methods, scored, embs):
+            t = time.perf_counter()
+            emb[lo:hi] = method.video_embeddings(block)
+            for name, (at, pick) in here.items():
+                if len(pick):
+                    out.logits[name][at] = _logits(method, block[pick], text[name], parts[name][1], data)
+            out.seconds += time.perf_counter() - t
+        bar.update(len(rows))
+    bar.close()
+    read_seconds = time.perf_counter() - read_start - sum(s.seconds for s in scored)
+    return scored, embs, max(read_seconds, 0.0)
