@@ -146,6 +146,35 @@ fi
 
 echo "[4/4] writing the report into $REPORT" >&2
 "$PY" -m evaluate "$CACHE" --runs "$RUNS" --out "$REPORT" ${QUIET[@]+"${QUIET[@]}"}
+
+# Use what was trained: the best head labels the test videos again, per video and per moment.
+PRED="$OUT/predict/${NAME}-${SLUG}-N${FRAMES}"
+BEST="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("best_head") or "")' "$REPORT/metrics.json")"
+PAGE=""
+if [ -n "$BEST" ] && [ -f "$RUNS/$BEST/split.json" ]; then
+  echo "[5/5] predicting with the best head ($BEST) on the test videos into $PRED" >&2
+  mkdir -p "$PRED"
+  "$PY" - "$CACHE" "$RUNS/$BEST/split.json" "$PRED/test_videos.csv" <<'EOT'
+import csv, json, os, sys
+from cache.reader import open_cache
+cache, split, out = sys.argv[1:]
+test = set(json.load(open(split))["test"])
+with open_cache(cache) as r:
+    root = str(r.settings.get("source_root") or os.path.dirname(os.path.abspath(cache)))
+    rows = [(os.path.join(root, v), r.class_names[l] if l >= 0 else "") for v, l in zip(r.ids, r.labels) if v in test]
+with open(out, "w", newline="", encoding="utf-8") as f:
+    csv.writer(f).writerows([("path", "label")] + rows)
+EOT
+  PREDICT=("$PY" -m predict "$PRED/test_videos.csv" --run "$RUNS/$BEST" --out "$PRED" --html ${QUIET[@]+"${QUIET[@]}"})
+  [ -n "$WORKERS" ] && PREDICT+=(--workers "$WORKERS")
+  [ -n "$SCHEDULER" ] && PREDICT+=(--scheduler "$SCHEDULER")
+  set +e
+  "${PREDICT[@]}"
+  pstatus=$?
+  set -e
+  [ $pstatus -le 1 ] && PAGE="$(cd "$PRED" && pwd)/timeline.html"
+fi
 echo
 echo "report: $(cd "$REPORT" && pwd)/report.html"
+if [ -n "$PAGE" ]; then echo "predictions: $PAGE"; fi
 exit "$status"   # 1 when some videos failed

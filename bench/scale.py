@@ -239,8 +239,9 @@ def main() -> dict:
         _remove(big)
         _remove(small)
     res["fingerprint"] = fingerprint_ms()
-    try:
-        res.update(search_figures())
+    try:   # the search side's keys at the top level, the rest of its figures under "search"
+        res["search"] = search_figures()
+        res.update({k: v for k, v in res["search"].items() if k.startswith("search_")})
     except Exception as exc:   # the append figures stand on their own
         res["search_error"] = f"{type(exc).__name__}: {exc}"
     path = os.path.join(common.RESULTS, "scale.json")

@@ -14,10 +14,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m evaluate",
         description="Evaluate every head in a runs folder on a clipvid cache and write report.html "
                     "(self-contained), report.md, metrics.json and one PNG per figure.",
-        epilog="Exit status: 0 ok; 1 report written but some run folders were skipped (listed in it); "
+        epilog="Exit status: 0 ok; 1 report written but some run folders were skipped (listed in it) or nothing "
+               "was scored; "
                "2 bad arguments; 3 unusable cache or runs folder.")
-    ap.add_argument("cache", help="the HDF5 cache the heads were trained on")
-    ap.add_argument("--runs", required=True, help="folder with one sub-folder per trained head")
+    ap.add_argument("cache", help="the HDF5 cache to score on: the heads' own (their test split) or another "
+                                  "one (cross-dataset: every labelled video of a class the head knows)")
+    ap.add_argument("--runs", required=True, help="a folder of run folders (any depth), or one head's folder")
     ap.add_argument("--out", required=True, help="folder to write the report into (created if needed)")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
@@ -65,10 +67,14 @@ def _evaluate(args: argparse.Namespace) -> int:
                                     progress=not args.quiet)
     except CacheError as exc:
         return _fail(exc.path, exc.reason, EXIT_DATA)
+    scored = sum(int(h.get("test_videos") or 0) for h in data["heads"])
     try:
         written = write_report(args.out, data, figures)
     except OSError as exc:
         return _fail(args.out, f"cannot write the report ({exc.strerror or exc})", EXIT_DATA)
+    if data["heads"] and not scored:  # heads loaded, yet none scored a video: one line, not "N heads evaluated"
+        return _fail(args.cache, "nothing scored: no labelled video here is of a class the heads know (or in "
+                                 f"their test split); report in {args.out}", EXIT_PARTIAL)
     for w in data["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     best = data.get("best_head")

@@ -52,9 +52,16 @@ def _from_files(run: Run, reader: CacheReader, resamples: int) -> HeadResult:
 def score_run(run: Run, reader: CacheReader, device: str, resamples: int,
               shared: Optional[Dict] = None) -> HeadResult:
     """Recompute a head's test accuracies through train.api; fall back to its files if it will not load."""
+    from evaluate.cross import CrossScorer, is_cross_dataset
+    cross = is_cross_dataset(run, reader)
+    if cross:  # video_emb.npy and predictions.csv describe the training cache's videos, not these
+        run.video_emb, run.predictions = None, []
+        run.notes = [n for n in run.notes if not n.startswith("video_emb.npy")]
     try:
-        scorer = HeadScorer(run, reader, device, shared)
+        scorer = CrossScorer(run, reader, device) if cross else HeadScorer(run, reader, device, shared)
     except RunError as exc:
+        if cross:  # the run's own files describe another cache: never report them here
+            raise
         made_for = run.metrics.get("cache_fingerprint")
         if made_for and made_for != reader.fingerprint:
             # Its stored numbers describe another cache: skip the run rather than report them.
@@ -75,7 +82,7 @@ def score_run(run: Run, reader: CacheReader, device: str, resamples: int,
         result.curve = accuracy_vs_frames(scorer, reader.frames)
     result.row.update({"name": run.name, "head": run.head, "seconds": run.seconds,
                        "test_videos": int(len(result.truth)), "frames": run.metrics.get("frames"),
-                       "epochs_run": run.metrics.get("epochs_run")})
+                       "epochs_run": run.metrics.get("epochs_run"), "cross_dataset": cross})
     return result
 
 

@@ -180,7 +180,13 @@ def _summary(data: Dict[str, Any]) -> S.Section:
     line = (f"CLIP {p['clip_model']} (weights {p['weights_hash'][:12]}{', RANDOM' if p['random_weights'] else ''}), "
             f"N = {p['frames']} frames per video, {p['videos']} videos, {p['classes']} classes, "
             f"{len(p['failures'])} failed videos, {len(data['heads'])} heads; best head: {data.get('best_head') or '-'}.")
-    return S.Section("Summary", "summary", [S.text(line)])
+    blocks = [S.text(line)]
+    cross = [h for h in data["heads"] if h.get("cross_dataset")]
+    if cross:  # issue 10: say plainly that these heads were trained on another cache
+        blocks.append(S.text(f"Cross-dataset evaluation: {', '.join(h['name'] for h in cross)} were trained on "
+                             "another cache; each is scored on every labelled video here whose class it knows "
+                             f"({', '.join(str(h['test_videos']) for h in cross)} videos)."))
+    return S.Section("Summary", "summary", blocks)
 
 
 def build_sections(data: Dict[str, Any]) -> List[S.Section]:

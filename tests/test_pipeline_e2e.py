@@ -36,6 +36,13 @@ def test_pipeline_end_to_end_then_resume(tmp_path):
     assert os.path.exists(os.path.join(folder, "report.md"))
     metrics = json.load(open(os.path.join(folder, "metrics.json")))
     assert metrics
+    # The best head then labels the test videos again: its timeline page is printed beside the report.
+    page_line = [ln for ln in first.stdout.splitlines() if ln.startswith("predictions: ")]
+    assert page_line, first.stdout
+    page = page_line[-1].split("predictions: ", 1)[1]
+    assert page.endswith("timeline.html") and os.path.getsize(page) > 1000
+    summary = json.load(open(os.path.join(os.path.dirname(page), "summary.json")))
+    assert summary["head"] == metrics["best_head"] and summary["counts"]["videos"] > 0
     # Second run: the cache resumes with nothing to do and every head is reused.
     second = _pipeline(out)
     assert second.returncode == 0, second.stderr

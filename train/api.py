@@ -1,14 +1,17 @@
-"""Load a trained (or baseline) method from its run folder, for evaluation and search."""
+"""The Python API: open a cache, load a head, classify frames, label every moment (see README, Python API)."""
 import os
 from typing import Optional
 
 from cache.reader import CacheReader
 from train.checkpoint import CHECKPOINT_NAME, CheckpointError, check_compatible, load_checkpoint
-from train.device import resolve_device
+from train.dataset import CacheArrays, FrameDataset, load_arrays
+from train.head import Head, load_head, method_from_blob
 from train.method import Method
-from train.registry import make_method
+from train.timeline import Segment, default_window, timeline, window_probabilities, window_starts
 
-__all__ = ["load_method", "Method", "CheckpointError"]
+__all__ = ["load_method", "Method", "CheckpointError", "load_arrays", "CacheArrays", "FrameDataset",
+           "load_head", "Head", "timeline", "Segment", "default_window", "window_probabilities",
+           "window_starts"]
 
 
 def load_method(run_dir: str, reader: Optional[CacheReader] = None, device: str = "auto") -> Method:
@@ -20,9 +23,4 @@ def load_method(run_dir: str, reader: Optional[CacheReader] = None, device: str 
     blob = load_checkpoint(path)
     if reader is not None:
         check_compatible(blob, path, reader.fingerprint, reader.class_names, reader.path)
-    try:
-        return make_method(blob["head"], blob["class_names"], blob["config"], blob["state_dict"],
-                           resolve_device(device))
-    except (KeyError, RuntimeError, TypeError) as exc:  # weights that do not fit the stored config
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise CheckpointError(path, f"damaged checkpoint for head {blob['head']!r}: {first}")
+    return method_from_blob(blob, path, device)

@@ -2,11 +2,13 @@
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
 import torch
 
 FORMAT = "clipvid-head"
 VERSION = 1
 CHECKPOINT_NAME = "head.pt"
+TEXT_EMB_KEY = "class_text_emb"  # optional [C, D] float32 tensor, added after version 1 shipped
 
 
 class CheckpointError(ValueError):
@@ -20,11 +22,17 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(path: str, head: str, config: Dict[str, Any], class_names: Sequence[str],
                     fingerprint: str, cache_info: Dict[str, Any],
-                    state: Optional[Dict[str, torch.Tensor]]) -> None:
-    """Write head.pt atomically; only tensors and plain values, so weights_only loading works."""
+                    state: Optional[Dict[str, torch.Tensor]], text_emb: Optional[np.ndarray] = None) -> None:
+    """Write head.pt atomically; only tensors and plain values, so weights_only loading works.
+
+    `text_emb` [C, D] (the class text embeddings the head was scored against) lets the head classify
+    videos of caches that lack its classes; checkpoints written before it existed simply have none.
+    """
     blob = {"format": FORMAT, "version": VERSION, "head": head, "config": dict(config),
             "class_names": [str(n) for n in class_names], "cache_fingerprint": fingerprint,
             "cache_info": dict(cache_info), "state_dict": state if state is not None else {}}
+    if text_emb is not None:
+        blob[TEXT_EMB_KEY] = torch.from_numpy(np.asarray(text_emb, np.float32).copy())
     tmp = f"{path}.tmp-{os.getpid()}"
     torch.save(blob, tmp)
     os.replace(tmp, path)

@@ -4,6 +4,23 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 
+def top_k(scores: np.ndarray, k: int, ordered: bool = True) -> np.ndarray:
+    """Column indices [V, k] of the k largest scores per row (k capped at C), best first when `ordered`.
+
+    argpartition is O(C) per row; only the k picked are sorted. Ties go to the lower column, as argmax.
+    """
+    k = min(k, scores.shape[1])
+    if k >= scores.shape[1]:
+        top = np.tile(np.arange(scores.shape[1]), (len(scores), 1))
+    else:
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]                       # [V, k]
+    if not ordered:
+        return top
+    picked = np.take_along_axis(scores, top, axis=1)                               # [V, k]
+    order = np.lexsort((top, -picked), axis=1)                                     # score desc, then column
+    return np.take_along_axis(top, order, axis=1)
+
+
 def topk_correct(scores: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
     """Per row, whether the true column is among the k highest scores: [V, C], [V] -> [V] bool.
 

@@ -1,4 +1,5 @@
 """Open a cache for training: check it is usable, load frames, make splits and the open-set class choice."""
+import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -41,8 +42,12 @@ class TrainData:
         return self.reader.fingerprint
 
     def cache_info(self) -> Dict[str, object]:
+        # weights_hash and the cache's path let `predict` extract new videos the same way and find
+        # the class text embeddings again; older checkpoints lack them and fall back (train.head).
         return {"clip_model": self.reader.clip_model, "frames": self.reader.frames, "dim": self.reader.dim,
-                "random_weights": self.reader.random_weights}
+                "random_weights": self.reader.random_weights,
+                "weights_hash": str(self.reader.settings.get("weights_hash", "")),
+                "cache": os.path.abspath(self.path)}
 
 
 def _check_labels(path: str, labels: np.ndarray, num_classes: int) -> List[int]:

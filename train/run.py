@@ -165,7 +165,7 @@ def _train_group(names: List[str], data: TrainData, out_root: str, opts: HeadOpt
             start = time.perf_counter()
             method, result, extra = fit_method(name, data, opts, device, inputs)
             save_checkpoint(os.path.join(run_dir, CHECKPOINT_NAME), name, method.config, data.class_names,
-                            data.fingerprint, data.cache_info(), state_of(method))
+                            data.fingerprint, data.cache_info(), state_of(method), data.text_emb)
             fitted.append((method, result, extra, time.perf_counter() - start))
         scored, embs, read_seconds = score_pass([f[0] for f in fitted], data, run_dirs, opts.progress)
         out = []

@@ -1,0 +1,90 @@
+"""Files predict writes: predictions.csv, timeline.csv and one WebVTT subtitle file per video."""
+import csv
+import os
+from typing import List, Sequence, Tuple
+
+from train.timeline import Segment
+
+PREDICTIONS = "predictions.csv"
+TIMELINE = "timeline.csv"
+SUBTITLES = "subtitles"
+SUMMARY = "summary.json"
+FAILURES = "failures.csv"
+PAGE = "timeline.html"
+
+
+class CsvOut:
+    """A CSV written row by row into a temporary file that replaces `path` only when closed whole."""
+
+    def __init__(self, path: str, header: Sequence[str]):
+        self.path, self.tmp = path, f"{path}.tmp-{os.getpid()}"
+        self._f = open(self.tmp, "w", encoding="utf-8", newline="")
+        self._w = csv.writer(self._f)
+        self._w.writerow(header)
+
+    def row(self, values: Sequence[object]) -> None:
+        self._w.writerow(values)
+
+    def close(self) -> None:
+        self._f.close()
+        os.replace(self.tmp, self.path)
+
+    def abandon(self) -> None:
+        self._f.close()
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
+
+
+def predictions_header(top: int) -> List[str]:
+    cols = ["id", "label"]
+    for k in range(1, top + 1):
+        cols += [f"pred_{k}", f"score_{k}"]
+    return cols
+
+
+def prediction_row(vid: str, label: str, ranked: Sequence[Tuple[str, float]]) -> List[str]:
+    out = [vid, label]
+    for name, p in ranked:
+        out += [name, f"{p:.6f}"]
+    return out
+
+
+def timeline_rows(vid: str, segments: Sequence[Segment], names: Sequence[str]) -> List[List[str]]:
+    return [[vid, f"{s.start_s:.3f}", f"{s.end_s:.3f}", names[s.label], f"{s.score:.6f}"] for s in segments]
+
+
+def safe_relpath(vid: str) -> str:
+    """A video id as a path that stays inside its folder (no absolute paths, no '..')."""
+    parts = [p for p in vid.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    return os.path.join(*parts) if parts else "_"
+
+
+def _stamp(seconds: float) -> str:
+    ms = int(round(max(0.0, seconds) * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+def _cue_text(text: str) -> str:
+    """WebVTT cue text: &, < and > are markup there (and '-->' would end the timing line)."""
+    return " ".join(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").split())
+
+
+def vtt_text(segments: Sequence[Segment], names: Sequence[str]) -> str:
+    """WebVTT: one cue per merged segment, the class name and its score."""
+    lines = ["WEBVTT", ""]
+    for i, s in enumerate(segments, 1):
+        lines += [str(i), f"{_stamp(s.start_s)} --> {_stamp(s.end_s)}",
+                  f"{_cue_text(names[s.label])} ({s.score:.2f})", ""]
+    return "\n".join(lines)
+
+
+def write_vtt(folder: str, vid: str, text: str) -> str:
+    """Write SUBTITLES/<id>.vtt; returns its path."""
+    path = os.path.join(folder, SUBTITLES, safe_relpath(vid) + ".vtt")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path

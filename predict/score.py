@@ -1,0 +1,130 @@
+"""Score the chosen videos of a cache block by block: top-k rows, accuracy counts and per-moment segments."""
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from cache.reader import CacheReader
+from predict import outputs as O
+from train.metrics import mean_class_accuracy, top_k
+from train.timeline import Segment, segments, video_duration, window_probabilities, window_starts
+
+BLOCK = 64  # videos per read: [64, 100, 512] float16 is 6.5 MB, and 64 x windows stays one forward batch
+
+
+@dataclass
+class Request:
+    top: int = 5
+    window: Optional[int] = None         # None: no timeline
+    stride: Optional[int] = None
+    page_videos: int = 0                 # how many videos the HTML page keeps (0: no page)
+
+
+@dataclass
+class VideoResult:
+    """What the HTML page shows about one video."""
+    id: str
+    label: str
+    ranked: List[tuple]                  # [(class name, probability)] best first
+    duration: float
+    segments: List[Segment] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    videos: int = 0
+    unlabelled: int = 0
+    unknown_class: int = 0
+    unknown_names: Dict[str, int] = field(default_factory=dict)
+    truth: List[np.ndarray] = field(default_factory=list)      # candidate index of known labelled videos
+    pred: List[np.ndarray] = field(default_factory=list)
+    hit5: List[np.ndarray] = field(default_factory=list)
+    segments: int = 0
+    page: List[VideoResult] = field(default_factory=list)
+
+    def accuracy(self) -> Dict[str, Any]:
+        truth = np.concatenate(self.truth) if self.truth else np.zeros(0, np.int64)
+        pred = np.concatenate(self.pred) if self.pred else np.zeros(0, np.int64)
+        hit5 = np.concatenate(self.hit5) if self.hit5 else np.zeros(0, bool)
+        if not len(truth):
+            return {"n": 0, "top1": None, "top5": None, "mean_class": None}
+        return {"n": int(len(truth)), "top1": float((pred == truth).mean()), "top5": float(hit5.mean()),
+                "mean_class": mean_class_accuracy(pred, truth)}
+
+
+def label_map(cache_names: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+    """[C_cache] -> candidate index by name, -1 where the candidates lack the class."""
+    index = {n: i for i, n in enumerate(candidates)}
+    return np.array([index.get(str(n), -1) for n in cache_names] + [-1], np.int64)  # last: unlabelled (-1)
+
+
+def score_cache(reader: CacheReader, rows: np.ndarray, probs: Callable[[np.ndarray], np.ndarray],
+                frame_rows: np.ndarray, names: List[str], req: Request, out_dir: str,
+                progress: bool = True) -> Outcome:
+    """Write predictions.csv (and timeline.csv + subtitles) for cache `rows`; probs: [b, K, D] -> [b, C]."""
+    mapping = label_map(reader.class_names, names)
+    cache_names = list(reader.class_names)
+    top = min(req.top, len(names))
+    pred_csv = O.CsvOut(os.path.join(out_dir, O.PREDICTIONS), O.predictions_header(top))
+    line_csv = O.CsvOut(os.path.join(out_dir, O.TIMELINE), ["id", "start_s", "end_s", "pred", "score"]) \
+        if req.window else None
+    out = Outcome()
+    try:
+        bar = tqdm(total=len(rows), unit="video", desc="predict", disable=not progress)
+        for s in range(0, len(rows), BLOCK):
+            block = rows[s:s + BLOCK]
+            emb = reader.emb(block)                                   # [b, N, D] float16
+            p = probs(emb[:, frame_rows])                             # [b, C]
+            ranked = top_k(p, max(top, 5))                            # [b, k] best first
+            labels = reader.labels[block]
+            cand = mapping[np.where(labels >= 0, labels, -1)]         # [b] candidate index or -1
+            _count(out, labels, cand, ranked, cache_names)
+            seg_lists = _timelines(reader, block, emb, probs, req) if req.window else [None] * len(block)
+            for j, row in enumerate(block):
+                vid = str(reader.ids[row])
+                label = cache_names[labels[j]] if labels[j] >= 0 else ""
+                pairs = [(names[c], float(p[j, c])) for c in ranked[j, :top]]
+                pred_csv.row(O.prediction_row(vid, label, pairs))
+                segs = seg_lists[j]
+                if segs is not None:
+                    for r in O.timeline_rows(vid, segs, names):
+                        line_csv.row(r)
+                    O.write_vtt(out_dir, vid, O.vtt_text(segs, names))
+                    out.segments += len(segs)
+                if len(out.page) < req.page_videos:
+                    dur = video_duration(float(reader.duration[row]), reader.times([row])[0])
+                    out.page.append(VideoResult(vid, label, pairs, dur, segs or []))
+            out.videos += len(block)
+            bar.update(len(block))
+        bar.close()
+        pred_csv.close()
+        if line_csv is not None:
+            line_csv.close()
+    except BaseException:
+        pred_csv.abandon()
+        if line_csv is not None:
+            line_csv.abandon()
+        raise
+    return out
+
+
+def _count(out: Outcome, labels: np.ndarray, cand: np.ndarray, ranked: np.ndarray, cache_names: List[str]) -> None:
+    out.unlabelled += int((labels < 0).sum())
+    for lab in labels[(labels >= 0) & (cand < 0)]:
+        out.unknown_class += 1
+        out.unknown_names[cache_names[lab]] = out.unknown_names.get(cache_names[lab], 0) + 1
+    known = cand >= 0
+    out.truth.append(cand[known])
+    out.pred.append(ranked[known, 0])
+    out.hit5.append((ranked[known, :5] == cand[known, None]).any(axis=1))
+
+
+def _timelines(reader: CacheReader, block: np.ndarray, emb: np.ndarray, probs, req: Request) -> List[List[Segment]]:
+    n = emb.shape[1]
+    windows = window_probabilities(probs, emb, req.window, req.stride)   # [b, W, C]
+    starts = window_starts(n, req.window, req.stride)
+    times = reader.times(block)                                        # [b, N]
+    return [segments(windows[j], starts, req.window, n, video_duration(float(reader.duration[r]), times[j]))
+            for j, r in enumerate(block)]
