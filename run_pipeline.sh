@@ -23,8 +23,8 @@ SOURCE            a folder with one sub-folder per class, a path,label CSV or a 
 --quiet           no progress displays (summaries and errors still print)  [CLIPVID_QUIET=1]
 -h, --help        this help
 
-A second run does only what is missing: the cache resumes, and heads already trained on
-the same cache are reused. Without real CLIP weights (no internet and nothing in
+A second run does only what is missing: the cache resumes, and heads already trained with
+the same settings (frames, epochs) on the same cache are reused. Without real CLIP weights (no internet and nothing in
 ~/.cache/clip) the demo falls back to random:tiny weights, loudly; a model you name
 yourself that cannot be loaded is an error. Exit status: 0 done; 1 report written but some
 videos failed; 2 usage error; 3 an unusable input file; 130 interrupted.
@@ -125,24 +125,23 @@ esac
 "$PY" -m cache info "$CACHE"
 
 echo "[3/4] training heads ($HEADS) into $RUNS" >&2
-if [ "$HEADS" = all ]; then
-  HEADS="$("$PY" -c "from train.registry import ALL_METHODS; print(','.join(ALL_METHODS))")"
-fi
 STAMP="$(stat -c '%s-%Y' "$CACHE")"   # the writer replaces the file whenever it adds anything
+TRAIN=("$PY" -m train "$CACHE" --out "$RUNS" ${QUIET[@]+"${QUIET[@]}"})
+[ -n "$EPOCHS" ] && TRAIN+=(--epochs "$EPOCHS")
+# A run is reused only when its folder (named by head and settings) holds a head trained on this very cache.
+LISTED="$("${TRAIN[@]}" --head "$HEADS" --list-runs)"
 PENDING=()
-IFS=',' read -r -a HEAD_LIST <<< "$HEADS"
-for head in "${HEAD_LIST[@]}"; do
-  if [ "$RETRAIN" = 0 ] && [ -f "$RUNS/$head/head.pt" ] && [ "$(cat "$RUNS/$head/.cache-stamp" 2>/dev/null)" = "$STAMP" ]; then
-    echo "      $head: already trained on this cache (--retrain to redo)" >&2
+while IFS=$'\t' read -r head dir; do
+  if [ "$RETRAIN" = 0 ] && [ -f "$dir/head.pt" ] && [ "$(cat "$dir/.cache-stamp" 2>/dev/null)" = "$STAMP" ]; then
+    echo "      $head: already trained on this cache with these settings ($dir; --retrain to redo)" >&2
   else
     PENDING+=("$head")
   fi
-done
+done <<< "$LISTED"
 if [ ${#PENDING[@]} -gt 0 ]; then
-  TRAIN=("$PY" -m train "$CACHE" --head "$(IFS=,; echo "${PENDING[*]}")" --out "$RUNS" ${QUIET[@]+"${QUIET[@]}"})
-  [ -n "$EPOCHS" ] && TRAIN+=(--epochs "$EPOCHS")
-  "${TRAIN[@]}"
-  for head in "${PENDING[@]}"; do echo "$STAMP" > "$RUNS/$head/.cache-stamp"; done
+  "${TRAIN[@]}" --head "$(IFS=,; echo "${PENDING[*]}")"
+  while IFS=$'\t' read -r head dir; do echo "$STAMP" > "$dir/.cache-stamp"; done \
+    < <("${TRAIN[@]}" --head "$(IFS=,; echo "${PENDING[*]}")" --list-runs)
 fi
 
 echo "[4/4] writing the report into $REPORT" >&2

@@ -8,11 +8,13 @@ import numpy as np
 from cache.reader import CacheReader
 from evaluate import plots
 from evaluate.clip_text import ClipMismatch, encode, load_text_encoder
-from evaluate.head_table import HeadResult, best_of, confusion_block, score_runs
+from evaluate.head_table import HeadResult, confusion_block, score_runs
 from evaluate.heads import test_rows
 from evaluate.openset import open_set_scores
+from evaluate.provenance import git_commit, package_versions, run_commands
 from evaluate.retrieval import caption_retrieval, class_prompt_retrieval
 from evaluate.runs import find_runs
+from evaluate.seeds import group_results, paired_gap, rank_groups
 from evaluate.tsne import safe_tsne
 from evaluate.video_emb import mean_pooled, release
 
@@ -26,46 +28,65 @@ def provenance(reader: CacheReader) -> Dict[str, Any]:
             "frames": reader.frames, "dim": reader.dim, "videos": reader.num_videos,
             "classes": len(reader.class_names), "fingerprint": reader.fingerprint,
             "failures": [{"id": i, "reason": r} for i, r in reader.failures],
-            "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "packages": package_versions(), "git_commit": git_commit()}
 
 
-def _retrieval(reader: CacheReader, sources: Dict[str, np.ndarray], clip_spec: Optional[str], device: str,
-               progress: bool) -> Dict[str, Any]:
-    labels = reader.labels
-    out: Dict[str, Any] = {"class_prompts": {}, "captions": None, "captions_note": ""}
+def _retrieval(reader: CacheReader, sources: Dict[str, np.ndarray], rows: np.ndarray, clip_spec: Optional[str],
+               device: str, progress: bool) -> Dict[str, Any]:
+    """Class-prompt and caption retrieval among the videos in `rows` only (sorted cache rows, the test split)."""
+    labels = reader.labels[rows]
+    out: Dict[str, Any] = {"class_prompts": {}, "captions": None, "captions_note": "", "videos": int(len(rows))}
     if (labels >= 0).any() and len(reader.class_names):
         for name, emb in sources.items():
-            out["class_prompts"][name] = class_prompt_retrieval(emb, labels, reader.text_emb)
+            out["class_prompts"][name] = class_prompt_retrieval(emb[rows], labels, reader.text_emb)
             release(emb)
-    rows = np.array([i for i, c in enumerate(reader.captions) if str(c).strip()], np.int64)
-    if not len(rows):
-        out["captions_note"] = "the cache has no captions"
+    captioned = np.array([i for i in rows if str(reader.captions[i]).strip()], np.int64)
+    if not len(captioned):
+        out["captions_note"] = "no video among these has a caption"
         return out
     try:
         clip_ = load_text_encoder(reader, clip_spec, device)
     except ClipMismatch as exc:
         out["captions_note"] = f"caption retrieval skipped: {exc}"
         return out
-    caption_emb = encode(clip_, [str(reader.captions[i]) for i in rows], progress=progress)  # [Q, D]
-    out["captions"] = {name: caption_retrieval(emb, caption_emb, rows) for name, emb in sources.items()}
+    caption_emb = encode(clip_, [str(reader.captions[i]) for i in captioned], progress=progress)  # [Q, D]
+    gt = np.searchsorted(rows, captioned)                                   # [Q] position among rows
+    out["captions"] = {name: caption_retrieval(emb[rows], caption_emb, gt) for name, emb in sources.items()}
     return out
 
 
+def _retrieval_sources(reader: CacheReader, pooled: np.ndarray, results: List[HeadResult],
+                       best: Optional[HeadResult], warnings: List[str]) -> Tuple[Dict[str, np.ndarray], np.ndarray, str]:
+    """(embeddings by name, rows to search, what the rows are): the best run's test split, never training videos."""
+    if best is None:
+        return {MEANPOOL: pooled}, np.arange(reader.num_videos), "every video (no run to take a test split from)"
+    rows = np.sort(test_rows(reader, best.run))
+    ids = {str(reader.ids[i]) for i in rows}
+    sources = {MEANPOOL: pooled}
+    for r in results:
+        if r.run.video_emb is None:
+            continue
+        if ids & (set(r.run.split.get("train", [])) | set(r.run.split.get("val", []))):
+            warnings.append(f"retrieval: {r.run.name} left out, it trained on some of {best.run.name}'s test videos")
+            continue
+        sources[r.run.name] = r.run.video_emb
+    return sources, rows, f"the {len(rows)} test videos of {best.run.name}'s split"
+
+
 def _open_set(reader: CacheReader, results: List[HeadResult]) -> Dict[str, Any]:
+    """Open-set figures of every open-set run whose head loaded, from the logits its table row came from."""
     out = {}
     for res in results:
         spec = res.run.open_set
         if not spec:
             continue
-        if res.scorer is not None:
-            emb, truth = res.scorer.video_embeddings(), res.scorer.truth
-        elif res.run.video_emb is not None:
-            rows = test_rows(reader, res.run)
-            emb, truth = res.run.video_emb[rows], reader.labels[rows].astype(np.int64)
-        else:
+        if res.scorer is None or res.logits is None:
+            out[res.run.name] = {"note": "the head would not load, so there are no logits to score it with"}
             continue
-        scores = open_set_scores(emb, truth, reader.text_emb, reader.class_names,
-                                 list(spec.get("seen") or []), list(spec.get("unseen") or []))
+        scores = open_set_scores(res.logits, res.scorer.cand_idx, res.truth, reader.class_names,
+                                 list(spec.get("seen") or []), list(spec.get("unseen") or []),
+                                 res.scorer.method.scores_any_text)
         if scores is None:
             continue
         for block in ("test_seen", "test_unseen"):
@@ -109,12 +130,23 @@ def collect(reader: CacheReader, runs_dir: str, device: str = "auto", resamples:
     runs, warnings = find_runs(runs_dir, reader.num_videos)
     if not runs:
         warnings.append(f"no usable run folders in {runs_dir}")
+    commands = run_commands(runs)                                           # before names become settings
     results = score_runs(runs, reader, device, resamples, warnings, progress)
-    best = best_of(results)
+    groups = group_results(results, runs_dir, resamples)                    # one per head and settings
+    order, chosen_by = rank_groups(groups)
+    best = groups[order[0]][1][0] if order else None
+    results = [members[0] for _, members in groups]                         # first seed speaks for figures
+    for (row, _), res in zip(groups, results):
+        res.run.name = row["name"]                                          # figures and tables name the settings
     pooled = mean_pooled(reader, progress)                                  # [V, D]
-    data: Dict[str, Any] = {"provenance": provenance(reader), "runs_dir": os.path.abspath(runs_dir),
-                            "warnings": warnings, "heads": [r.row for r in results],
-                            "best_head": best.run.name if best else None, "figures": []}
+    data: Dict[str, Any] = {"provenance": {**provenance(reader), "commands": commands},
+                            "runs_dir": os.path.abspath(runs_dir),
+                            "warnings": warnings, "heads": [row for row, _ in groups],
+                            "best_head": groups[order[0]][0]["name"] if order else None,
+                            "best_chosen_by": chosen_by, "figures": []}
+    if len(order) > 1:
+        data["best_gap"] = {"best": groups[order[0]][0]["name"], "next": groups[order[1]][0]["name"],
+                            **(paired_gap(groups[order[0]][1], groups[order[1]][1], resamples) or {})}
     figures: Dict[str, bytes] = {}
     curves = {r.run.name: r.curve for r in results if r.curve}
     data["frames_curve"] = curves
@@ -133,9 +165,8 @@ def collect(reader: CacheReader, runs_dir: str, device: str = "auto", resamples:
     curves_png = plots.training_curves({r.run.name: r.run.history for r in results})
     if curves_png is not None:
         figures["training_curves.png"] = curves_png
-    sources = {MEANPOOL: pooled}
-    sources.update({r.run.name: r.run.video_emb for r in results if r.run.video_emb is not None})
-    data["retrieval"] = _retrieval(reader, sources, clip_spec, device, progress)
+    sources, rows, scope = _retrieval_sources(reader, pooled, results, best, warnings)
+    data["retrieval"] = {**_retrieval(reader, sources, rows, clip_spec, device, progress), "scope": scope}
     data["open_set"] = _open_set(reader, results)
     data["figures"] = sorted(figures)
     return data, figures

@@ -20,6 +20,7 @@ class HeadResult:
     truth: np.ndarray                            # [T] cache class index of the test videos
     pred: np.ndarray                             # [T] predicted cache class index, -1 unknown
     scorer: Optional[HeadScorer] = None
+    logits: Optional[np.ndarray] = None          # [T, C'] the head's own test logits every figure comes from
     curve: Optional[Dict[str, List[float]]] = None
     notes: List[str] = field(default_factory=list)
 
@@ -77,7 +78,7 @@ def score_run(run: Run, reader: CacheReader, device: str, resamples: int,
         logits = scorer.logits(rows)                              # [T, C']
         hits1, hits5 = scorer.hits(logits, 1), scorer.hits(logits, 5)
         result = HeadResult(run, {**M.summarise_hits(hits1, hits5, scorer.truth, resamples), "source": "recomputed"},
-                            scorer.truth, scorer.predicted(logits), scorer)
+                            scorer.truth, scorer.predicted(logits), scorer, logits)
         result.curve = accuracy_vs_frames(scorer, reader.frames)
     result.row.update({"name": run.name, "head": run.head, "seconds": run.seconds,
                        "test_videos": int(len(result.truth)), "frames": run.metrics.get("frames"),

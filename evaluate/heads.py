@@ -70,7 +70,7 @@ class HeadScorer:
         unseen = (self.run.open_set or {}).get("unseen") or []
         # A linear probe only scores the classes it was trained on; every other head scores any text,
         # so on an open-set run the held-out classes are candidates too (generalised zero-shot).
-        if self.method.name != "linear":
+        if self.method.scores_any_text:
             names += [n for n in unseen if n not in names]
         return names
 

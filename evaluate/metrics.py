@@ -4,24 +4,9 @@ from typing import Dict, Sequence
 import numpy as np
 
 from cache.pooling import l2_normalise, mean_pool  # noqa: F401  (one definition, re-exported)
+from train.metrics import topk_correct  # noqa: F401  (one top-k: training reports with the same ties)
 
 RECALL_KS = (1, 5, 10)
-
-
-def topk_correct(scores: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
-    """Per row, whether the true column is among the k highest scores: [V, C], [V] -> [V] bool.
-
-    Ties are broken towards the lower column index, the same way argmax picks a prediction, so
-    top-1 here always agrees with the predicted class (tied votes are common).
-    """
-    scores = np.asarray(scores, np.float64)
-    truth = np.asarray(truth, np.int64)
-    if not len(truth):
-        return np.zeros(0, bool)
-    own = scores[np.arange(len(truth)), truth][:, None]          # [V, 1]
-    cols = np.arange(scores.shape[1])[None, :]                   # [1, C]
-    ahead = (scores > own) | ((scores == own) & (cols < truth[:, None]))
-    return ahead.sum(1) < k
 
 
 def mean_class_accuracy(correct: np.ndarray, truth: np.ndarray) -> float:

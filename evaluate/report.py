@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 from evaluate import sections as S
 from evaluate.html import render_html
 from evaluate.markdown import render_markdown
+from train.outputs import jsonable
 
 TITLE = "clipvid evaluation report"
 RANDOM_BANNER = ("RANDOM CLIP WEIGHTS: these embeddings carry no learned meaning. "
@@ -34,12 +35,46 @@ def _provenance(p: Dict[str, Any], runs_dir: str) -> S.Section:
             ["random weights", "YES" if p["random_weights"] else "no"], ["frames per video (N)", p["frames"]],
             ["embedding size (D)", p["dim"]], ["videos", p["videos"]], ["classes", p["classes"]],
             ["failed videos", len(p["failures"])], ["cache", p["cache"]], ["cache fingerprint", p["fingerprint"]],
-            ["runs", runs_dir], ["generated (UTC)", p["generated"]]]
+            ["runs", runs_dir], ["generated (UTC)", p["generated"]],
+            ["clipvid commit", p.get("git_commit") or "not a git checkout"]]
+    rows += [[f"{name} version", v or "not installed"] for name, v in (p.get("packages") or {}).items()]
     blocks = [S.table(["what", "value"], rows, numeric=False)]
+    if p.get("commands"):
+        blocks += [S.text("Command lines of the runs:"),
+                   S.bullets([f"{c['run']}: {c['command']}" for c in p["commands"]])]
     if p["failures"]:
         blocks += [S.text("Videos that could not be used:"),
                    S.bullets([f"{f['id']}: {f['reason']}" for f in p["failures"]])]
     return S.Section("Provenance", "provenance", blocks)
+
+
+def mean_sd(stat: Dict[str, float]) -> str:
+    """'61.0 ± 2.3 (3 seeds)' in percent; just the seed count's value when there is one seed."""
+    if not stat or not stat.get("n"):
+        return "-"
+    if stat["n"] < 2:
+        return f"{pct(stat['mean'])} (1 seed)"
+    return f"{pct(stat['mean'])} ± {pct(stat['sd'])} ({stat['n']} seeds)"
+
+
+def _settings(h: Dict[str, Any]) -> str:
+    seeds = [s for s in h.get("seeds") or [] if s is not None]
+    runs = [str(e) for e in h.get("epochs_run") or [] if e]
+    parts = [f"{h['frames']} fr." if h.get("frames") else "", f"seed {','.join(map(str, seeds))}" if seeds else "",
+             f"{h['epochs']} ep. max, ran {'/'.join(runs)}" if h.get("epochs") and runs else ""]
+    return "; ".join(p for p in parts if p)
+
+
+def _gap(g: Optional[Dict[str, Any]]) -> List[S.Block]:
+    if not g:
+        return []
+    if "diff" not in g:
+        return [S.text(f"{g['best']} and {g['next']} were tested on different videos, so their gap is not tested.")]
+    verdict = ("the interval excludes 0: the gap is real on this test set" if g["low"] > 0 else
+               "the interval includes 0: this test set cannot tell them apart")
+    return [S.text(f"Best against next: {g['best']} - {g['next']} = {pct(g['diff'])} points of test top-1, "
+                   f"95% paired bootstrap interval [{pct(g['low'])}, {pct(g['high'])}] over {g['videos']} test "
+                   f"videos (resamples with no gain: {100 * g['p_not_better']:.1f}%); {verdict}.")]
 
 
 def _heads(data: Dict[str, Any]) -> S.Section:
@@ -48,15 +83,21 @@ def _heads(data: Dict[str, Any]) -> S.Section:
         return S.Section("Heads", "heads", [S.text("No usable runs were found.")])
     rows, best = [], []
     for i, h in enumerate(heads):
-        rows.append([h["name"], with_ci(h["top1"]), with_ci(h["top5"]), with_ci(h["mean_class"]),
+        rows.append([h["name"], _settings(h), mean_sd(h.get("val_top1") or {}), with_ci(h["top1"]),
+                     mean_sd(h.get("top1_seeds") or {}), with_ci(h["top5"]), with_ci(h["mean_class"]),
                      h["test_videos"], num(h.get("seconds"), 1), h.get("source", "")])
         if h["name"] == data.get("best_head"):
             best.append(i)
     return S.Section("Heads", "heads", [
-        S.table(["head", "top-1 % [95% CI]", "top-5 % [95% CI]", "mean class % [95% CI]", "test videos",
+        S.table(["head and settings", "frames; seeds; epochs", "val top-1 %", "test top-1 % [95% CI]",
+                 "test top-1 over seeds", "top-5 % [95% CI]", "mean class % [95% CI]", "test videos",
                  "training s", "source"], rows, highlight=best),
-        S.text("Intervals: percentile bootstrap over test videos (fixed seed). Highlighted: best top-1. "
-               "'recomputed' = scored here through train.api; 'predictions.csv' = the head would not load.")])
+        S.text("Test figures are on each run's test split only. Intervals: percentile bootstrap over test videos "
+               "(fixed seed; with several seeds, of the per-video hit rate averaged over the seeds); "
+               "'over seeds': mean ± standard deviation of the seeds' own top-1. "
+               f"Highlighted: the best head, chosen on {data.get('best_chosen_by') or 'validation top-1'}. "
+               "'recomputed' = scored here through train.api; 'predictions.csv' = the head would not load."),
+        *_gap(data.get("best_gap"))])
 
 
 def _frames(data: Dict[str, Any]) -> S.Section:
@@ -87,14 +128,15 @@ def _retrieval(r: Dict[str, Any]) -> S.Section:
     if r.get("class_prompts"):
         rows = [[name, pct(m["mAP"]), pct(m["R@1"]), pct(m["R@5"]), pct(m["R@10"]), m["queries"]]
                 for name, m in r["class_prompts"].items()]
-        blocks += [S.text("Class prompts as text queries over all labelled videos (relevant: the class's videos). "
-                          "R@K: share of queries with a relevant video in the top K. Trained heads saw the training "
-                          "videos' labels, so their numbers here are optimistic; CLIP mean-pool is the fair baseline."),
+        blocks += [S.text(f"Class prompts as text queries over {r.get('scope', 'the test videos')} (relevant: the "
+                          "class's videos). R@K: share of queries with a relevant video in the top K. No head is "
+                          "scored on a video it trained on."),
                    S.table(["video embedding", "mAP %", "R@1 %", "R@5 %", "R@10 %", "queries"], rows)]
     if r.get("captions"):
         rows = [[name, pct(m["R@1"]), pct(m["R@5"]), pct(m["R@10"]), num(m["median_rank"], 1),
                  num(m["mean_rank"], 1), m["queries"]] for name, m in r["captions"].items()]
-        blocks += [S.text("Caption-to-video over all videos, as CLIP4Clip reports it (rank 1 = best)."),
+        blocks += [S.text(f"Caption-to-video over {r.get('scope', 'the test videos')}, as CLIP4Clip reports it on "
+                          "its test split (rank 1 = best)."),
                    S.table(["video embedding", "R@1 %", "R@5 %", "R@10 %", "MdR", "MnR", "captions"], rows)]
     if not r.get("class_prompts"):
         blocks.append(S.text("Class prompts: the cache has no labelled videos to rank."))
@@ -106,16 +148,20 @@ def _retrieval(r: Dict[str, Any]) -> S.Section:
 def _open_set(o: Dict[str, Any]) -> Optional[S.Section]:
     if not o:
         return None
-    rows = [[name, pct(m["seen"]), pct(m["unseen"]), pct(m["harmonic"]), num(m["auroc_unknown"], 3),
+    na = (lambda v: "n/a" if v is None else pct(v))  # a head with no logit for unseen text cannot score them
+    rows = [[name, pct(m["seen"]), na(m["unseen"]), na(m["harmonic"]), num(m["auroc_unknown"], 3),
              f"{m['classes_seen']}/{m['classes_unseen']}", f"{m['videos_seen']}/{m['videos_unseen']}"]
-            for name, m in o.items()]
+            for name, m in o.items() if "note" not in m]
+    notes = [f"{name}: not scored, {m['note']}." for name, m in o.items() if "note" in m]
     held = sorted({c for m in o.values() for c in m.get("unseen_classes", [])})
     return S.Section("Open set", "open-set", [
         S.table(["head", "seen %", "unseen %", "H %", "AUROC unknown", "classes seen/unseen",
                  "test videos seen/unseen"], rows),
-        S.text("Test videos classified among seen + held-out class prompts by cosine; H = harmonic mean. "
-               "AUROC: telling known from unknown videos by their best cosine with a seen class."),
-        S.text("Held-out classes: " + ", ".join(held))])
+        S.text("Test videos classified among seen + held-out classes by each head's own logits (the numbers "
+               "training printed); H = harmonic mean; n/a: the head has no logit for a class it never saw "
+               "(the linear probe). AUROC: telling known from unknown videos by their largest logit over the "
+               "seen classes."),
+        S.text("Held-out classes: " + ", ".join(held)), *([S.bullets(notes)] if notes else [])])
 
 
 def _tsne(data: Dict[str, Any]) -> S.Section:
@@ -158,17 +204,6 @@ def build_sections(data: Dict[str, Any]) -> List[S.Section]:
     return [s for s in out if s is not None]
 
 
-def _json_safe(x: Any) -> Any:
-    """NaN is not JSON: write null instead."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    return x
-
-
 def write_report(out_dir: str, data: Dict[str, Any], figures: Dict[str, bytes]) -> List[str]:
     """Write every output file into out_dir; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
@@ -181,7 +216,7 @@ def write_report(out_dir: str, data: Dict[str, Any], figures: Dict[str, bytes]) 
             f.write(png)
     texts = {"report.html": render_html(TITLE, sections, figures, banner),
              "report.md": render_markdown(TITLE, sections, banner),
-             "metrics.json": json.dumps(_json_safe(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"}
+             "metrics.json": json.dumps(jsonable(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"}
     for name, body in texts.items():
         written.append(os.path.join(out_dir, name))
         with open(written[-1], "w", encoding="utf-8") as f:

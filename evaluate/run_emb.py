@@ -7,7 +7,7 @@ from cache.progress import progress as progress_display
 
 from cache.reader import CacheReader
 from evaluate import metrics as M
-from train.outputs import VIDEO_EMB_NAME, ids_digest, read_video_emb_meta, write_video_emb
+from train.outputs import VIDEO_EMB_NAME, group_of, ids_digest, read_video_emb_meta, write_video_emb
 
 EMBED_BATCH = 256
 
@@ -53,7 +53,7 @@ def run_video_embeddings(run_dir: str, reader: CacheReader, device: str = "auto"
         if saved is not None and (saved.ndim != 2 or saved.shape != (have, reader.dim)):
             have = 0
     if have == reader.num_videos:
-        return saved, f"the {os.path.basename(os.path.normpath(run_dir))} head's saved video embeddings"
+        return saved, f"the {os.path.basename(group_of(run_dir))} head's saved video embeddings"
     method = load_method(run_dir, reader=reader, device=device)   # refuses a head made for another cache
     if have:
         note(f"{path}: holds {have} of the cache's {reader.num_videos} videos; embedding the new ones")

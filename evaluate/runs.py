@@ -7,8 +7,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-# The order heads are listed in when nothing else decides (baselines first, as in the design).
-HEAD_ORDER = ("midframe", "meanpool", "maxpool", "vote", "linear", "lstm", "transformer", "xclip")
+from train.checkpoint import CHECKPOINT_NAME
+from train.outputs import METRICS_NAME, PREDICTIONS_NAME, SPLIT_NAME, VIDEO_EMB_NAME, group_of
+from train.registry import ALL_METHODS as HEAD_ORDER  # baselines first, as in the design
 
 
 @dataclass
@@ -66,30 +67,30 @@ def _read_predictions(path: str) -> List[Dict[str, str]]:
 
 def read_run(path: str, num_videos: Optional[int] = None) -> Run:
     """Read one run folder; raises RunError naming the bad file."""
-    metrics = _read_json(os.path.join(path, "metrics.json"))
+    metrics = _read_json(os.path.join(path, METRICS_NAME))
     if not isinstance(metrics, dict):
-        raise RunError(f"{os.path.join(path, 'metrics.json')}: not a JSON object")
-    split_name = metrics.get("split") or "split.json"
+        raise RunError(f"{os.path.join(path, METRICS_NAME)}: not a JSON object")
+    split_name = metrics.get("split") or SPLIT_NAME
     split = _read_json(os.path.join(path, os.path.basename(str(split_name))))
     if not isinstance(split, dict) or not isinstance(split.get("test"), list):
-        raise RunError(f"{os.path.join(path, 'split.json')}: no test list")
+        raise RunError(f"{os.path.join(path, SPLIT_NAME)}: no test list")
     run = Run(os.path.basename(os.path.normpath(path)), path, metrics,
               {k: [str(x) for x in v] for k, v in split.items() if isinstance(v, list)})
     try:
-        run.predictions = _read_predictions(os.path.join(path, "predictions.csv"))
+        run.predictions = _read_predictions(os.path.join(path, PREDICTIONS_NAME))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        run.notes.append(f"predictions.csv unreadable: {exc}")
-    emb_path = os.path.join(path, "video_emb.npy")
+        run.notes.append(f"{PREDICTIONS_NAME} unreadable: {exc}")
+    emb_path = os.path.join(path, VIDEO_EMB_NAME)
     if os.path.exists(emb_path):
         try:
             # Mapped, not read: a report touches one head's [V, D] at a time (evaluate.video_emb.release).
             emb = np.load(emb_path, mmap_mode="r", allow_pickle=False)
             if emb.ndim != 2 or (num_videos is not None and emb.shape[0] != num_videos):
-                run.notes.append(f"video_emb.npy has shape {emb.shape}, expected ({num_videos}, D); not used")
+                run.notes.append(f"{VIDEO_EMB_NAME} has shape {emb.shape}, expected ({num_videos}, D); not used")
             else:
                 run.video_emb = emb if emb.dtype == np.float32 else emb.astype(np.float32)
         except (OSError, ValueError) as exc:
-            run.notes.append(f"video_emb.npy unreadable: {str(exc).splitlines()[0]}")
+            run.notes.append(f"{VIDEO_EMB_NAME} unreadable: {str(exc).splitlines()[0]}")
     return run
 
 
@@ -98,11 +99,11 @@ def _sort_key(run: Run) -> Tuple[int, str]:
 
 
 def _is_run(path: str) -> bool:
-    return os.path.exists(os.path.join(path, "metrics.json")) or os.path.exists(os.path.join(path, "head.pt"))
+    return os.path.exists(os.path.join(path, METRICS_NAME)) or os.path.exists(os.path.join(path, CHECKPOINT_NAME))
 
 
 def run_folders(runs_dir: str) -> List[str]:
-    """`runs_dir` itself when it is one head's folder, else every head folder below it at any depth."""
+    """`runs_dir` itself when it is one run folder, else every run folder below it at any depth."""
     if _is_run(runs_dir):
         return [runs_dir]
     found = []
@@ -115,7 +116,7 @@ def run_folders(runs_dir: str) -> List[str]:
 
 
 def find_runs(runs_dir: str, num_videos: Optional[int] = None) -> Tuple[List[Run], List[str]]:
-    """Every readable run in or below `runs_dir` (one folder per head), and a warning per broken folder."""
+    """Every readable run in or below `runs_dir`, named by its path below it, and a warning per broken folder."""
     runs, warnings = [], []
     for path in run_folders(runs_dir):
         rel = os.path.relpath(path, runs_dir)
@@ -128,3 +129,9 @@ def find_runs(runs_dir: str, num_videos: Optional[int] = None) -> Tuple[List[Run
         run.name = entry
         runs.append(run)
     return sorted(runs, key=_sort_key), warnings
+
+
+def group_name(run: Run, runs_dir: str) -> str:
+    """The <head>-<settings> folder of a run (its seeds are pooled in the report), relative to runs_dir."""
+    rel = os.path.relpath(group_of(run.path), runs_dir)
+    return run.name if rel in (".", "") or rel.startswith("..") else rel

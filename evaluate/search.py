@@ -10,7 +10,7 @@ from cache.helptext import add_examples
 CSV_COLUMNS = ["query_line", "query", "rank", "id", "score", "time", "label", "caption"]
 
 EXAMPLES = ['python -m evaluate.search cache.h5 "a ball rolling to the left" --top 5',
-            "python -m evaluate.search cache.h5 --queries queries.txt --out hits.csv --run runs/transformer",
+            "python -m evaluate.search cache.h5 --queries queries.txt --out hits.csv --run runs/transformer-f100-e60-lr0.001/seed0",
             "python -m evaluate.search cache.h5 --serve --port 8765      # then open http://127.0.0.1:8765/"]
 EPILOG = "Exit status: 0 ok; 2 bad arguments (or the port is taken); 3 unusable cache, run, queries file or CLIP weights."
 

@@ -23,8 +23,9 @@ def run_isolated(fn: Callable[..., Any], *args: Any, timeout: float = CHILD_TIME
     try:
         return future.result(timeout=timeout), None
     except futures.process.BrokenProcessPool:
+        children = children or list((getattr(pool, "_processes", None) or {}).values())
         for proc in children:
-            proc.join(5)
+            proc.join(30)  # the exit status (the signal) is known only once the child is reaped
         codes = [proc.exitcode for proc in children]
         signal = next((-c for c in codes if isinstance(c, int) and c < 0), None)
         return None, ("the t-SNE process was killed by signal %d" % signal if signal

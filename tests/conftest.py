@@ -1,4 +1,5 @@
 """Shared pytest fixtures: the real fixture clips, and one demo set + cache built per session."""
+import glob
 import json
 import os
 import subprocess
@@ -18,6 +19,13 @@ def run_cli(*args, check=True, timeout=600, **kw) -> subprocess.CompletedProcess
     if check and out.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {out.returncode}\n{out.stdout}\n{out.stderr}")
     return out
+
+
+def head_run(runs, head: str, seed: int = 0) -> str:
+    """The run folder `python -m train` wrote for `head` and `seed` under `runs` (RUNS/<head>-<settings>/seed<k>)."""
+    found = glob.glob(os.path.join(os.fspath(runs), glob.escape(head) + "-*", f"seed{seed}"))
+    assert len(found) == 1, f"expected one {head} run for seed {seed} in {runs}, found {found}"
+    return found[0]
 
 
 @pytest.fixture(scope="session")

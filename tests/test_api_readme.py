@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import head_run, ROOT
 from train.cli import main as train_main
 from train.synthetic import write_synthetic_cache
 
@@ -22,7 +22,7 @@ def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("api")
     write_synthetic_cache(str(root / "cache.h5"), num_classes=4, per_class=8, frames=32, dim=16, unlabelled=2)
     assert train_main([str(root / "cache.h5"), "--out", str(root / "runs"), "--head", "transformer,linear",
-                       "--epochs", "2", "--quiet"]) == 0
+                       "--frames", "16", "--quiet"]) == 0   # README names runs/transformer-f16-e60-lr0.001/seed0
     return root
 
 
@@ -54,9 +54,9 @@ def test_dataset_items_and_head_text(workdir):
     assert ds[-1][1] == -1                           # the unlabelled videos come last
     batch = next(iter(DataLoader(ds, batch_size=5, num_workers=1)))
     assert tuple(batch[0].shape) == (5, 32, 16)
-    head = load_head(str(workdir / "runs" / "transformer"))
+    head = load_head(head_run(workdir / "runs", "transformer"))
     assert head.text_source == "checkpoint" and np.allclose(head.text_emb, data.text_emb, atol=1e-6)
-    linear = load_head(str(workdir / "runs" / "linear"))
+    linear = load_head(head_run(workdir / "runs", "linear"))
     with pytest.raises(ValueError, match="only the classes"):
         linear.predict(data.emb[:2], data.text_emb[:2])
     assert linear.predict(data.emb[:2]).shape == (2, 4)

@@ -84,7 +84,7 @@ def test_degenerate_cache_still_gets_a_report(case, tmp_path):
     if train_status:
         assert data["heads"] == [] and "No confusion matrix: no head could be scored" in md
     else:
-        assert {h["name"] for h in data["heads"]} == {"meanpool", "linear", "lstm"}
+        assert {h["head"] for h in data["heads"]} == {"meanpool", "linear", "lstm"}
         assert data["confusion"]["head"] == data["best_head"]
     if case == "duplicates":
         assert "tsne.png" in data["figures"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cache import CacheWriter
+from conftest import head_run
 from cache.errors import EXIT_DATA, EXIT_OK
 from evaluate.search import main
 from test_evaluate_search import QUERY, call, parse_rows
@@ -26,7 +27,7 @@ def trained(tmp_path, capsys):
     path = make_cache(str(tmp_path / "c.h5"), names, text, videos, weights_hash=weights_hash, frames=FRAMES)
     assert train_main([path, "--head", "meanpool", "--out", str(tmp_path / "runs"), "--quiet"]) == 0
     capsys.readouterr()
-    return {"cache": path, "run": str(tmp_path / "runs" / "meanpool"), "dim": dim, "text": text, "names": names}
+    return {"cache": path, "run": head_run(tmp_path / "runs", "meanpool"), "dim": dim, "text": text, "names": names}
 
 
 def _query_emb():

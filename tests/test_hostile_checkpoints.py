@@ -12,6 +12,7 @@ import torch
 from cache.reader import open_cache
 from cache.schema import make_settings
 from cache.writer import CacheWriter
+from conftest import head_run
 from hostile_media import ROOT
 
 N, D = 8, 16
@@ -52,7 +53,7 @@ class Payload:
 def test_hostile_checkpoint_loads_for_its_cache(trained):
     from train.api import load_method
     with open_cache(os.fspath(trained / "c.h5")) as r:
-        assert load_method(os.fspath(trained / "runs" / "lstm"), r, device="cpu") is not None
+        assert load_method(head_run(trained / "runs", "lstm"), r, device="cpu") is not None
 
 
 def test_hostile_pickled_checkpoint_executes_nothing(trained, tmp_path):
@@ -75,7 +76,7 @@ def test_hostile_pickled_checkpoint_executes_nothing(trained, tmp_path):
 @pytest.mark.parametrize("kind", ["other model", "other classes", "truncated"])
 def test_hostile_checkpoint_mismatch_refused(trained, tmp_path, kind):
     from train.api import CheckpointError, load_method
-    run = os.fspath(trained / "runs" / "lstm")
+    run = head_run(trained / "runs", "lstm")
     if kind == "truncated":
         shutil.copytree(run, tmp_path / "lstm")
         run = os.fspath(tmp_path / "lstm")

@@ -11,6 +11,7 @@ from cache.reader import open_cache
 from train.cli import main as train_main
 from train.synthetic import write_synthetic_cache
 from hostile_media import FAST, ROOT, cache_cli, extract, journal_videos, kill_group, make_clips, wait_for
+from conftest import head_run
 
 VIDEOS = [f"c{i % 2}/v{i:02d}.mp4" for i in range(40)]
 
@@ -91,8 +92,9 @@ def test_ctrl_c_during_train_keeps_finished_heads_only(syn_cache, tmp_path):
     assert lines[-1] == (f"interrupted: 1 of 2 heads finished in {runs} (meanpool); "
                          "the head in training was discarded"), "".join(before) + err
     assert out.startswith("meanpool ")
-    assert sorted(os.listdir(runs)) == ["meanpool"]          # no lstm folder, no hidden partial one
-    assert {"head.pt", "metrics.json", "predictions.csv", "split.json"} <= set(os.listdir(runs / "meanpool"))
+    done = head_run(runs, "meanpool")
+    assert sorted(os.listdir(runs)) == [os.path.basename(os.path.dirname(done))]  # no lstm folder, no partial one
+    assert {"head.pt", "metrics.json", "predictions.csv", "split.json"} <= set(os.listdir(done))
 
 
 def test_ctrl_c_during_evaluate_is_one_line(syn_cache, tmp_path):

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import head_run, run_cli
 from helpers_video import ffmpeg
 from train.cli import main as train_main
 
@@ -44,7 +44,7 @@ def new_clips(tmp_path_factory):
 @pytest.fixture(scope="module")
 def predicted(runs, new_clips, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("pred"))
-    res = run_cli("-m", "predict", new_clips, "--run", os.path.join(runs, "transformer"), "--out", out,
+    res = run_cli("-m", "predict", new_clips, "--run", head_run(runs, "transformer"), "--out", out,
                   "--window", "20", "--stride", "10", "--html", "--workers", "1", "--quiet")
     return out, res
 
@@ -71,7 +71,7 @@ def test_predict_folder_of_new_clips(predicted, runs):
 def test_predict_agrees_with_the_api_and_with_evaluate(predicted, runs, tmp_path):
     out, _ = predicted
     from train.api import load_arrays, load_head
-    head = load_head(os.path.join(runs, "transformer"), device="cpu")
+    head = load_head(head_run(runs, "transformer"), device="cpu")
     data = load_arrays(os.path.join(out, "cache.h5"))
     probs = head.predict(data.emb)                                           # [V, C]
     assert probs.shape == (12, len(head.class_names))
@@ -84,7 +84,7 @@ def test_predict_agrees_with_the_api_and_with_evaluate(predicted, runs, tmp_path
     res = run_cli("-m", "evaluate", os.path.join(out, "cache.h5"), "--runs", runs, "--out", report,
                   "--quiet", "--resamples", "20")
     metrics = read_json(os.path.join(report, "metrics.json"))
-    by_name = {h["name"]: h for h in metrics["heads"]}
+    by_name = {h["head"]: h for h in metrics["heads"]}
     assert set(by_name) == set(HEADS.split(","))
     assert all(h["cross_dataset"] and h["test_videos"] == 12 for h in by_name.values())
     summary = read_json(os.path.join(out, "summary.json"))
@@ -92,8 +92,8 @@ def test_predict_agrees_with_the_api_and_with_evaluate(predicted, runs, tmp_path
     assert "Cross-dataset evaluation" in open(os.path.join(report, "report.html"), encoding="utf-8").read()
     # One head's folder, and run folders nested deeper, work the same way.
     nested = tmp_path / "nested" / "grid" / "seed0"
-    shutil.copytree(os.path.join(runs, "transformer"), nested / "transformer")
-    for runs_arg in (os.path.join(runs, "transformer"), str(tmp_path / "nested")):
+    shutil.copytree(head_run(runs, "transformer"), nested / "transformer")
+    for runs_arg in (head_run(runs, "transformer"), str(tmp_path / "nested")):
         run_cli("-m", "evaluate", os.path.join(out, "cache.h5"), "--runs", runs_arg, "--out", str(tmp_path / "r1"),
                 "--quiet", "--resamples", "20")
         one = read_json(str(tmp_path / "r1" / "metrics.json"))["heads"]
@@ -129,7 +129,7 @@ def test_unlabelled_folder(runs, new_clips, tmp_path):
         shutil.copy(os.path.join(new_clips, cls, clip), flat / f"video {i}.mp4")
     (flat / "broken.mp4").write_bytes(b"not a video at all" * 10)
     out = str(tmp_path / "pred")
-    res = run_cli("-m", "predict", str(flat), "--run", os.path.join(runs, "linear"), "--out", out, "--workers", "1",
+    res = run_cli("-m", "predict", str(flat), "--run", head_run(runs, "linear"), "--out", out, "--workers", "1",
                   "--quiet", check=False)
     assert res.returncode == 1 and "failed: broken.mp4: " in res.stderr, res.stderr
     rows = read_csv(os.path.join(out, "predictions.csv"))
@@ -160,7 +160,7 @@ def test_timeline_changes_once_at_the_join(runs, tmp_path):
     encode(np.clip(np.concatenate(halves), 0, 255).astype(np.uint8), 15.0, str(folder / "joined.mp4"))
     out = str(tmp_path / "pred")
     # Windows of 25 rows every 25: none straddles the join at row 50, so each sees one class only.
-    run_cli("-m", "predict", str(folder), "--run", os.path.join(runs, "linear"), "--out", out,
+    run_cli("-m", "predict", str(folder), "--run", head_run(runs, "linear"), "--out", out,
             "--window", "25", "--stride", "25", "--workers", "1", "--quiet")
     segs = read_csv(os.path.join(out, "timeline.csv"))
     assert len(segs) == 2 and segs[0]["pred"] != segs[1]["pred"], segs
@@ -183,7 +183,7 @@ def test_zero_shot_labels_match_meanpool(runs, predicted, tmp_path, demo_cache):
     assert summary["mode"] == "zero-shot" and summary["head"] is None and summary["accuracy"]["n"] == 12
     assert "zero-shot" in res.stdout
     head = str(tmp_path / "mp")
-    run_cli("-m", "predict", os.path.join(out, "cache.h5"), "--run", os.path.join(runs, "meanpool"), "--out", head,
+    run_cli("-m", "predict", os.path.join(out, "cache.h5"), "--run", head_run(runs, "meanpool"), "--out", head,
             "--quiet")
     # CLIP's own zero-shot is mean-pool + cosine against the prompt-ensembled names: the meanpool baseline.
     assert [r["pred_1"] for r in read_csv(os.path.join(zs, "predictions.csv"))] == \
@@ -194,16 +194,16 @@ def test_holdout_head_classifies_held_out_names(demo_cache, tmp_path):
     runs = str(tmp_path / "open")
     assert train_main([demo_cache, "--out", runs, "--head", "transformer", "--holdout-classes", "3",
                        "--epochs", "8", "--quiet"]) == 0
-    metrics = read_json(os.path.join(runs, "transformer", "metrics.json"))
+    metrics = read_json(os.path.join(head_run(runs, "transformer"), "metrics.json"))
     unseen = metrics["open_set"]["unseen"]
     out = str(tmp_path / "pred")
-    run_cli("-m", "predict", demo_cache, "--run", os.path.join(runs, "transformer"), "--out", out,
+    run_cli("-m", "predict", demo_cache, "--run", head_run(runs, "transformer"), "--out", out,
             "--labels", ",".join(unseen), "--quiet")
     summary = read_json(os.path.join(out, "summary.json"))
     assert summary["mode"] == "open-vocabulary" and summary["class_names"] == unseen
     rows = read_csv(os.path.join(out, "predictions.csv"))
     assert {r["pred_1"] for r in rows} <= set(unseen)
-    test = set(read_json(os.path.join(runs, "transformer", "split.json"))["test"])
+    test = set(read_json(os.path.join(head_run(runs, "transformer"), "split.json"))["test"])
     held = [r for r in rows if r["id"] in test and r["label"] in unseen]
     assert len(held) == metrics["test_unseen_zeroshot"]["n"] > 0
     top1 = sum(r["pred_1"] == r["label"] for r in held) / len(held)
@@ -212,14 +212,14 @@ def test_holdout_head_classifies_held_out_names(demo_cache, tmp_path):
 
 def test_linear_refuses_names(runs, predicted, tmp_path):
     out, _ = predicted
-    res = run_cli("-m", "predict", os.path.join(out, "cache.h5"), "--run", os.path.join(runs, "linear"),
+    res = run_cli("-m", "predict", os.path.join(out, "cache.h5"), "--run", head_run(runs, "linear"),
                   "--labels", "a,b", "--out", str(tmp_path / "p"), check=False)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "linear" in res.stderr
 
 
 def test_refuses_cache_of_another_model_or_n(runs, new_clips, tmp_path):
     from train.synthetic import write_synthetic_cache
-    run = os.path.join(runs, "transformer")
+    run = head_run(runs, "transformer")
     for frames, word in ((8, "N=8"), (100, "synthetic:0")):
         cache = str(tmp_path / f"n{frames}.h5")
         write_synthetic_cache(cache, num_classes=4, per_class=2, frames=frames, dim=64)

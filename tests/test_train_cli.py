@@ -14,6 +14,7 @@ from train.api import CheckpointError, load_method
 from train.cli import main
 from train.data import frame_subset
 from train.synthetic import write_synthetic_cache
+from conftest import head_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--epochs", "3", "--quiet"]
@@ -49,7 +50,7 @@ def test_every_head_writes_its_run_folder(cache, runs):
         ids, names, V, D = list(r.ids), list(r.class_names), r.num_videos, r.dim
         fingerprint = r.fingerprint
     for head in ("midframe", "meanpool", "maxpool", "vote", "linear", "lstm", "transformer", "xclip"):
-        run = os.path.join(runs, head)
+        run = head_run(runs, head)
         m = json.load(open(os.path.join(run, "metrics.json")))
         assert m["head"] == head and m["cache_fingerprint"] == fingerprint and m["frames"] == 16
         assert m["split"] == "split.json" and m["open_set"] is None
@@ -77,7 +78,7 @@ def test_every_head_writes_its_run_folder(cache, runs):
 def test_checkpoint_round_trips_to_identical_predictions(cache, runs):
     with open_cache(cache) as r:
         for head in ("lstm", "transformer", "xclip", "linear", "vote"):
-            run = os.path.join(runs, head)
+            run = head_run(runs, head)
             method = load_method(run, r, device="cpu")
             test = json.load(open(os.path.join(run, "split.json")))["test"]
             rows = [list(r.ids).index(i) for i in test]
@@ -100,9 +101,9 @@ def test_mismatched_checkpoints_are_refused(runs, tmp_path):
         with open_cache(path) as r:
             for head in ("lstm", "meanpool"):
                 with pytest.raises(CheckpointError) as err:
-                    load_method(os.path.join(runs, head), r, device="cpu")
+                    load_method(head_run(runs, head), r, device="cpu")
                 msg = str(err.value)
-                assert expect in msg and os.path.join(runs, head, "head.pt") in msg and "\n" not in msg
+                assert expect in msg and os.path.join(head_run(runs, head), "head.pt") in msg and "\n" not in msg
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_method(str(tmp_path / "nothing"))
     assert isinstance(CheckpointError("x", "y"), ValueError)
@@ -112,17 +113,17 @@ def test_cpu_training_repeats_exactly(cache, runs, tmp_path):
     out = str(tmp_path / "again")
     assert main([cache, "--out", out, "--head", "transformer,lstm", *FAST]) == 0
     for head in ("transformer", "lstm"):
-        first = torch.load(os.path.join(runs, head, "head.pt"), weights_only=True)["state_dict"]
-        second = torch.load(os.path.join(out, head, "head.pt"), weights_only=True)["state_dict"]
+        first = torch.load(os.path.join(head_run(runs, head), "head.pt"), weights_only=True)["state_dict"]
+        second = torch.load(os.path.join(head_run(out, head), "head.pt"), weights_only=True)["state_dict"]
         assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
-        a, b = (json.load(open(os.path.join(d, head, "metrics.json"))) for d in (runs, out))
+        a, b = (json.load(open(os.path.join(head_run(d, head), "metrics.json"))) for d in (runs, out))
         assert a["history"] == b["history"]
 
 
 def test_chunked_reads_give_the_same_run(cache, runs, tmp_path):
     out = str(tmp_path / "chunked")
     assert main([cache, "--out", out, "--head", "xclip", "--max-memory-mb", "0.01", *FAST]) == 0
-    a, b = (json.load(open(os.path.join(d, "xclip", "metrics.json"))) for d in (runs, out))
+    a, b = (json.load(open(os.path.join(head_run(d, "xclip"), "metrics.json"))) for d in (runs, out))
     assert a["history"] == b["history"] and a["test"] == b["test"]
 
 
@@ -139,7 +140,7 @@ def test_training_needs_only_the_cache(cache, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert os.path.exists(tmp_path / "xclip" / "head.pt") and "xclip" in proc.stdout
+    assert os.path.exists(os.path.join(head_run(tmp_path, "xclip"), "head.pt")) and "xclip" in proc.stdout
 
 
 def test_train_package_never_imports_clip_or_extract():
@@ -160,23 +161,23 @@ def test_frames_subset_and_open_set(cache, tmp_path):
     out = str(tmp_path / "open")
     assert main([cache, "--out", out, "--head", "lstm,linear", "--frames", "5", "--train-classes", str(classes),
                  *FAST]) == 0
-    m = json.load(open(os.path.join(out, "lstm", "metrics.json")))
+    m = json.load(open(os.path.join(head_run(out, "lstm"), "metrics.json")))
     assert m["frames"] == 5 and m["config"]["frames"] == 5
     assert m["open_set"] == {"seen": ["motion 0 forwards", "motion 0 backwards", "still 0", "still 1"],
                              "unseen": ["still 2", "still 3"]}
     assert m["test_seen"]["n"] + m["test_unseen"]["n"] == m["test"]["n"]
-    split = json.load(open(os.path.join(out, "lstm", "split.json")))
+    split = json.load(open(os.path.join(head_run(out, "lstm"), "split.json")))
     with open_cache(cache) as r:
         label = dict(zip(r.ids, (r.class_names[i] if i >= 0 else None for i in r.labels)))
-        method = load_method(os.path.join(out, "lstm"), r, device="cpu")
+        method = load_method(head_run(out, "lstm"), r, device="cpu")
         assert method.logits(r.emb([0, 1])[:, frame_subset(r.frames, 5)], r.text_emb).shape == (2, 6)
     assert {label[i] for i in split["train"] + split["val"]} <= set(m["open_set"]["seen"])
     assert {label[i] for i in split["test"]} >= set(m["open_set"]["unseen"])
-    lin = json.load(open(os.path.join(out, "linear", "metrics.json")))
+    lin = json.load(open(os.path.join(head_run(out, "linear"), "metrics.json")))
     assert lin["test_unseen"]["top1"] == 0.0  # a probe cannot name classes it never saw
     out2 = str(tmp_path / "holdout")
     assert main([cache, "--out", out2, "--head", "meanpool", "--holdout-classes", "2", *FAST]) == 0
-    held = json.load(open(os.path.join(out2, "meanpool", "metrics.json")))["open_set"]
+    held = json.load(open(os.path.join(head_run(out2, "meanpool"), "metrics.json")))["open_set"]
     assert len(held["unseen"]) == 2 and len(held["seen"]) == 4
 
 
@@ -193,7 +194,7 @@ def test_ids_that_need_quoting_survive_predictions_csv(tmp_path):
                     ["a, \"quoted\"", "b\nline"][i % 2], split="test" if i >= 8 else "train")
     w.close()
     assert main([path, "--out", str(tmp_path / "r"), "--head", "meanpool", "--quiet"]) == 0
-    preds = read_predictions(str(tmp_path / "r" / "meanpool"))
+    preds = read_predictions(head_run(tmp_path / "r", "meanpool"))
     with open_cache(path) as r:
         assert [p["id"] for p in preds] == list(r.ids[8:])
         assert {p["true"] for p in preds} == set(r.class_names)
@@ -226,3 +227,35 @@ def test_errors_are_one_line_with_exit_status(cache, tmp_path, capsys):
     proc = run_train(one_class, "--out", out)
     assert proc.returncode == 3 and proc.stderr.startswith(f"error: {one_class}: ") and "Traceback" not in proc.stderr
     assert run_train("--help").returncode == 0
+
+
+def test_seeds_share_one_split_and_settings_name_the_folder(cache, tmp_path, capsys):
+    out = str(tmp_path / "seeds")
+    assert main([cache, "--out", out, "--head", "lstm,meanpool", "--seeds", "0,1", *FAST]) == 0
+    tag = os.path.join(out, "lstm-f16-e3-lr0.003")
+    assert sorted(os.listdir(tag)) == ["seed0", "seed1"] and os.listdir(os.path.join(out, "meanpool-f16")) == ["seed0"]
+    runs = [json.load(open(os.path.join(tag, s, "metrics.json"))) for s in ("seed0", "seed1")]
+    assert [m["seed"] for m in runs] == [0, 1] and all(m["split_seed"] == 0 and m["epochs"] == 3 for m in runs)
+    assert runs[0]["command"].startswith("python -m train ") and "--seeds 0,1" in runs[0]["command"]
+    splits = [json.load(open(os.path.join(tag, s, "split.json"))) for s in ("seed0", "seed1")]
+    assert splits[0] == splits[1]                         # a seed sweep never changes the test set
+    w = [torch.load(os.path.join(tag, s, "head.pt"), weights_only=True)["state_dict"] for s in ("seed0", "seed1")]
+    assert not torch.equal(w[0]["out.weight"], w[1]["out.weight"])
+    capsys.readouterr()
+    # Other settings go beside; the same settings and seed are replaced, with a note.
+    assert main([cache, "--out", out, "--head", "lstm", "--frames", "8", "--seed", "1", *FAST]) == 0
+    assert main([cache, "--out", out, "--head", "lstm", "--seed", "1", *FAST]) == 0
+    err = capsys.readouterr().err
+    assert f"replacing the earlier run in {os.path.join(tag, 'seed1')}" in err and err.count("replacing") == 1
+    assert os.path.exists(os.path.join(out, "lstm-f8-e3-lr0.003", "seed1", "head.pt"))
+    assert main([cache, "--out", out, "--head", "lstm", "--split-seed", "5", *FAST]) == 0
+    other = json.load(open(os.path.join(out, "lstm-f16-e3-lr0.003-split5", "seed0", "split.json")))
+    assert other["test"] != splits[0]["test"]
+    capsys.readouterr()
+    assert main([cache, "--out", out, "--head", "lstm,vote", "--seeds", "2,3", "--list-runs"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"lstm\t{os.path.join(out, 'lstm-f16-e60-lr0.003', 'seed2')}",
+        f"lstm\t{os.path.join(out, 'lstm-f16-e60-lr0.003', 'seed3')}",
+        f"vote\t{os.path.join(out, 'vote-f16', 'seed2')}"]
+    assert main([cache, "--out", out, "--seeds", "1,x"]) == 2
+    assert "--seeds" in capsys.readouterr().err

@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+from conftest import head_run
 
 from train.cli import main
 
@@ -28,7 +29,7 @@ def pair_accuracy(run_dir: str, pairs) -> float:
 
 
 def test_temporal_heads_tell_time_reversed_pairs_apart(demo_runs, demo_pairs):
-    scores = {h: pair_accuracy(os.path.join(demo_runs, h), demo_pairs) for h in TEMPORAL + ORDER_BLIND}
+    scores = {h: pair_accuracy(head_run(demo_runs, h), demo_pairs) for h in TEMPORAL + ORDER_BLIND}
     for head in TEMPORAL:
         assert scores[head] >= 0.90, scores
     for head in ORDER_BLIND:
@@ -37,7 +38,7 @@ def test_temporal_heads_tell_time_reversed_pairs_apart(demo_runs, demo_pairs):
 
 def test_demo_training_converges(demo_runs):
     for head in TEMPORAL:
-        m = json.load(open(os.path.join(demo_runs, head, "metrics.json")))
+        m = json.load(open(os.path.join(head_run(demo_runs, head), "metrics.json")))
         assert m["epochs_run"] >= m["best_epoch"] >= 1
         # The loss falls: the last-epoch training loss is well below the first.
         assert m["history"][-1]["train_loss"] < 0.5 * m["history"][0]["train_loss"]

@@ -9,6 +9,7 @@ from cache.reader import open_cache
 from train.cli import main
 from train.data import FrameSource, contiguous_runs, epoch_order, frame_statistics, frame_subset
 from train.synthetic import write_synthetic_cache
+from conftest import head_run
 
 FAST = ["--epochs", "3", "--quiet"]
 
@@ -69,8 +70,8 @@ def test_in_memory_and_out_of_core_training_give_the_same_metrics(cache, tmp_pat
     for name, extra in (("mem", []), ("disk", ["--max-memory-mb", "0"])):
         out = str(tmp_path / name)
         assert main([cache, "--out", out, "--head", "lstm,meanpool,linear", "--batch-size", "24", *FAST, *extra]) == 0
-        results[name] = {h: json.load(open(os.path.join(out, h, "metrics.json"))) for h in ("lstm", "meanpool", "linear")}
-        results[name]["emb"] = np.load(os.path.join(out, "lstm", "video_emb.npy"))
+        results[name] = {h: json.load(open(os.path.join(head_run(out, h), "metrics.json"))) for h in ("lstm", "meanpool", "linear")}
+        results[name]["emb"] = np.load(os.path.join(head_run(out, "lstm"), "video_emb.npy"))
     for head in ("lstm", "meanpool", "linear"):
         a, b = results["mem"][head], results["disk"][head]
         assert a["test"] == b["test"] and a["val"] == b["val"]

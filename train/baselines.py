@@ -3,7 +3,8 @@ from typing import Any, Callable, Dict, List
 
 import numpy as np
 
-from train.method import Method, l2_normalize
+from cache.pooling import l2_normalise, mean_pool
+from train.method import Method
 
 # Below 0.5, so adding (tie-break weight x mean cosine in [-1, 1]) never changes which count is larger.
 TIE_BREAK = 0.49
@@ -14,8 +15,8 @@ def midframe(x: np.ndarray) -> np.ndarray:
     return x[:, x.shape[1] // 2]
 
 
-def meanpool(x: np.ndarray) -> np.ndarray:
-    """Mean over time [B, D]."""
+def mean_over_time(x: np.ndarray) -> np.ndarray:
+    """Raw mean over time [B, D] (the meanpool baseline; cache.pooling.mean_pool averages unit frames)."""
     return x.mean(axis=1)
 
 
@@ -25,15 +26,15 @@ def maxpool(x: np.ndarray) -> np.ndarray:
 
 
 def vote_embedding(x: np.ndarray) -> np.ndarray:
-    """Mean of the L2-normalised frames [B, D]: what the per-frame votes average over."""
-    return l2_normalize(x).mean(axis=1)
+    """Unit mean of the unit frames [B, D] (cache.pooling.mean_pool): what the per-frame votes average over."""
+    return mean_pool(x)
 
 
 def vote_logits(x: np.ndarray, text: np.ndarray) -> np.ndarray:
     """Votes per class [B, C]: each frame votes for its nearest text; ties go to the higher mean cosine."""
     b, k, d = x.shape
     # One 2-D product: numpy's stacked 3-D matmul misses BLAS and ran ~10x slower.
-    cos = (l2_normalize(x).reshape(b * k, d) @ l2_normalize(text).T).reshape(b, k, -1)  # [B, K, C]
+    cos = (l2_normalise(x).reshape(b * k, d) @ l2_normalise(text).T).reshape(b, k, -1)  # [B, K, C]
     winners = cos.argmax(axis=2)                                   # [B, K]
     c = text.shape[0]
     flat = (np.arange(b)[:, None] * c + winners).ravel()           # one bin per (video, class)
@@ -42,7 +43,7 @@ def vote_logits(x: np.ndarray, text: np.ndarray) -> np.ndarray:
 
 
 POOLS: Dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "midframe": midframe, "meanpool": meanpool, "maxpool": maxpool, "vote": vote_embedding,
+    "midframe": midframe, "meanpool": mean_over_time, "maxpool": maxpool, "vote": vote_embedding,
 }
 
 

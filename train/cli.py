@@ -1,19 +1,25 @@
 """`python -m train`: parse the command line, train the asked-for heads, print one summary line each."""
 import argparse
 import os
+import shlex
 import sys
 from typing import List, Optional
 
 from cache.helptext import add_examples
 from cache.errors import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CacheError
-from train.checkpoint import CheckpointError
+from cache.reader import open_cache
+from train.checkpoint import CHECKPOINT_NAME, CheckpointError
 from train.device import resolve_device, set_cpu_threads
 from train.prepare import UsageError, prepare
-from train.registry import ALL_METHODS
+from train.heads import HEAD_DEFAULTS
+from train.outputs import run_dir_for, settings_tag
+from train.registry import ALL_METHODS, BASELINES
 from train.run import HeadOptions, train_heads
 
 EPILOG = f"""heads: {', '.join(ALL_METHODS)} (or all).
-Outputs RUNS/<head>/: head.pt, metrics.json, predictions.csv, split.json, video_emb.npy.
+Outputs RUNS/<head>-<settings>/seed<k>/: head.pt, metrics.json, predictions.csv, split.json, video_emb.npy.
+<settings> names the frames (f), for trained heads the epochs (e) and learning rate (lr), the open-set
+choice and a non-default --split-seed; the same head, settings and seed is replaced (with a note).
 Exit status: 0 done, 2 bad arguments, 3 unusable cache or file."""
 
 
@@ -26,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--head", default="all", metavar="NAME[,NAME...]|all", help="methods to run (default: all)")
     ap.add_argument("--out", required=True, metavar="RUNS", help="folder for the run folders, one per head")
     ap.add_argument("--epochs", type=int, default=60, help="most epochs; early stopping may end sooner (default 60)")
-    ap.add_argument("--seed", type=int, default=0, help="seed for splits, weights and batches (default 0)")
+    seeds = ap.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="seed for initial weights and batch order (default 0)")
+    seeds.add_argument("--seeds", metavar="K[,K...]", help="train one run per seed, e.g. 0,1,2 (default: --seed)")
+    ap.add_argument("--split-seed", type=int, default=0,
+                    help="seed for the train/val/test split and held-out classes, fixed across --seeds (default 0)")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: CUDA when present)")
     ap.add_argument("--frames", type=int, metavar="K", help="use K evenly spaced rows of the N cached (all)")
     group = ap.add_mutually_exclusive_group()
@@ -43,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads for torch (default: 1 for small caches, all cores for large ones)")
     ap.add_argument("--quiet", action="store_true", help="no progress display")
+    ap.add_argument("--list-runs", action="store_true",
+                    help="only print 'HEAD<tab>RUN_FOLDER' for each run these options would write, and exit")
     return add_examples(ap, ["python -m train cache.h5 --head all --out runs/",
-                             "python -m train cache.h5 --head lstm,transformer --frames 16 --epochs 40 --out runs/",
+                             "python -m train cache.h5 --head lstm,xclip --seeds 0,1,2 --frames 16 --out runs/",
                              "python -m train cache.h5 --head xclip --holdout-classes 3 --out runs_open/"])
 
 
@@ -72,10 +84,32 @@ def read_class_file(path: str) -> List[str]:
     return names
 
 
+def parse_seeds(args: argparse.Namespace) -> List[int]:
+    """--seeds 0,1,2 (no repeats, order kept) or the single --seed."""
+    if args.seeds is None:
+        return [args.seed]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds: expected whole numbers separated by commas, got {args.seeds!r}")
+    if not seeds:
+        raise UsageError("--seeds: give at least one seed")
+    return list(dict.fromkeys(seeds))
+
+
+def run_tag(name: str, args: argparse.Namespace, frames: int) -> str:
+    """The <head>-<settings> folder name of one head under these options."""
+    trained = name in HEAD_DEFAULTS
+    return settings_tag(name, frames, args.epochs if trained else None,
+                        (args.lr if args.lr is not None else HEAD_DEFAULTS[name]["lr"]) if trained else None,
+                        args.holdout_classes, read_class_file(args.train_classes) if args.train_classes else None,
+                        args.split_seed)
+
+
 def summary_line(m: dict) -> str:
     test, val = m["test"], m["val"]
     fmt = (lambda v: "  -  " if v is None or v != v else f"{v:.3f}")
-    line = (f"{m['head']:<12} test top1 {fmt(test['top1'])} top5 {fmt(test['top5'])} "
+    line = (f"{m['head']:<12} seed {m.get('seed')} test top1 {fmt(test['top1'])} top5 {fmt(test['top5'])} "
             f"mean-class {fmt(test['mean_class'])} | val top1 {fmt(val['top1'])}")
     if "test_unseen" in m:
         line += f" | seen {fmt(m['test_seen']['top1'])} unseen {fmt(m['test_unseen']['top1'])}"
@@ -85,8 +119,22 @@ def summary_line(m: dict) -> str:
     return line + f" | {m['seconds']:.1f} s"
 
 
+def _seeds_of(name: str, seeds: List[int]) -> List[int]:
+    return seeds[:1] if name in BASELINES else seeds  # training-free: every seed gives the same run
+
+
+def _list_runs(args: argparse.Namespace, heads: List[str], seeds: List[int]) -> int:
+    with open_cache(args.cache) as reader:
+        frames = reader.frames if args.frames is None else min(args.frames, reader.frames)
+    for name in heads:
+        for seed in _seeds_of(name, seeds):
+            print(f"{name}\t{run_dir_for(args.out, run_tag(name, args, frames), seed)}")
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     heads = parse_heads(args.head)
+    seeds = parse_seeds(args)
     for flag in ("epochs", "batch_size", "patience", "holdout_classes"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -100,23 +148,34 @@ def _run(args: argparse.Namespace) -> int:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{args.out}: cannot create the output folder ({exc.strerror})")
-    return _train(args, heads, device, classes)
+    if args.list_runs:
+        return _list_runs(args, heads, seeds)
+    return _train(args, heads, seeds, device, classes)
 
 
-def _train(args: argparse.Namespace, heads: List[str], device, classes: Optional[List[str]]) -> int:
+def _train(args: argparse.Namespace, heads: List[str], seeds: List[int], device,
+           classes: Optional[List[str]]) -> int:
     budget = int(args.max_memory_mb * (1 << 20)) if args.max_memory_mb is not None else None
-    data = prepare(args.cache, args.frames, args.seed, args.holdout_classes, classes, budget)
+    data = prepare(args.cache, args.frames, args.split_seed, args.holdout_classes, classes, budget)
     if data.reader.random_weights:
         print(f"note: {args.cache} was made with RANDOM CLIP weights; accuracies measure the heads only",
               file=sys.stderr)
     if data.source.disk_note:
         print(f"note: {data.source.disk_note}", file=sys.stderr)
     set_cpu_threads(device, args.threads, len(data.splits["train"]) * len(data.frames) * data.reader.dim)
-    opts = HeadOptions(epochs=args.epochs, seed=args.seed, lr=args.lr, batch_size=args.batch_size,
-                       patience=args.patience, progress=not args.quiet)
     lines: List[str] = []
     try:
-        train_heads(heads, data, args.out, opts, device, done=lambda m: lines.append(summary_line(m)))
+        for seed in seeds:
+            names = [n for n in heads if seed in _seeds_of(n, seeds)]
+            dirs = {n: run_dir_for(args.out, run_tag(n, args, len(data.frames)), seed) for n in names}
+            for d in dirs.values():
+                if os.path.exists(os.path.join(d, CHECKPOINT_NAME)):
+                    print(f"note: replacing the earlier run in {d} (same head, settings and seed)", file=sys.stderr)
+            opts = HeadOptions(epochs=args.epochs, seed=seed, lr=args.lr, batch_size=args.batch_size,
+                               patience=args.patience, progress=not args.quiet, split_seed=args.split_seed,
+                               command=args.command, run_dirs=dirs)
+            train_heads(names, data, args.out, opts, device,
+                        done=lambda m: lines.append(f"{summary_line(m)} | {dirs[m['head']]}"))
     except KeyboardInterrupt:
         for line in lines:
             print(line)
@@ -133,7 +192,9 @@ def _train(args: argparse.Namespace, heads: List[str], device, classes: Optional
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status instead of raising (errors are one line on stderr)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command = "python -m train " + shlex.join(argv)
     existed = os.path.isdir(args.out)
     try:
         status = _status(args)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from train.baselines import meanpool
+from train.baselines import mean_over_time
 from train.method import Method
 from train.metrics import cross_entropy, topk_accuracy
 
@@ -17,6 +17,8 @@ ABSENT = -1e4  # bias of classes the probe never saw: never predicted, yet softm
 class LinearMethod(Method):
     """logits = W @ meanpool(frames) + b over its own classes (it cannot score unseen text)."""
 
+    scores_any_text = False
+
     def __init__(self, name: str, class_names: List[str], config: Dict[str, Any],
                  weight: np.ndarray, bias: np.ndarray):
         super().__init__(name, class_names, config)
@@ -24,10 +26,10 @@ class LinearMethod(Method):
         self.bias = np.asarray(bias, np.float32)      # [C]
 
     def _embed(self, x: np.ndarray) -> np.ndarray:
-        return meanpool(x)
+        return mean_over_time(x)
 
     def _logits(self, x: np.ndarray, text: np.ndarray) -> np.ndarray:
-        return meanpool(x) @ self.weight.T + self.bias
+        return mean_over_time(x) @ self.weight.T + self.bias
 
     def _num_outputs(self, text: np.ndarray) -> int:
         return len(self.weight)

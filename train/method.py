@@ -3,6 +3,8 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from cache.pooling import l2_normalise
+
 LOGIT_SCALE = 100.0  # CLIP's trained temperature; used by methods that learn none
 BATCH = 256          # videos per forward pass: [256, 100, 512] float32 is 50 MB
 
@@ -15,15 +17,9 @@ def as_float32(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
-def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """x / |x| along `axis`; zero vectors stay zero instead of becoming NaN."""
-    norm = np.linalg.norm(x, axis=axis, keepdims=True)
-    return x / np.maximum(norm, 1e-12)
-
-
 def scaled_cosine(video: np.ndarray, text: np.ndarray, scale: float = LOGIT_SCALE) -> np.ndarray:
     """CLIP logits: scale * cos(video [V, D], text [C, D]) -> [V, C] float32."""
-    return (scale * l2_normalize(video.astype(np.float32)) @ l2_normalize(text.astype(np.float32)).T
+    return (scale * l2_normalise(video) @ l2_normalise(text).T
             ).astype(np.float32)
 
 
@@ -40,6 +36,8 @@ class Method:
     Subclasses implement `_embed` (and `_logits` when theirs is not the scaled cosine of `_embed`)
     on one float32 batch; this class does the batching so 1e5 videos never sit in memory as float32.
     """
+
+    scores_any_text = True  # False for a method with no logit for a class it never trained on (open set: n/a)
 
     def __init__(self, name: str, class_names: List[str], config: Dict[str, Any]):
         self.name = name

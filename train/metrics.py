@@ -21,12 +21,27 @@ def top_k(scores: np.ndarray, k: int, ordered: bool = True) -> np.ndarray:
     return np.take_along_axis(top, order, axis=1)
 
 
+def topk_correct(scores: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
+    """Per row, whether the true column is among the k highest scores: [V, C], [V] -> [V] bool.
+
+    Ties are broken towards the lower column index, the same way argmax picks a prediction, so
+    top-1 here always agrees with the predicted class (tied votes are common).
+    """
+    scores = np.asarray(scores, np.float64)
+    truth = np.asarray(truth, np.int64)
+    if not len(truth):
+        return np.zeros(0, bool)
+    own = scores[np.arange(len(truth)), truth][:, None]          # [V, 1]
+    cols = np.arange(scores.shape[1])[None, :]                   # [1, C]
+    ahead = (scores > own) | ((scores == own) & (cols < truth[:, None]))
+    return ahead.sum(1) < k
+
+
 def topk_accuracy(logits: np.ndarray, true: np.ndarray, k: int) -> float:
-    """Fraction of rows whose true class is among the k largest logits (k capped at C)."""
+    """Fraction of rows whose true class is among the k largest logits (ties as topk_correct breaks them)."""
     if not len(true):
         return float("nan")
-    top = top_k(logits, k, ordered=False)                                          # [V, k]
-    return float((top == np.asarray(true)[:, None]).any(axis=1).mean())
+    return float(topk_correct(logits, true, k).mean())
 
 
 def per_class_accuracy(pred: np.ndarray, true: np.ndarray) -> Dict[int, float]:

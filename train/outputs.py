@@ -1,9 +1,10 @@
-"""Write a head's run folder: metrics.json, predictions.csv, split.json, video_emb.npy (+ its ids and fingerprint)."""
+"""Run folders: names (RUNS/<head>-<settings>/seed<k>/) and files (metrics, predictions, split, embeddings + ids)."""
 import csv
 import hashlib
 import json
 import math
 import os
+import re
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
@@ -15,6 +16,41 @@ VIDEO_EMB_NAME = "video_emb.npy"
 VIDEO_EMB_META = "video_emb.json"    # which cache rows video_emb.npy holds
 VIDEO_IDS_NAME = "video_ids.json"    # their ids, in row order
 VIDEO_EMB_FORMAT = "clipvid-video-emb"
+SEED_DIR = re.compile(r"^seed(-?\d+)$")  # RUNS/<head>-<settings>/seed<k>/
+
+
+def settings_tag(head: str, frames: int, epochs: Optional[int] = None, lr: Optional[float] = None,
+                 holdout: Optional[int] = None, train_classes: Optional[Sequence[str]] = None,
+                 split_seed: int = 0) -> str:
+    """'<head>-f<K>[-e<E>-lr<LR>][-hold<H>|-classes<hash>][-split<S>]': what makes two runs comparable.
+
+    Epochs and learning rate only name trained heads (baselines and the probe have neither);
+    the open-set choice and a non-default split seed change the test set, so they name the folder too.
+    """
+    parts = [head, f"f{int(frames)}"]
+    if epochs is not None:
+        parts.append(f"e{int(epochs)}")
+    if lr is not None:
+        parts.append(f"lr{lr:g}")
+    if holdout is not None:
+        parts.append(f"hold{int(holdout)}")
+    if train_classes is not None:
+        digest = hashlib.sha256("\n".join(sorted(train_classes)).encode("utf-8")).hexdigest()[:8]
+        parts.append(f"classes{digest}")
+    if split_seed:
+        parts.append(f"split{int(split_seed)}")
+    return "-".join(parts)
+
+
+def run_dir_for(out_root: str, tag: str, seed: int) -> str:
+    """RUNS/<tag>/seed<k>: one folder per settings, one sub-folder per training seed."""
+    return os.path.join(out_root, tag, f"seed{int(seed)}")
+
+
+def group_of(run_path: str) -> str:
+    """The settings folder a run belongs to: the parent of a seed<k> folder, else the folder itself."""
+    path = os.path.normpath(run_path)
+    return os.path.dirname(path) if SEED_DIR.match(os.path.basename(path)) else path
 
 
 def jsonable(value: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from train.baselines import BaselineMethod, meanpool
+from train.baselines import BaselineMethod
 from train.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from train.heads import HEAD_DEFAULTS
 from train.linear import LinearMethod, fit_linear
@@ -30,6 +30,9 @@ class HeadOptions:
     batch_size: Optional[int] = None
     patience: int = 15
     progress: bool = True
+    split_seed: int = 0
+    command: str = ""                          # the command line that made the runs, for provenance
+    run_dirs: Optional[Dict[str, str]] = None  # head -> its folder (default RUNS/<head>); see outputs.run_dir_for
 
 
 def auto_batch_size(n_train: int) -> int:
@@ -178,10 +181,14 @@ def _train_group(names: List[str], data: TrainData, out_root: str, opts: HeadOpt
             # Each method's own fit and scoring time, plus an equal share of the shared read.
             metrics["seconds"] = (fit_seconds + score.seconds + read_seconds / len(fitted)
                                   + time.perf_counter() - start)
+            metrics.update({"seed": opts.seed, "split_seed": opts.split_seed, "command": opts.command,
+                            "epochs": opts.epochs if method.name in HEAD_DEFAULTS else None})
             write_json(os.path.join(run_dir, METRICS_NAME), metrics)
             out.append(metrics)
         for name, run_dir in zip(names, run_dirs):
-            _publish(run_dir, os.path.join(out_root, name))
+            final = (opts.run_dirs or {}).get(name) or os.path.join(out_root, name)
+            os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
+            _publish(run_dir, final)
     except BaseException:
         for run_dir in run_dirs:
             shutil.rmtree(run_dir, ignore_errors=True)

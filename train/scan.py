@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from cache.progress import progress as progress_display
-from train.baselines import meanpool
+from train.baselines import mean_over_time
 from train.data import READ_BLOCK, StatsAccumulator
 from train.linear import LinearMethod
 from train.method import Method, as_float32
@@ -42,7 +42,7 @@ def fit_pass(data: TrainData, pooled: bool, stats: bool, progress: bool = True) 
     done = 0
     for part, block in data.source.blocks(rows):                           # block: [b, K, D] float16
         if feats is not None:
-            feats[done:done + len(part)] = meanpool(block.astype(np.float32))
+            feats[done:done + len(part)] = mean_over_time(block.astype(np.float32))
         if acc is not None:
             acc.add(block[is_train[done:done + len(part)]])
         done += len(part)

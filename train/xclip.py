@@ -1,4 +1,21 @@
-"""X-CLIP-style head: multi-frame integration transformer plus video-conditioned class prompts."""
+"""X-CLIP-style head on cached per-frame CLIP embeddings: what of X-CLIP survives, and what cannot.
+
+X-CLIP (Ni et al., 2022) has three video-side parts. Here:
+
+- Cross-frame communication transformer: NOT kept, and it cannot be. In X-CLIP every frame's ViT
+  layers exchange a message token with the other frames, so patches of one frame attend to what
+  happens in the others. The cache holds one CLS embedding per frame, computed by CLIP's frozen
+  image encoder with no view of other frames; there are no patch tokens left to talk to each other.
+- Multi-frame integration transformer (MIT): kept. A transformer with temporal position embeddings
+  over the (time-pooled) frame embeddings, whose outputs are averaged and added as a residual to the
+  mean-pooled frame embedding, as in X-CLIP.
+- Video-specific prompting: kept in spirit. Each class text embedding cross-attends over the video's
+  MIT tokens and is nudged towards the video before the cosine. X-CLIP's generator attends over the
+  frames' visual tokens of the image encoder; here those are the MIT tokens of the frame CLS embeddings.
+
+Not kept either: X-CLIP fine-tunes the image and text encoders end to end; here both are frozen (the
+text side is the cached, prompt-ensembled class embedding), so only this head learns.
+"""
 from typing import Any, Dict
 
 import torch
