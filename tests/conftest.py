@@ -67,7 +67,7 @@ SLOW_MODULES = {
     "test_interrupts", "test_hostile_dask", "test_hostile_names", "test_hostile_report", "test_evaluate_degenerate",
     "test_extract_headers", "test_hostile_videos", "test_extract_real", "test_extract_cluster",
     "test_hostile_checkpoints", "test_extract_failures", "test_extract_identity", "test_evaluate_serve",
-    "test_hostile_args", "test_evaluate_report",
+    "test_hostile_args", "test_evaluate_report", "test_predict",
 }
 SLOW_TESTS = {
     "test_train_log_has_one_line_per_epoch_and_no_redraws", "test_train_on_a_terminal_draws_bars",
