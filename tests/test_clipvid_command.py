@@ -47,7 +47,9 @@ def test_clipvid_runs_each_stage_from_any_folder(venv, tmp_path):
     assert "videos     12 cached" in info.stdout
     trained = _in_venv([clipvid, "train", cache, "--head", "meanpool", "--out", "runs", "--quiet"], cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
-    assert os.path.exists(tmp_path / "runs" / "meanpool" / "metrics.json")
+    made = [os.path.relpath(d, tmp_path / "runs") for d, _, files in os.walk(tmp_path / "runs")
+            if "metrics.json" in files]
+    assert len(made) == 1 and made[0].startswith("meanpool"), made   # RUNS/<head>-<settings>/seed<k>/
     assert _in_venv([clipvid, "extract", "--help"], cwd=tmp_path).stdout.count("--clip-model") >= 1
     wrong = _in_venv([clipvid, "trian"], cwd=tmp_path)
     assert wrong.returncode == 2 and wrong.stderr.startswith("error: clipvid: unknown command 'trian'")
