@@ -33,6 +33,11 @@ def sidecar(path: str) -> str:
     return path + ".d"
 
 
+def journal_file(path: str) -> str:
+    """The writer's journal: present only while a run writes, or after a run was killed."""
+    return os.path.join(sidecar(path), "journal")
+
+
 def shard_file(path: str, shard: str, kind: str) -> str:
     return os.path.join(sidecar(path), f"{shard}.{kind}")
 

@@ -26,7 +26,7 @@ class CacheWriter:
         self.path = path
         self.settings = dict(settings, schema_version=S.SCHEMA_VERSION)
         self.folder = L.sidecar(path)
-        self.journal_path = os.path.join(self.folder, "journal")
+        self.journal_path = L.journal_file(path)
         self.shard_bytes = int(shard_bytes)
         self._made_folder = False
         self._migrated = False

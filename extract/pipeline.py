@@ -11,6 +11,7 @@ from typing import Dict, List, Optional
 from cache.progress import progress
 from cache.reader import read_settings
 from cache.schema import make_settings, settings_mismatch
+from cache.layout import journal_file
 from cache.writer import CacheWriter
 from cache.errors import CacheError
 from extract import identity, worker_tasks
@@ -129,7 +130,9 @@ def run(source: Source, out: str, opts: Options, log=print) -> Summary:
     start = time.time()
     quick = _already_done(source, out, opts)
     if quick is not None:  # nothing to embed and no new class: no cluster to start
-        if opts.allow_new_root:   # the user moved the cache to this folder: record it
+        # A new root must be recorded; a journal left by a killed run (killed after its last commit)
+        # is replayed and removed by a writer, so the cache folder ends tidy either way.
+        if opts.allow_new_root or os.path.exists(journal_file(out)):
             CacheWriter(out, dict(settings, dim=read_settings(out)["dim"])).close()
         quick.seconds = time.time() - start
         return quick

@@ -31,9 +31,9 @@ def _start(base):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _check_whole(base):
-    if os.path.exists(base / "k.h5"):
-        proc = cache_cli("validate", base / "k.h5")
+def _check_whole(base, name="k.h5"):
+    if os.path.exists(base / name):
+        proc = cache_cli("validate", base / name)
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -66,3 +66,23 @@ def test_hostile_sigkill_then_resume(src):
     assert leftovers == []                             # no journal or half-written temp file left
     inside = {f.split(".")[-1] for f in os.listdir(src / "k.h5.d")}
     assert inside <= {"emb", "t", "vidx", "num", "str", "lock"}, inside
+
+
+def test_journal_of_a_run_killed_after_its_last_commit_is_tidied(src):
+    """A kill between the manifest swap and the journal's removal leaves a journal whose records the
+    cache already counts; the next run has nothing to extract, yet must replay and remove it."""
+    import shutil
+    from cache.reader import read_settings
+    from cache.writer import CacheWriter
+    out = src / "j.h5"
+    assert extract(src / "src", out).returncode == 1          # the broken file fails
+    writer = CacheWriter(os.fspath(out), read_settings(os.fspath(out)))
+    writer.add_failure("c0/broken.mp4", "not a video")
+    shutil.copy(writer.journal_path, src / "journal.bak")    # the journal as it stood at the kill
+    journal = writer.journal_path
+    writer.close()
+    shutil.copy(src / "journal.bak", journal)
+    again = extract(src / "src", out)
+    assert again.returncode == 1 and "Traceback" not in again.stderr, again.stderr
+    assert not os.path.exists(journal)
+    _check_whole(src, "j.h5")
