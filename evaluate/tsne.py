@@ -1,5 +1,4 @@
 """t-SNE that cannot take the report down: validated input, exact duplicates merged, run in a child process."""
-import concurrent.futures as futures
 import multiprocessing
 from typing import Any, Callable, Optional, Tuple
 
@@ -10,6 +9,20 @@ MIN_POINTS = 5          # below this many distinct embeddings a 2-D layout says 
 CHILD_TIMEOUT = 600.0   # seconds; a t-SNE of the 1000-video sample takes well under a minute
 
 
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}".rstrip(": ")
+
+
+def _child(conn: Any, fn: Callable[..., Any], args: tuple) -> None:
+    """Runs in the child: send (True, result) or (False, one-line error) back to the parent."""
+    try:
+        conn.send((True, fn(*args)))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as a note
+        conn.send((False, _first_line(exc)))
+    finally:
+        conn.close()
+
+
 def run_isolated(fn: Callable[..., Any], *args: Any, timeout: float = CHILD_TIMEOUT) -> Tuple[Any, Optional[str]]:
     """(fn(*args), None) computed in a fresh child process, or (None, reason) when the child failed.
 
@@ -17,28 +30,24 @@ def run_isolated(fn: Callable[..., Any], *args: Any, timeout: float = CHILD_TIME
     one-line reason instead of dying with the signal. `fn` must be importable by name (spawned child).
     """
     ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
-    pool = futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx)
-    future = pool.submit(fn, *args)
-    children = list((getattr(pool, "_processes", None) or {}).values())
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(send, fn, args), daemon=True)
+    proc.start()
+    send.close()   # the child holds the only sending end: its death means end-of-file here
     try:
-        return future.result(timeout=timeout), None
-    except futures.process.BrokenProcessPool:
-        children = children or list((getattr(pool, "_processes", None) or {}).values())
-        for proc in children:
-            proc.join(30)  # the exit status (the signal) is known only once the child is reaped
-        codes = [proc.exitcode for proc in children]
-        signal = next((-c for c in codes if isinstance(c, int) and c < 0), None)
-        return None, ("the t-SNE process was killed by signal %d" % signal if signal
+        if not receive.poll(timeout):
+            proc.kill()
+            return None, f"t-SNE took longer than {timeout:.0f} s"
+        ok, value = receive.recv()
+    except EOFError:   # the child died before answering; its exit status names the signal
+        proc.join(30)
+        code = proc.exitcode
+        return None, (f"the t-SNE process was killed by signal {-code}" if isinstance(code, int) and code < 0
                       else "the t-SNE process died unexpectedly")
-    except futures.TimeoutError:
-        for proc in children:
-            proc.kill()  # only the child this call started
-        return None, f"t-SNE took longer than {timeout:.0f} s"
-    except Exception as exc:  # noqa: BLE001 - any error inside t-SNE becomes a note in the report
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        return None, f"t-SNE failed: {type(exc).__name__}: {first}"
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        receive.close()
+        proc.join(30)
+    return (value, None) if ok else (None, f"t-SNE failed: {value}")
 
 
 def fit_tsne(emb: np.ndarray, seed: int = TSNE_SEED) -> np.ndarray:
