@@ -151,10 +151,15 @@ echo "[4/4] writing the report into $REPORT" >&2
 PRED="$OUT/predict/${NAME}-${SLUG}-N${FRAMES}"
 BEST="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("best_head") or "")' "$REPORT/metrics.json")"
 PAGE=""
-if [ -n "$BEST" ] && [ -f "$RUNS/$BEST/split.json" ]; then
+# The report names a head by its settings folder (RUNS/<head>-<settings>/seed<k>/): predict with its lowest seed.
+BEST_RUN=""
+if [ -n "$BEST" ]; then
+  BEST_RUN="$(find "$RUNS/$BEST" -maxdepth 2 -name split.json -printf '%h\n' 2>/dev/null | sort -V | head -n 1 || true)"
+fi
+if [ -n "$BEST_RUN" ]; then
   echo "[5/5] predicting with the best head ($BEST) on the test videos into $PRED" >&2
   mkdir -p "$PRED"
-  "$PY" - "$CACHE" "$RUNS/$BEST/split.json" "$PRED/test_videos.csv" <<'EOT'
+  "$PY" - "$CACHE" "$BEST_RUN/split.json" "$PRED/test_videos.csv" <<'EOT'
 import csv, json, os, sys
 from cache.reader import open_cache
 cache, split, out = sys.argv[1:]
@@ -165,7 +170,7 @@ with open_cache(cache) as r:
 with open(out, "w", newline="", encoding="utf-8") as f:
     csv.writer(f).writerows([("path", "label")] + rows)
 EOT
-  PREDICT=("$PY" -m predict "$PRED/test_videos.csv" --run "$RUNS/$BEST" --out "$PRED" --html ${QUIET[@]+"${QUIET[@]}"})
+  PREDICT=("$PY" -m predict "$PRED/test_videos.csv" --run "$BEST_RUN" --out "$PRED" --html ${QUIET[@]+"${QUIET[@]}"})
   [ -n "$WORKERS" ] && PREDICT+=(--workers "$WORKERS")
   [ -n "$SCHEDULER" ] && PREDICT+=(--scheduler "$SCHEDULER")
   set +e

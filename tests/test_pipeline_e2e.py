@@ -42,7 +42,8 @@ def test_pipeline_end_to_end_then_resume(tmp_path):
     page = page_line[-1].split("predictions: ", 1)[1]
     assert page.endswith("timeline.html") and os.path.getsize(page) > 1000
     summary = json.load(open(os.path.join(os.path.dirname(page), "summary.json")))
-    assert summary["head"] == metrics["best_head"] and summary["counts"]["videos"] > 0
+    best_folder = os.path.basename(os.path.dirname(os.path.normpath(summary["run"])))   # RUNS/<best>/seed<k>
+    assert best_folder == metrics["best_head"] and summary["counts"]["videos"] > 0, (summary["run"], metrics["best_head"])
     # Second run: the cache resumes with nothing to do and every head is reused.
     second = _pipeline(out)
     assert second.returncode == 0, second.stderr

@@ -115,12 +115,12 @@ def test_torch_linear_probe_matches_scikit_learn_on_10k_videos_of_400_classes():
 
 
 def test_torch_linear_probe_matches_scikit_learn_on_the_demo(demo_cache):
-    from train.baselines import meanpool
+    from train.baselines import mean_over_time
     from train.prepare import prepare
     from train.run import map_rows
     data = prepare(demo_cache, None, 0)
     try:
-        x = map_rows(data, np.arange(data.reader.num_videos), meanpool, data.reader.dim)
+        x = map_rows(data, np.arange(data.reader.num_videos), mean_over_time, data.reader.dim)
         splits = [data.splits[s] for s in ("train", "val", "test")]
         ours, theirs = _torch_against_sklearn(x, data.labels.astype(np.int64), len(data.class_names), splits)
     finally:
@@ -139,5 +139,5 @@ def test_streamed_synthetic_cache_reads_back_and_trains(tmp_path):
         assert np.isfinite(r.emb([0, 699]).astype(np.float32)).all() and r.times().shape == (700, 6)
     out = str(tmp_path / "runs")
     assert main([path, "--out", out, "--head", "meanpool", "--quiet"]) == 0
-    m = json.load(open(os.path.join(out, "meanpool", "metrics.json")))
+    m = json.load(open(os.path.join(head_run(out, "meanpool"), "metrics.json")))
     assert m["split_source"] == "column" and m["test"]["top1"] > 0.3  # 'still' classes sit near their text
