@@ -30,8 +30,12 @@ def pair_accuracy(run_dir: str, pairs) -> float:
 
 def test_temporal_heads_tell_time_reversed_pairs_apart(demo_runs, demo_pairs):
     scores = {h: pair_accuracy(head_run(demo_runs, h), demo_pairs) for h in TEMPORAL + ORDER_BLIND}
+    # One seed on ~40 paired test videos: one error is 0.025, and seeds 0-4 spread the temporal heads
+    # over 0.825-0.95 (README, Train); so each must clear 0.85 and beat every order-blind method
+    # by a wide margin, while those stay near chance between the two twins.
+    best_blind = max(scores[h] for h in ORDER_BLIND)
     for head in TEMPORAL:
-        assert scores[head] >= 0.90, scores
+        assert scores[head] >= 0.85 and scores[head] >= best_blind + 0.25, scores
     for head in ORDER_BLIND:
         assert scores[head] <= 0.65, scores
 
