@@ -86,30 +86,34 @@ def _new_emb_file(run_dir: str, shape: Tuple[int, int]) -> np.ndarray:
                                      shape=shape)
 
 
-def score_pass(methods: List[Method], data: TrainData, run_dirs: List[str],
+def score_pass(methods: List[Method], data: TrainData, run_dirs: Optional[List[str]],
                progress: bool = True) -> Tuple[List[Scored], List[np.ndarray], float]:
     """One sequential read of every video: each method's video embeddings (into RUN/video_emb.partial.npy)
-    and its logits for every scored part. -> (scores per method, embedding arrays, read seconds)."""
+    and its logits for every scored part. -> (scores per method, embedding arrays, read seconds).
+
+    Without run_dirs only the scored parts' videos are read and no embeddings are kept."""
     V, D = data.reader.num_videos, data.reader.dim
     parts = score_parts(data)
+    wanted = None if run_dirs is not None else np.unique(np.concatenate([r for r, _ in parts.values()]))
     # Where each part's rows sit in the scan: sorted once so every block finds its members by bisection.
     lookup = {name: (np.argsort(rows, kind="stable"), np.sort(rows)) for name, (rows, _) in parts.items()}
     scored = [Scored({n: np.zeros((len(rows), len(c)), np.float32) for n, (rows, c) in parts.items()})
               for _ in methods]
-    embs = [_new_emb_file(d, (V, D)) for d in run_dirs]
+    embs = [_new_emb_file(d, (V, D)) for d in run_dirs] if run_dirs is not None else [None] * len(methods)
     text = {n: np.asarray(data.text_emb[c], np.float32) for n, (_, c) in parts.items()}
-    bar = _bar(V, "scoring " + ",".join(m.name for m in methods), progress)
+    bar = _bar(V if wanted is None else len(wanted), "scoring " + ",".join(m.name for m in methods), progress)
     read_start = time.perf_counter()
-    for rows, block in data.source.blocks(None, READ_BLOCK):               # block: [b, K, D] float16
+    for rows, block in data.source.blocks(wanted, READ_BLOCK):             # block: [b, K, D] float16
         block = as_float32(block)                                          # once for every method
         lo, hi = int(rows[0]), int(rows[-1]) + 1
         here = {}
         for name, (order, sorted_rows) in lookup.items():
             a, b = np.searchsorted(sorted_rows, [lo, hi])
-            here[name] = (order[a:b], sorted_rows[a:b] - lo)               # (index into part, index into block)
+            here[name] = (order[a:b], np.searchsorted(rows, sorted_rows[a:b]))  # (index into part, into block)
         for method, out, emb in zip(methods, scored, embs):
             t = time.perf_counter()
-            emb[lo:hi] = method.video_embeddings(block)
+            if emb is not None:
+                emb[lo:hi] = method.video_embeddings(block)
             for name, (at, pick) in here.items():
                 if len(pick):
                     out.logits[name][at] = _logits(method, block[pick], text[name], parts[name][1], data)
