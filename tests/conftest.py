@@ -67,7 +67,7 @@ SLOW_MODULES = {
     "test_interrupts", "test_hostile_dask", "test_hostile_names", "test_hostile_report", "test_evaluate_degenerate",
     "test_extract_headers", "test_hostile_videos", "test_extract_real", "test_extract_cluster",
     "test_hostile_checkpoints", "test_extract_failures", "test_extract_identity", "test_evaluate_serve",
-    "test_hostile_args", "test_evaluate_report", "test_predict",
+    "test_hostile_args", "test_evaluate_report", "test_predict", "test_evaluate_seeds",
 }
 SLOW_TESTS = {
     "test_train_log_has_one_line_per_epoch_and_no_redraws", "test_train_on_a_terminal_draws_bars",
@@ -79,6 +79,8 @@ SLOW_TESTS = {
     "test_extract_cuda_without_cuda_is_a_usage_error", "test_search_refuses_other_weights",
     "test_search_ranks_target_first_with_its_best_moment", "test_batch_equals_each_video_alone",
     "test_iter_samples_yields_every_index_once",
+    "test_torch_linear_probe_matches_scikit_learn_on_10k_videos_of_400_classes",
+    "test_report_open_set_equals_what_training_printed",
 }
 SLOW_FIXTURES = {"demo_dir", "demo_cache", "demo_pairs"}
 
