@@ -12,12 +12,14 @@ REAL_VIDEOS = os.path.join(os.path.dirname(ROOT), "shared", "fixtures", "real_vi
 
 
 def run_cli(*args, check=True, timeout=600, **kw) -> subprocess.CompletedProcess:
-    """Run `python -m ...` from the checkout as a user would, capturing text output."""
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    out = subprocess.run([sys.executable, *args], cwd=kw.pop("cwd", ROOT), capture_output=True, text=True,
+    """Run `python -m ...` from the checkout as a user would, capturing text output. Warnings are not
+    hidden: a user sees them too (they are silenced at their source)."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("PYTHONWARNINGS", None)
+    out = subprocess.run([sys.executable, *map(os.fspath, args)], cwd=kw.pop("cwd", ROOT), capture_output=True, text=True,
                          timeout=timeout, env=kw.pop("env", env), **kw)
     if check and out.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {out.returncode}\n{out.stdout}\n{out.stderr}")
+        raise AssertionError(f"{' '.join(map(os.fspath, args))} exited {out.returncode}\n{out.stdout}\n{out.stderr}")
     return out
 
 
