@@ -11,6 +11,7 @@ from cache.progress import progress as progress_display
 from cache.reader import CacheReader
 from predict import outputs as O
 from train.data import prefetched
+from train.device import torch_threads
 from train.head import Head
 from train.method import as_float32
 from train.metrics import mean_class_accuracy, top_k
@@ -103,9 +104,10 @@ def score_cache(reader: CacheReader, rows: np.ndarray, head: Head, text: Optiona
     every_row = np.array_equal(frame_rows, np.arange(reader.frames))
     try:
         bar = progress_display(total=len(rows), unit="video", desc="predict", quiet=not progress)
-        # numpy's products here are small ([b x W, D] by [D, C]): one BLAS thread, as several spin-waiting
-        # on a busy machine ran them ~10x slower (bench/PERFORMANCE.md, predict).
-        with threadpool_limits(1, user_api="blas"):
+        # One thread for numpy's small products ([b x W, D] by [D, C]) and for torch's per-block forward
+        # passes, while the next block is read and converted on the prefetch thread: several threads
+        # spin-waiting on a busy machine ran them 2-10x slower (bench/PERFORMANCE.md, predict).
+        with threadpool_limits(1, user_api="blas"), torch_threads(1):
             for block, (emb, times) in zip(blocks, prefetched(loads)):     # emb: [b, N, D] float32
                 p = head.predict(emb if every_row else emb[:, frame_rows], text)   # [b, C]
                 seg_lists = _timelines(reader, block, emb, times, head, text, req) if req.window else None
