@@ -18,9 +18,8 @@ VIDEOS, FRAMES, DIM, CLASSES = 10_000, 100, 512, 25
 WORK = os.path.join("/work", "tmp", "10", "bench") if os.path.isdir("/work/tmp") else None
 # The same command in one process, timed after its imports (torch alone takes seconds): what is left
 # once the process is up, reported beside the command's own figure, never instead of it.
-IN_PROCESS = """import sys, time
-import torch, h5py, numpy, predict.run, predict.score, train.api, train.checkpoint
-from predict.__main__ import main
+IMPORTS = "import torch, h5py, numpy, predict.run, predict.score, train.api, train.checkpoint\n"
+IN_PROCESS = "import sys, time\n" + IMPORTS + """from predict.__main__ import main
 t = time.perf_counter()
 rc = main(sys.argv[1:])
 print(time.perf_counter() - t)
@@ -129,7 +128,8 @@ def timeline_vs_scan(work: str, heads: List[str]) -> Dict[str, object]:
             out[head] = fig
             continue
         inner = float(_python("-c", IN_PROCESS, *cmd)[1].split()[-1])
-        fig.update({"in_process_seconds": inner, "in_process_vs_scan": inner / scan_s})
+        fig.update({"in_process_seconds": inner, "in_process_vs_scan": inner / scan_s,
+                    "start_seconds": _python("-c", IMPORTS)[0]})   # a Python process and the command's imports
         if _drop_caches():
             cold_scan = _scan(path)
             _drop_caches()
