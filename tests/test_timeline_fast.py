@@ -78,3 +78,10 @@ def test_predict_command_timeline_equals_plain_path(small, name, tmp_path):
     np.testing.assert_allclose([g[4] for g in got], [e[4] for e in expected], rtol=0, atol=2e-6)
     for vid in data.ids:                                                  # one subtitle file per video
         assert os.path.isfile(os.path.join(out, "subtitles", vid + ".vtt"))
+
+
+def test_windows_that_do_not_fit_are_refused(small):
+    _, runs, data = small
+    head = load_head(head_run(runs, "meanpool"), device="cpu")
+    with pytest.raises(ValueError, match="do not fit videos of 30 frames"):
+        head.window_predict(data.emb, np.array([0, 25]), 7)

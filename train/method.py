@@ -111,6 +111,9 @@ class Method:
             raise ValueError(f"frame embeddings must be [videos, frames, dim], got shape {emb.shape}")
         text = np.asarray(text_emb, dtype=np.float32)
         starts = np.asarray(starts, np.int64)
+        if width < 1 or not len(starts) or starts.min() < 0 or starts.max() + width > emb.shape[1]:
+            raise ValueError(f"windows of {width} rows starting at rows {starts.min(initial=0)}-"
+                             f"{starts.max(initial=0)} do not fit videos of {emb.shape[1]} frames")
         out = np.empty((len(emb), len(starts), self._num_outputs(text)), np.float32)
         per = max(1, BATCH * emb.shape[1] // (len(starts) * width))   # videos whose windows fill one batch
         for s in range(0, len(emb), per):
