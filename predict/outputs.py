@@ -81,10 +81,46 @@ def vtt_text(segments: Sequence[Segment], names: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def write_vtt(folder: str, vid: str, text: str) -> str:
-    """Write SUBTITLES/<id>.vtt; returns its path."""
-    path = os.path.join(folder, SUBTITLES, safe_relpath(vid) + ".vtt")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+def _write_text(path: str, text: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
-    return path
+
+
+class SubtitleWriter:
+    """SUBTITLES/<id>.vtt files written by a few threads (creating many small files waits on the disk,
+    not the CPU), each folder made once; at most `pending` files wait in memory."""
+
+    def __init__(self, folder: str, threads: int = 4, pending: int = 512):
+        from concurrent.futures import ThreadPoolExecutor
+        self.root = os.path.join(folder, SUBTITLES)
+        self._pool = ThreadPoolExecutor(threads)
+        self._futures: List = []
+        self._pending = pending
+        self._made = set()
+
+    def write(self, vid: str, text: str) -> None:
+        path = os.path.join(self.root, safe_relpath(vid) + ".vtt")
+        parent = os.path.dirname(path)
+        if parent not in self._made:
+            os.makedirs(parent, exist_ok=True)
+            self._made.add(parent)
+        self._futures.append(self._pool.submit(_write_text, path, text))
+        if len(self._futures) >= 2 * self._pending:     # wait for the older half: memory stays bounded
+            for fut in self._futures[:self._pending]:
+                fut.result()
+            del self._futures[:self._pending]
+
+    def close(self) -> None:
+        """Wait for every file; the first failure is raised (an OSError naming the file)."""
+        try:
+            for fut in self._futures:
+                fut.result()
+        finally:
+            self._futures = []
+            self._pool.shutdown(wait=True)
+
+    def abandon(self) -> None:
+        for fut in self._futures:
+            fut.cancel()
+        self._futures = []
+        self._pool.shutdown(wait=True)

@@ -23,6 +23,24 @@ def scaled_cosine(video: np.ndarray, text: np.ndarray, scale: float = LOGIT_SCAL
             ).astype(np.float32)
 
 
+def window_sums(x: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """Sums [B, W, F] of rows s..s+width-1 of x [B, N, F] for each start s: one product with a 0/1 matrix."""
+    cover = np.zeros((len(starts), x.shape[1]), x.dtype)                 # [W, N]
+    cover[np.arange(len(starts))[:, None], np.asarray(starts)[:, None] + np.arange(width)] = 1
+    return np.matmul(cover, x)                                            # [B, W, F]
+
+
+def window_means(x: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """Means [B, W, F] of the windows of x [B, N, F] (the windowed mean over time)."""
+    return window_sums(x, starts, width) / np.float32(width)
+
+
+def gather_windows(x: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """Windows [B * W, width, D] of x [B, N, D]: rows s..s+width-1 for each start s, video by video."""
+    rows = np.asarray(starts)[:, None] + np.arange(width)[None, :]       # [W, width]
+    return x[:, rows].reshape(len(x) * len(starts), width, x.shape[-1])
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax [V, C], stable for large logits."""
     z = logits - logits.max(axis=1, keepdims=True)
@@ -35,9 +53,15 @@ class Method:
 
     Subclasses implement `_embed` (and `_logits` when theirs is not the scaled cosine of `_embed`)
     on one float32 batch; this class does the batching so 1e5 videos never sit in memory as float32.
+
+    An order-blind method (`order_blind = True`) scores in two steps, `_score(_pool(x, text), text)`:
+    a summary of the frames that ignores their order, then its one scoring function. Windows of a
+    video are then pooled together from each row read once (`_pool_windows`) and scored by that same
+    `_score`; other methods score every window as a short video through `logits`.
     """
 
     scores_any_text = True  # False for a method with no logit for a class it never trained on (open set: n/a)
+    order_blind = False     # True: logits depend on the frames only through `_pool` (see above)
 
     def __init__(self, name: str, class_names: List[str], config: Dict[str, Any]):
         self.name = name
@@ -49,7 +73,17 @@ class Method:
         raise NotImplementedError
 
     def _logits(self, x: np.ndarray, text: np.ndarray) -> np.ndarray:  # -> [B, C]
-        return scaled_cosine(self._embed(x), text)
+        return self._score(self._pool(x, text), text)
+
+    def _pool(self, x: np.ndarray, text: np.ndarray) -> np.ndarray:  # [B, K, D] -> [B, F] order-blind summary
+        return self._embed(x)
+
+    def _pool_windows(self, x: np.ndarray, starts: np.ndarray, width: int, text: np.ndarray) -> np.ndarray:
+        """[B, W, F] summaries of the windows of x [B, N, D]; subclasses pool them without copying windows."""
+        return self._pool(gather_windows(x, starts, width), text).reshape(len(x), len(starts), -1)
+
+    def _score(self, pooled: np.ndarray, text: np.ndarray) -> np.ndarray:  # [B, F] -> logits [B, C]
+        return scaled_cosine(pooled, text)
 
     # -- public ---------------------------------------------------------------------------
     def video_embeddings(self, emb: np.ndarray) -> np.ndarray:
@@ -60,6 +94,25 @@ class Method:
         """Logits [V, C] float32 of frames [V, K, D] against class text embeddings [C, D]."""
         text = np.asarray(text_emb, dtype=np.float32)
         return self._batched(emb, lambda x: self._logits(x, text), self._num_outputs(text))
+
+    def window_logits(self, emb: np.ndarray, starts: np.ndarray, width: int, text_emb: np.ndarray) -> np.ndarray:
+        """Logits [V, W, C] of the windows emb[:, s:s + width] (s in starts) of frames [V, N, D]: what
+        `logits` gives each window, with each row converted once and all windows of a batch in one call."""
+        if emb.ndim != 3:
+            raise ValueError(f"frame embeddings must be [videos, frames, dim], got shape {emb.shape}")
+        text = np.asarray(text_emb, dtype=np.float32)
+        starts = np.asarray(starts, np.int64)
+        out = np.empty((len(emb), len(starts), self._num_outputs(text)), np.float32)
+        per = max(1, BATCH * emb.shape[1] // (len(starts) * width))   # videos whose windows fill one batch
+        for s in range(0, len(emb), per):
+            x = as_float32(emb[s:s + per])                                # [b, N, D]
+            if self.order_blind:
+                pooled = self._pool_windows(x, starts, width, text)      # [b, W, F]
+                logits = self._score(pooled.reshape(len(x) * len(starts), -1), text)
+            else:
+                logits = self._logits(gather_windows(x, starts, width), text)  # [b * W, C] in one forward
+            out[s:s + len(x)] = logits.reshape(len(x), len(starts), -1)
+        return out
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Per-class confidence [V, C] for a score column; the softmax unless a method knows better."""
