@@ -95,9 +95,9 @@ def _filter_graph(av, stream, geo: sampling.Geometry, info: VideoInfo):
 
 
 def eligible(p: Plan) -> bool:
-    """Whether a plan may be decoded in-process: a keyframe table read from a header we believe,
-    a long clip (short ones share ffmpeg runs, extract.batch), a quarter-turn rotation at most."""
-    return (p.keyframes is not None and p.info.duration >= sampling.SEEK_MIN_DURATION
+    """Whether a plan may be decoded in-process: a keyframe table read from a header we believe
+    (MP4/MOV), a quarter-turn rotation at most."""
+    return (p.keyframes is not None
             and round(p.info.rotation) % 90 == 0 and p.info.rotation == round(p.info.rotation)
             and available())
 

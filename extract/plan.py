@@ -60,7 +60,7 @@ class Plan:
     source: str = "ffmpeg"          # who read the header: 'header' (in-process) or 'ffmpeg'
     asked: Optional[str] = None     # the strategy the caller asked for, if any
     fallback: str = ""              # why ffmpeg's reading or the frames replaced the header's
-    keyframes: Optional[np.ndarray] = None   # [K] keyframe indices (MP4/MOV header of a long clip), else None
+    keyframes: Optional[np.ndarray] = None   # [K] keyframe indices (an MP4/MOV header read in-process), else None
     inproc: bool = True             # a long MP4/MOV may be decoded in-process (extract.inproc); False: ffmpeg only
 
 
@@ -79,8 +79,7 @@ def plan_video(path: str, n: int, deadline: Deadline, strategy: Optional[str] = 
     w, h = sampling.displayed_size(info.width, info.height, info.rotation)
     # A seek's cost depends on where the keyframes are; MP4/MOV list them (cheap to read, and
     # only believed where the rest of the header was).
-    long_enough = info.duration >= sampling.SEEK_MIN_DURATION
-    keyframes = read_keyframes(path) if long_enough and source == "header" else None
+    keyframes = read_keyframes(path) if source == "header" else None
     chosen = strategy or sampling.choose_strategy(info.duration, info.fps, n, keyframes)
     return Plan(path, info, sampling.bounded_geometry(w, h), chosen, source, strategy, keyframes=keyframes)
 

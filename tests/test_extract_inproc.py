@@ -92,9 +92,11 @@ def test_switched_off_by_environment(long_clips, monkeypatch):
     assert not inproc.eligible(p)
 
 
-def test_short_clips_stay_with_ffmpeg(real_videos):
+def test_only_mp4_with_a_trusted_table_is_decoded_in_process(real_videos):
     for path in real_videos:
-        assert not inproc.eligible(plan_video(path, N, Deadline(60)))
+        p = plan_video(path, N, Deadline(60))
+        assert inproc.eligible(p) == (path.endswith(".mp4") and p.source == "header"), path
+        assert (p.keyframes is not None) == (path.endswith(".mp4") and p.source == "header"), path
 
 
 def _forced(path):
