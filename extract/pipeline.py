@@ -90,9 +90,17 @@ def make_client(opts: Options):
     # cluster.close(); this process alone handles the interrupt, once the start is over.
     _workers_ignore_sigint()
     with _sigint_deferred() as interrupted:
-        # The scheduler always serves HTTP; a free local port, not 8787, so two runs never warn.
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
-                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR, memory_limit=0)
+        try:
+            # The scheduler always serves HTTP; a free local port, not 8787, so two runs never warn.
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+                                   memory_limit=0)
+        except Exception:
+            # A Ctrl-C can reach a worker in the instant between its fork and its wrapper's trap,
+            # which fails the start: that is the interrupt, not an error.
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
     if interrupted:
         cluster.close()
         raise KeyboardInterrupt

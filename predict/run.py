@@ -9,7 +9,8 @@ import numpy as np
 from cache.errors import EXIT_OK, EXIT_PARTIAL
 from predict import outputs as O
 from predict.classes import Candidates, encode_names, parse_labels
-from predict.inputs import Space, UsageError, extract_into, is_cache_file, open_existing
+from predict.inputs import Space, extract_into, is_cache_file, open_existing
+from train.errors import UsageError
 
 DEFAULT_MODEL = "ViT-B/32"
 DEFAULT_FRAMES = 100

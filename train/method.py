@@ -24,10 +24,19 @@ def scaled_cosine(video: np.ndarray, text: np.ndarray, scale: float = LOGIT_SCAL
 
 
 def window_sums(x: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
-    """Sums [B, W, F] of rows s..s+width-1 of x [B, N, F] for each start s: one product with a 0/1 matrix."""
-    cover = np.zeros((len(starts), x.shape[1]), x.dtype)                 # [W, N]
-    cover[np.arange(len(starts))[:, None], np.asarray(starts)[:, None] + np.arange(width)] = 1
-    return np.matmul(cover, x)                                            # [B, W, F]
+    """Sums [B, W, F] of rows s..s+width-1 of x [B, N, F] for each start s.
+
+    Rows are first summed in chunks of g, the largest step every window edge is a multiple of (10 rows
+    for the default N/5 window every N/10), each row once; one product with a 0/1 matrix then adds a
+    window's chunks.
+    """
+    b, n, f = x.shape
+    starts = np.asarray(starts, np.int64)
+    g = int(np.gcd.reduce(np.concatenate([starts, [width, n]])))
+    chunks = x.reshape(b, n // g, g, f).sum(axis=2) if g > 1 else x      # [B, N/g, F]
+    cover = np.zeros((len(starts), n // g), x.dtype)                     # [W, N/g]
+    cover[np.arange(len(starts))[:, None], (starts // g)[:, None] + np.arange(width // g)] = 1
+    return np.matmul(cover, chunks)                                       # [B, W, F]
 
 
 def window_means(x: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
@@ -102,6 +111,9 @@ class Method:
             raise ValueError(f"frame embeddings must be [videos, frames, dim], got shape {emb.shape}")
         text = np.asarray(text_emb, dtype=np.float32)
         starts = np.asarray(starts, np.int64)
+        if width < 1 or not len(starts) or starts.min() < 0 or starts.max() + width > emb.shape[1]:
+            raise ValueError(f"windows of {width} rows starting at rows {starts.min(initial=0)}-"
+                             f"{starts.max(initial=0)} do not fit videos of {emb.shape[1]} frames")
         out = np.empty((len(emb), len(starts), self._num_outputs(text)), np.float32)
         per = max(1, BATCH * emb.shape[1] // (len(starts) * width))   # videos whose windows fill one batch
         for s in range(0, len(emb), per):

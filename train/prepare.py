@@ -8,13 +8,10 @@ import numpy as np
 from cache.errors import CacheError
 from cache.reader import CacheReader, open_cache
 from train.data import FrameSource, frame_subset
+from train.errors import UsageError
 from train.splits import choose_open_set, id_rank, make_splits, restrict_to_seen
 
 MIN_PER_SPLIT = {"train": 2, "test": 1}
-
-
-class UsageError(ValueError):
-    """A bad command-line request (exit status 2), as opposed to an unusable file (3)."""
 
 
 @dataclass
