@@ -19,12 +19,11 @@ def _blocks(reader: CacheReader, desc: str, progress: bool) -> Iterable[Tuple[in
 
 def mean_pooled(reader: CacheReader, progress: bool = False) -> np.ndarray:
     """[V, D] unit mean of unit frame embeddings, read block by block (caches may exceed memory)."""
-    import tempfile
+    from train.data import temp_array
     shape = (reader.num_videos, reader.dim)
     if not reader.num_videos:
         return np.zeros(shape, np.float32)
-    with tempfile.TemporaryFile(prefix="clipvid-meanpool-") as f:  # a map, not RAM: [V, D] grows with V
-        out = np.memmap(f, np.float32, "w+", shape=shape)
+    out = temp_array(shape, np.float32, "meanpool")
     for start, block in _blocks(reader, "mean-pooling", progress):
         out[start:start + len(block)] = M.mean_pool(as_float32(block))
     out.flush()

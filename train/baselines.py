@@ -1,10 +1,10 @@
 """Order-blind zero-shot baselines: mid-frame, mean-pool, max-pool and per-frame majority vote."""
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from cache.pooling import l2_normalise, mean_pool
-from train.method import Method
+from cache.pooling import l2_normalise, mean_pool, unit_mean
+from train.method import Method, scaled_cosine
 
 # Below 0.5, so adding (tie-break weight x mean cosine in [-1, 1]) never changes which count is larger.
 TIE_BREAK = 0.49
@@ -32,9 +32,14 @@ def vote_embedding(x: np.ndarray) -> np.ndarray:
 
 def vote_logits(x: np.ndarray, text: np.ndarray) -> np.ndarray:
     """Votes per class [B, C]: each frame votes for its nearest text; ties go to the higher mean cosine."""
-    b, k, d = x.shape
+    return _votes(l2_normalise(x), text)
+
+
+def _votes(unit: np.ndarray, text: np.ndarray) -> np.ndarray:
+    """vote_logits from unit frames [B, K, D]."""
+    b, k, d = unit.shape
     # One 2-D product: numpy's stacked 3-D matmul misses BLAS and ran ~10x slower.
-    cos = (l2_normalise(x).reshape(b * k, d) @ l2_normalise(text).T).reshape(b, k, -1)  # [B, K, C]
+    cos = (unit.reshape(b * k, d) @ l2_normalise(text).T).reshape(b, k, -1)  # [B, K, C]
     winners = cos.argmax(axis=2)                                   # [B, K]
     c = text.shape[0]
     flat = (np.arange(b)[:, None] * c + winners).ravel()           # one bin per (video, class)
@@ -55,6 +60,8 @@ class BaselineMethod(Method):
             raise ValueError(f"unknown baseline {name!r}")
         super().__init__(name, class_names, config)
         self._pool = POOLS[name]
+        self.pooled_only = name == "meanpool"
+        self._unit: Optional[np.ndarray] = None   # the vote's unit frames, one buffer reused block after block
 
     def _embed(self, x: np.ndarray) -> np.ndarray:
         return self._pool(x)
@@ -63,6 +70,20 @@ class BaselineMethod(Method):
         if self.name == "vote":
             return vote_logits(x, text)
         return super()._logits(x, text)
+
+    def _pooled_logits(self, pooled: np.ndarray, text: np.ndarray) -> np.ndarray:
+        return scaled_cosine(pooled, text)  # meanpool only (pooled_only)
+
+    def embed_and_score(self, x: np.ndarray, picks: Dict[str, Tuple[np.ndarray, np.ndarray]]
+                        ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+        if self.name != "vote":  # scores are the scaled cosine of the (row-wise) embedding: pool once
+            video = self.video_embeddings(x)
+            return video, {n: scaled_cosine(video[rows], text) for n, (rows, text) in picks.items()}
+        x = np.asarray(x, np.float32)
+        if self._unit is None or len(self._unit) < len(x) or self._unit.shape[1:] != x.shape[1:]:
+            self._unit = np.empty(x.shape, np.float32)
+        unit = l2_normalise(x, out=self._unit[:len(x)])  # [B, K, D] once, for the embedding and the votes
+        return unit_mean(unit), {n: _votes(unit[rows], text) for n, (rows, text) in picks.items()}
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         if self.name != "vote":

@@ -18,6 +18,7 @@ class LinearMethod(Method):
     """logits = W @ meanpool(frames) + b over its own classes (it cannot score unseen text)."""
 
     scores_any_text = False
+    pooled_only = True
 
     def __init__(self, name: str, class_names: List[str], config: Dict[str, Any],
                  weight: np.ndarray, bias: np.ndarray):
@@ -29,7 +30,10 @@ class LinearMethod(Method):
         return mean_over_time(x)
 
     def _logits(self, x: np.ndarray, text: np.ndarray) -> np.ndarray:
-        return mean_over_time(x) @ self.weight.T + self.bias
+        return self._pooled_logits(mean_over_time(x), text)
+
+    def _pooled_logits(self, pooled: np.ndarray, text: np.ndarray) -> np.ndarray:
+        return pooled @ self.weight.T + self.bias
 
     def _num_outputs(self, text: np.ndarray) -> int:
         return len(self.weight)

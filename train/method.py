@@ -1,5 +1,5 @@
 """The Method interface shared by baselines, the linear probe and trained heads, plus its batched maths."""
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -9,11 +9,19 @@ LOGIT_SCALE = 100.0  # CLIP's trained temperature; used by methods that learn no
 BATCH = 256          # videos per forward pass: [256, 100, 512] float32 is 50 MB
 
 
-def as_float32(x: np.ndarray) -> np.ndarray:
-    """float32 view or copy; float16 goes through torch, whose vectorised conversion is many times numpy's."""
+def as_float32(x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """float32 view or copy; float16 goes through torch, whose vectorised conversion is many times numpy's.
+
+    With `out` (float32, at least len(x) rows of x's shape) the result is written into out[:len(x)] and
+    returned: a scan that reuses one buffer skips the page faults of a fresh 100 MB array per block.
+    """
     if x.dtype == np.float16:
         import torch
-        return torch.from_numpy(np.ascontiguousarray(x)).float().numpy()
+        src = torch.from_numpy(np.ascontiguousarray(x))
+        if out is not None and out.dtype == np.float32 and out.shape[1:] == x.shape[1:] and len(out) >= len(x):
+            torch.from_numpy(out[:len(x)]).copy_(src)
+            return out[:len(x)]
+        return src.float().numpy()
     return np.asarray(x, dtype=np.float32)
 
 
@@ -38,6 +46,9 @@ class Method:
     """
 
     scores_any_text = True  # False for a method with no logit for a class it never trained on (open set: n/a)
+    # True when the embedding is the raw time mean of the frames and the logits a function of it
+    # (`_pooled_logits`): a scan that already holds those means then scores it without the frames.
+    pooled_only = False
 
     def __init__(self, name: str, class_names: List[str], config: Dict[str, Any]):
         self.name = name
@@ -60,6 +71,17 @@ class Method:
         """Logits [V, C] float32 of frames [V, K, D] against class text embeddings [C, D]."""
         text = np.asarray(text_emb, dtype=np.float32)
         return self._batched(emb, lambda x: self._logits(x, text), self._num_outputs(text))
+
+    def embed_and_score(self, x: np.ndarray, picks: Dict[str, Tuple[np.ndarray, np.ndarray]]
+                        ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+        """One block's video embeddings [B, D] and, per named part, the logits [len(rows), C] of its rows
+        `rows` (indices into the block) against its text [C, D]: what a shared scan asks of every method."""
+        return self.video_embeddings(x), {n: self.logits(x[rows], text) for n, (rows, text) in picks.items()}
+
+    def score_pooled(self, pooled: np.ndarray, picks: Dict[str, Tuple[np.ndarray, np.ndarray]]
+                     ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+        """embed_and_score of a pooled_only method from the time means [B, D] of the block's frames."""
+        return pooled, {n: self._pooled_logits(pooled[rows], text) for n, (rows, text) in picks.items()}
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Per-class confidence [V, C] for a score column; the softmax unless a method knows better."""
