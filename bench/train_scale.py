@@ -4,7 +4,8 @@ Usage: python -m bench.train_scale [SIZE ...]   (default 10000 50000 200000). Ca
 float16, 400 classes, 80/10/10 splits) are built by streaming into $CLIPVID_SCALE_DIR (default
 /work/tmp/12), one at a time, and deleted afterwards. With $CLIPVID_BENCH_LOCK naming a lock file, each
 cache is built and the trained heads fitted under a shared flock of it and every timed step runs under an
-exclusive one (short holds); sizes measured earlier stay in the result file.
+exclusive one (short holds); sizes measured earlier stay in the result file. `--build-only SIZE ...`
+only streams those caches (for a later run to time and delete).
 """
 import contextlib
 import fcntl
@@ -115,17 +116,34 @@ def ooc_overhead(path: str, steps: int = 20) -> Dict[str, float]:
     return out
 
 
-def one_size(videos: int, root: str, with_ooc: bool) -> Dict[str, object]:
+def build(videos: int, root: str) -> float:
+    """Seconds to stream ROOT/scale_<videos>.h5; a cache a `--build-only` run left there is reused."""
     from train.synthetic import stream_synthetic_cache
+    os.makedirs(root, exist_ok=True)
+    path = os.path.join(root, f"scale_{videos}.h5")
+    if os.path.exists(path) and os.path.exists(path + ".build.json"):
+        with open(path + ".build.json") as f:
+            return float(json.load(f)["seconds"])
+    with _lock(False):
+        start = time.perf_counter()
+        try:
+            stream_synthetic_cache(path, videos, CLASSES, FRAMES, DIM, seed=0, progress=False)
+        finally:
+            if os.path.exists(path + ".part"):
+                os.remove(path + ".part")
+        seconds = time.perf_counter() - start
+    with open(path + ".build.json", "w") as f:
+        json.dump({"seconds": seconds}, f)
+    return seconds
+
+
+def one_size(videos: int, root: str, with_ooc: bool) -> Dict[str, object]:
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, f"scale_{videos}.h5")
     runs, report = os.path.join(root, f"runs_{videos}"), os.path.join(root, f"report_{videos}")
     res: Dict[str, object] = {"videos": videos}
     try:
-        with _lock(False):
-            start = time.perf_counter()
-            stream_synthetic_cache(path, videos, CLASSES, FRAMES, DIM, seed=0, progress=False)
-            res["build_seconds"] = time.perf_counter() - start
+        res["build_seconds"] = build(videos, root)
         res["cache_gib"] = os.path.getsize(path) / 2 ** 30
         with _lock(True):
             sequential_read(path)                                             # same page-cache state for all
@@ -146,7 +164,7 @@ def one_size(videos: int, root: str, with_ooc: bool) -> Dict[str, object]:
                 res["ooc"] = {**ooc_overhead(path), "load_average_before": _load()}
         print(f"train_scale {videos}: {res}", flush=True)
     finally:
-        for p in (path, path + ".part"):
+        for p in (path, path + ".part", path + ".build.json"):
             if os.path.exists(p):
                 os.remove(p)
         shutil.rmtree(runs, ignore_errors=True)
@@ -155,8 +173,13 @@ def one_size(videos: int, root: str, with_ooc: bool) -> Dict[str, object]:
 
 
 def main(argv: List[str] = None) -> dict:
-    sizes = [int(a) for a in (argv if argv is not None else sys.argv[1:])] or list(SIZES)
+    args = list(argv if argv is not None else sys.argv[1:])
     root = os.environ.get("CLIPVID_SCALE_DIR", "/work/tmp/12")
+    if args[:1] == ["--build-only"]:  # make the next size's cache ahead, while something else is timed
+        for videos in map(int, args[1:]):
+            print(f"built {videos} videos in {build(videos, root):.0f} s", flush=True)
+        return {}
+    sizes = [int(a) for a in args] or list(SIZES)
     res: Dict[str, object] = {"frames": FRAMES, "dim": DIM, "classes": CLASSES, "sizes": _earlier()}
     for videos in sizes:
         res["sizes"][str(videos)] = one_size(videos, root, with_ooc=videos == min(SIZES))
