@@ -3,8 +3,8 @@
 Usage: python -m bench.train_scale [SIZE ...]   (default 10000 50000 200000). Caches (N=100, D=512,
 float16, 400 classes, 80/10/10 splits) are built by streaming into $CLIPVID_SCALE_DIR (default
 /work/tmp/12), one at a time, and deleted afterwards. With $CLIPVID_BENCH_LOCK naming a lock file, each
-cache is built and the trained heads fitted under a shared flock of it and every timed step runs under an
-exclusive one (short holds); sizes measured earlier stay in the result file. `--build-only SIZE ...`
+cache is built and the trained heads fitted under a shared flock of it and the timed steps run under two
+exclusive holds per size; sizes measured earlier stay in the result file. `--build-only SIZE ...`
 only streams those caches (for a later run to time and delete).
 """
 import contextlib
@@ -49,11 +49,10 @@ def _load() -> List[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def _timed(args: List[str], exclusive: bool = True) -> Dict[str, float]:
+def _timed(args: List[str]) -> Dict[str, float]:
     """Wall seconds, CPU seconds and peak RSS (MiB) of one `python -m ...` child, with the load average."""
-    with _lock(exclusive):
-        load = _load()
-        return {**_child(args), "load_average_before": load}
+    load = _load()
+    return {**_child(args), "load_average_before": load}
 
 
 def _child(args: List[str]) -> Dict[str, float]:
@@ -145,23 +144,24 @@ def one_size(videos: int, root: str, with_ooc: bool) -> Dict[str, object]:
     try:
         res["build_seconds"] = build(videos, root)
         res["cache_gib"] = os.path.getsize(path) / 2 ** 30
-        with _lock(True):
+        train = ["-m", "train", path, "--quiet", "--out", runs]
+        with _lock(True):   # two exclusive holds per size (each a few minutes), not one per step
             sequential_read(path)                                             # same page-cache state for all
             res["read"] = {**sequential_read(path), "load_average_before": _load()}
-        train = ["-m", "train", path, "--quiet", "--out", runs]
-        res["meanpool"] = _timed([*train, "--head", "meanpool"])
-        res["baselines"] = _timed([*train, "--head", BASELINES])         # replaces the meanpool run
-        res["linear"] = _timed([*train, "--head", "linear"])
-        res["trained"] = _timed([*train, "--head", TRAINED, *TRAINED_ARGS], exclusive=False)
-        res["evaluate_eight"] = _timed(["-m", "evaluate", path, "--runs", runs, "--out", report, "--quiet"])
+            res["meanpool"] = _timed([*train, "--head", "meanpool"])
+            res["baselines"] = _timed([*train, "--head", BASELINES])     # replaces the meanpool run
+            res["linear"] = _timed([*train, "--head", "linear"])
+        with _lock(False):
+            res["trained"] = _timed([*train, "--head", TRAINED, *TRAINED_ARGS])
+        with _lock(True):
+            res["evaluate_eight"] = _timed(["-m", "evaluate", path, "--runs", runs, "--out", report, "--quiet"])
+            if with_ooc:
+                res["ooc"] = {**ooc_overhead(path), "load_average_before": _load()}
         with open(os.path.join(report, "metrics.json")) as f:
             res["evaluate_heads"] = len(json.load(f)["heads"])
         res["baseline_vs_scan"] = res["baselines"]["seconds"] / res["read"]["seconds"]
         res["linear_vs_meanpool"] = res["linear"]["seconds"] / res["meanpool"]["seconds"]
         res["evaluate_vs_scan"] = res["evaluate_eight"]["seconds"] / res["read"]["seconds"]
-        if with_ooc:
-            with _lock(True):
-                res["ooc"] = {**ooc_overhead(path), "load_average_before": _load()}
         print(f"train_scale {videos}: {res}", flush=True)
     finally:
         for p in (path, path + ".part", path + ".build.json"):
