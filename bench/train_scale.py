@@ -182,7 +182,8 @@ def main(argv: List[str] = None) -> dict:
     sizes = [int(a) for a in args] or list(SIZES)
     res: Dict[str, object] = {"frames": FRAMES, "dim": DIM, "classes": CLASSES, "sizes": _earlier()}
     for videos in sizes:
-        res["sizes"][str(videos)] = one_size(videos, root, with_ooc=videos == min(SIZES))
+        measured = one_size(videos, root, with_ooc=videos == min(SIZES))
+        res["sizes"] = {**_earlier(), **res["sizes"], str(videos): measured}  # another invocation may have written
         _summarise(res)
         common.write_result("train_scale", res)  # after every size: a long run that is stopped keeps what it measured
     _print_table(res["sizes"])
