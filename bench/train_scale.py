@@ -52,7 +52,9 @@ def _load() -> List[float]:
 def _timed(args: List[str]) -> Dict[str, float]:
     """Wall seconds, CPU seconds and peak RSS (MiB) of one `python -m ...` child, with the load average."""
     load = _load()
-    return {**_child(args), "load_average_before": load}
+    out = {**_child(args), "load_average_before": load}
+    print(f"  {' '.join(args)}: {out}", flush=True)   # a run that is stopped still shows what it measured
+    return out
 
 
 def _child(args: List[str]) -> Dict[str, float]:
