@@ -96,18 +96,39 @@ def goal(value: float, limit: float, below: bool = True) -> str:
 
 
 def make_test_video(path: str, seconds: float, size: str = "640x360", fps: int = 30, gop: int = 0,
-                    src: str = "testsrc2") -> str:
-    """An H.264 clip from an ffmpeg test source, made once and reused; gop 0 = x264's default."""
+                    src: str = "testsrc2", codec: str = "libx264", bframes: int = -1) -> str:
+    """A clip from an ffmpeg test source, made once and reused; gop 0 = the encoder's default
+    keyframe spacing, bframes -1 = the encoder's default (x264: 3)."""
     if os.path.exists(path):
         return path
     from extract.ffmpeg_bin import ffmpeg_exe
-    tmp = path + ".part.mp4"
-    gop_args = ["-g", str(gop)] if gop else []
+    tmp = path + ".part" + os.path.splitext(path)[1]
+    args = ["-g", str(gop)] if gop else []
+    args += ["-bf", str(bframes)] if bframes >= 0 else []
+    # libvpx-vp9's realtime mode: a VP9 stream in seconds, not minutes (decoding cost is what we measure).
+    args += ["-preset", "veryfast"] if codec == "libx264" else ["-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M"]
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
-                    "-i", f"{src}=size={size}:rate={fps}", "-t", str(seconds), "-c:v", "libx264",
-                    "-preset", "veryfast", "-pix_fmt", "yuv420p", *gop_args, tmp], check=True)
+                    "-i", f"{src}=size={size}:rate={fps}", "-t", str(seconds), "-c:v", codec,
+                    "-pix_fmt", "yuv420p", *args, tmp], check=True)
     os.replace(tmp, path)
     return path
+
+
+# The long clip classes of bench.decode: (file name, seconds, size, keyframe spacing, B-frames, codec).
+LONG_CLASSES = {
+    "long_sparse": [("x264_360p_120s_g250_bf3.mp4", 120, "640x360", 250, 3, "libx264"),
+                    ("x264_360p_120s_g250_bf0.mp4", 120, "640x360", 250, 0, "libx264"),
+                    ("vp9_360p_120s_g250.webm", 120, "640x360", 250, -1, "libvpx-vp9")],
+    "long_dense": [("x264_720p_90s_g30_bf3.mp4", 90, "1280x720", 30, 3, "libx264"),
+                   ("x264_720p_90s_g30_bf0.mp4", 90, "1280x720", 30, 0, "libx264")],
+}
+
+
+def long_class(name: str) -> List[str]:
+    """The clips of one long class (generated once into cache_dir('long_classes'))."""
+    d = cache_dir("long_classes")
+    return [make_test_video(os.path.join(d, f), s, size=size, gop=g, bframes=bf, codec=codec)
+            for f, s, size, g, bf, codec in LONG_CLASSES[name]]
 
 
 def long_videos() -> List[str]:

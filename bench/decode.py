@@ -1,51 +1,11 @@
-"""bench.decode: our N=100 sampler against bare decode, naive readers and the OpenCV peer."""
+"""bench.decode: our N=100 sampler against a bare decode and the peer decoders, per clip class."""
 import os
 import sys
 from typing import Dict, List
 
-from bench import common, peers
-from extract import decode as ours_mod
+from bench import common, peer_decoders, peers
 from extract.aviheader import read_avi_info
-from extract.mp4header import read_keyframes, read_mp4_info
-from extract.probe import probe
-
-
-def _measure(files: List[str], methods: Dict[str, object], repeats: int) -> Dict[str, Dict[str, float]]:
-    """Per file, the best-of-`repeats` wall seconds of each method (run interleaved)."""
-    out = {}
-    for f in files:
-        fns = {name: (lambda fn=fn: fn(f)) for name, fn in methods.items()}
-        times = common.interleaved(fns, repeats)
-        out[f] = {**{name: min(w for w, _ in ts) for name, ts in times.items()},
-                  **{name + "_cpu": min(c for _, c in ts) for name, ts in times.items()}}
-        print(f"  {os.path.basename(f)[:36]:36s} " + " ".join(f"{k} {out[f][k + '_cpu'] * 1000:6.0f}/{out[f][k] * 1000:6.0f}"
-                                                             for k in methods), flush=True)
-    return out
-
-
-def _measure_set(files: List[str], methods: Dict[str, object], repeats: int) -> Dict[str, float]:
-    """Best-of-`repeats` (wall, CPU) seconds of each method over the whole set of files (interleaved)."""
-    times = common.interleaved(methods, repeats)
-    return {**{k: min(w for w, _ in v) for k, v in times.items()}, **{k + "_cpu": min(c for _, c in v) for k, v in times.items()}}
-
-
-def _sum(per_file: Dict[str, Dict[str, float]], key: str) -> float:
-    return sum(v[key] for v in per_file.values())
-
-
-def _strategy_table(files: List[str], repeats: int) -> Dict[str, Dict[str, float]]:
-    """One pass against one seek per sample on the long clips: the data behind choose_strategy."""
-    rows = {}
-    for f in files:
-        info = read_mp4_info(f) or probe(f)
-        fns = {s: (lambda s=s: ours_mod.sample_video(f, peers.N, threads=1, strategy=s)) for s in ("pass", "seek")}
-        t = {k: min(c for _, c in v) for k, v in common.interleaved(fns, repeats).items()}
-        rows[os.path.basename(f)] = {"duration": info.duration, "fps": info.fps,
-                                     "frames_per_sample": info.duration * info.fps / peers.N,
-                                     "pass_s": t["pass"], "seek_s": t["seek"]}
-        print(f"  {os.path.basename(f)}: CPU pass {t['pass']:.2f}s seek {t['seek']:.2f}s "
-              f"(chosen: {ours_mod.sampling.choose_strategy(info.duration, info.fps, peers.N, read_keyframes(f))})", flush=True)
-    return rows
+from extract.mp4header import read_mp4_info
 
 
 def fallbacks(files: List[str]) -> Dict[str, object]:
@@ -84,67 +44,145 @@ def fallback_only() -> dict:
     return res
 
 
-def main(repeats_short: int = 3, repeats_long: int = 2) -> dict:
-    # Measured as a pipeline worker runs: one thread, and glibc keeping freed buffers for reuse.
+CLASSES = ("short", "long_sparse", "long_dense")
+REPEATS = 3
+GOALS = {"short_ratio": 1.3, "long_ratio": 1.0, "peer_ratio_short": 0.9, "peer_ratio_long_sparse": 0.9,
+         "peer_ratio_long_dense": 0.9}
+
+
+def class_files(name: str) -> List[str]:
+    """short: the 8 real fixtures + one demo clip per class (20); long_*: clips generated once."""
+    if name == "short":
+        return common.real_videos() + common.demo_videos()[::24]
+    return common.long_class(name)
+
+
+def _fidelity(files: List[str], found: Dict[str, object]) -> Dict[str, Dict[str, object]]:
+    """Per peer and file: the mean absolute difference (of 255) of its frames to ours, or why it
+    failed. Untimed; it also loads every library before the clock starts."""
+    import numpy as np
+    from extract.decode import sample_video
+    out: Dict[str, Dict[str, object]] = {p: {} for p in found}
+    for f in files:
+        ours = sample_video(f, peers.N, threads=1).frames.astype(np.int16)      # [N, S, S, 3]
+        for name, fn in found.items():
+            try:
+                theirs = fn(f)
+            except Exception as exc:
+                out[name][os.path.basename(f)] = f"failed: {' '.join(str(exc).split())[:160]}"
+                continue
+            same = theirs.shape == ours.shape
+            out[name][os.path.basename(f)] = (round(float(np.abs(theirs.astype(np.int16) - ours).mean()), 3)
+                                              if same else f"shape {tuple(theirs.shape)}")
+    return out
+
+
+def measure_class(name: str, repeats: int = REPEATS) -> Dict[str, object]:
+    """CPU and wall seconds of ours, a bare decode and every available peer over one class's clips,
+    best of `repeats` interleaved runs. Peers are compared on the clips every peer can sample."""
     from extract.worker_tasks import keep_freed_memory
-    keep_freed_memory()
-    short = common.real_videos() + common.demo_videos()[::24]      # 8 real + 12 demo (one per class)
-    long_ = common.long_videos()
-    print(f"decode: {len(short)} short clips, {len(long_)} long clips, N={peers.N}", flush=True)
-    # Per file (diagnostics, and the naive and peer sums): each clip sampled alone.
-    s = _measure(short, {"alone": peers.ours, "bare": peers.bare_decode, "naive": peers.naive_read_all,
-                         "peer": peers.opencv_peer}, repeats_short)
-    # The headline: the short clips as the pipeline's workers take them (short ones share ffmpeg
-    # runs, extract.batch), against a bare decode of each, side by side.
-    whole = _measure_set(short, {"ours": lambda: peers.ours_many(short),
-                                 "bare": lambda: [peers.bare_decode(f) for f in short]}, repeats_short + 2)
-    print(f"  short set: ours {whole['ours_cpu']:.3f}s bare {whole['bare_cpu']:.3f}s CPU", flush=True)
-    print("  long clips:", flush=True)
-    lg = _measure(long_, {"ours": peers.ours, "bare": peers.bare_decode, "naive": peers.naive_seek_each,
-                          "peer": peers.opencv_peer}, repeats_long)
-    strategies = _strategy_table(long_, 1)
-    both = {**s, **lg}
-    ratio = lambda d, a, b, sfx="_cpu": _sum(d, a + sfx) / _sum(d, b + sfx)
-    # 'ours' over all clips: the short set as the workers take it, plus each long clip.
-    ours_all = lambda sfx: whole["ours" + sfx] + _sum(lg, "ours" + sfx)
-    all_ratio = lambda b, sfx="_cpu": ours_all(sfx) / (_sum(s, b + sfx) + _sum(lg, b + sfx))
-    res = {
-        "short_ratio": whole["ours_cpu"] / whole["bare_cpu"],
-        "long_ratio": ratio(lg, "ours", "bare"),
-        "naive_ratio": all_ratio("naive"),
-        "peer_ratio": all_ratio("peer"),
-        "short_alone_ratio": ratio(s, "alone", "bare"),
-        "short_peer_ratio": whole["ours_cpu"] / _sum(s, "peer_cpu"),
-        "long_peer_ratio": ratio(lg, "ours", "peer"),
-        "wall": {"short_ratio": whole["ours"] / whole["bare"], "long_ratio": ratio(lg, "ours", "bare", ""),
-                 "naive_ratio": all_ratio("naive", ""), "peer_ratio": all_ratio("peer", ""),
-                 "short_alone_ratio": ratio(s, "alone", "bare", ""),
-                 "short_peer_ratio": whole["ours"] / _sum(s, "peer"), "long_peer_ratio": ratio(lg, "ours", "peer", "")},
-        "goals": {"short_ratio": 1.3, "long_ratio": 1.0, "naive_ratio": 0.5, "peer_ratio": 1.0},
-        "frames": peers.N,
-        "method": ("short clips: our sampler over the whole set as a pipeline worker takes it (short clips share "
-                   "ffmpeg runs) against a bare decode of each clip, best of %d interleaved runs; long clips and "
-                   "the per-file figures: best of %d (short) / %d (long) interleaved runs per file, summed. Ratios "
-                   "of CPU seconds (this process + ffmpeg: the work, robust to other load on a shared machine; "
-                   "wall-clock ratios under 'wall'); every method single-threaded, with the worker's malloc "
-                   "settings; naive = read every frame then pick (short clips) or one ffmpeg seek per sample "
-                   "(long clips)") % (repeats_short + 2, repeats_short, repeats_long),
-        "short_set_seconds": whole,
-        "per_file_seconds": {os.path.basename(k): v for k, v in both.items()},
-        "long_strategies": strategies,
-        "header_fallbacks": fallbacks(common.real_videos() + common.demo_videos() + long_),
-    }
-    common.write_result("decode", res)
-    rows = [(k, f"{res[k]:.3f}", f"{res['wall'][k]:.3f}", res["goals"].get(k, ""),
-             common.goal(res[k], res["goals"][k]) if k in res["goals"] else "")
-            for k in ("short_ratio", "long_ratio", "naive_ratio", "peer_ratio", "short_alone_ratio", "short_peer_ratio",
-                      "long_peer_ratio")]
+    keep_freed_memory()            # measured as a pipeline worker runs: glibc keeps freed buffers for reuse
+    files = class_files(name)
+    found, versions, missing = peer_decoders.available()
+    for peer, why in missing.items():
+        print(f"  {peer}: skipped ({why})", flush=True)
+    load_start = os.getloadavg()
+    fidelity = _fidelity(files, found)
+    usable = [f for f in files if all(not isinstance(fidelity[p][os.path.basename(f)], str) for p in found)]
+    print(f"decode {name}: {len(files)} clips ({len(usable)} every peer samples), N={peers.N}, "
+          f"peers {', '.join(f'{k} {v}' for k, v in versions.items()) or 'none'}", flush=True)
+    methods = {"ours": lambda: peers.ours_many(usable), "bare": lambda: [peers.bare_decode(f) for f in usable]}
+    methods.update({p: (lambda fn=fn: [fn(f) for f in usable]) for p, fn in found.items()})
+    if usable != files:            # ours against bare over the whole class too (short_ratio, long_ratio)
+        methods["ours_all"] = lambda: peers.ours_many(files)
+        methods["bare_all"] = lambda: [peers.bare_decode(f) for f in files]
+    times = common.interleaved(methods, repeats)
+    cpu = {k: min(c for _, c in v) for k, v in times.items()}
+    wall = {k: min(w for w, _ in v) for k, v in times.items()}
+    print("  CPU s: " + "  ".join(f"{k} {v:.2f}" for k, v in cpu.items()), flush=True)
+    best = min(found, key=lambda p: cpu[p]) if found else None
+    return {"clips": [os.path.basename(f) for f in files], "peer_clips": [os.path.basename(f) for f in usable],
+            "cpu_s": cpu, "wall_s": wall, "best_peer": best,
+            "peer_ratio": cpu["ours"] / cpu[best] if best else None,
+            "peer_ratio_wall": wall["ours"] / wall[best] if best else None,
+            "ours_bare_cpu": [cpu.get("ours_all", cpu["ours"]), cpu.get("bare_all", cpu["bare"])],
+            "ours_bare_wall": [wall.get("ours_all", wall["ours"]), wall.get("bare_all", wall["bare"])],
+            "peer_versions": versions, "peers_missing": missing, "fidelity_mean_abs_diff_to_ours": fidelity,
+            "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]},
+            "repeats": repeats}
+
+
+def headline(classes: Dict[str, Dict[str, object]]) -> Dict[str, object]:
+    """The figures from whichever classes were measured: ours / best peer per class, ours / bare."""
+    out: Dict[str, object] = {"wall": {}}
+    for name, c in classes.items():
+        if c.get("peer_ratio") is not None:
+            out[f"peer_ratio_{name}"], out["wall"][f"peer_ratio_{name}"] = c["peer_ratio"], c["peer_ratio_wall"]
+    if "short" in classes:
+        (o, b), (ow, bw) = classes["short"]["ours_bare_cpu"], classes["short"]["ours_bare_wall"]
+        out["short_ratio"], out["wall"]["short_ratio"] = o / b, ow / bw
+    longs = [classes[k] for k in ("long_sparse", "long_dense") if k in classes]
+    if longs:
+        out["long_ratio"] = sum(c["ours_bare_cpu"][0] for c in longs) / sum(c["ours_bare_cpu"][1] for c in longs)
+        out["wall"]["long_ratio"] = (sum(c["ours_bare_wall"][0] for c in longs)
+                                     / sum(c["ours_bare_wall"][1] for c in longs))
+    return out
+
+
+def peer_table(classes: Dict[str, Dict[str, object]]) -> str:
+    """CPU seconds per class and method (the per-peer table), best peer and ratios."""
+    methods = ["ours", "bare", *peer_decoders.PEERS]
+    rows = []
+    for name, c in classes.items():
+        cpu = c["cpu_s"]
+        rows.append([f"{name} ({len(c['peer_clips'])} clips)"] + [f"{cpu[m]:.2f}" if m in cpu else "n/a" for m in methods]
+                    + [c["best_peer"] or "", f"{c['peer_ratio']:.2f}" if c["peer_ratio"] else ""])
+    return common.table(["class", *methods, "best peer", "ours / best"], rows)
+
+
+def main(names: List[str] = None, repeats: int = REPEATS) -> dict:
+    """Measure the named classes (default: all, then the header fallbacks) and merge them into
+    bench/results/decode.json, so each class can run under its own short lock."""
+    import json
+    import time
+    names = list(names or CLASSES)
+    path = os.path.join(common.RESULTS, "decode.json")
+    whole = json.load(open(path)) if os.path.exists(path) else {}
+    classes = whole.get("classes", {})
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for name in names:
+        classes[name] = {**measure_class(name, repeats), "measured_at": stamp, "machine": common.machine()}
+    for stale in ("naive_ratio", "peer_ratio", "short_alone_ratio", "short_peer_ratio", "long_peer_ratio",
+                  "per_file_seconds", "short_set_seconds", "long_strategies", "wall", *GOALS):
+        whole.pop(stale, None)     # figures of the earlier bench (OpenCV-only peer), replaced by the classes
+    whole.update(headline(classes), classes=classes, goals=GOALS, frames=peers.N, method=(
+        "three clip classes (short: the 8 real fixtures + one demo clip per class; long_sparse: 120 s 360p, "
+        "keyframe every 250 frames, x264 with and without B-frames and one VP9; long_dense: 90 s 720p x264, "
+        "keyframe every 30 frames, with and without B-frames). Per class, every method samples the whole "
+        "class once per run, runs interleaved, best of %d; CPU seconds of this process + its children "
+        "(ffmpeg). ours = the worker path (extract.batch.iter_samples); bare = ffmpeg -threads 1 -f null; "
+        "peers single-threaded, N=100 frames nearest the slice centres, short side 224 bicubic, centre "
+        "crop. peer_ratio_<class> = ours / the best peer over the clips every peer samples; short_ratio, "
+        "long_ratio = ours / bare over the whole class") % repeats)
+    if set(names) == set(CLASSES):
+        whole["header_fallbacks"] = fallbacks(common.real_videos() + common.demo_videos() + common.long_videos())
+    whole["machine"], whole["measured_at"] = common.machine(), stamp
+    with open(path, "w") as f:
+        json.dump(whole, f, indent=2, sort_keys=True)
+        f.write("\n")
+    print(peer_table(classes))
+    rows = [(k, f"{whole[k]:.3f}", f"{whole['wall'][k]:.3f}", GOALS[k], common.goal(whole[k], GOALS[k]))
+            for k in GOALS if k in whole]
     print(common.table(["figure", "CPU", "wall", "goal (at most)", ""], rows))
-    return res
+    return whole
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["fallback"]:
+    args = sys.argv[1:]
+    if args[:1] == ["fallback"]:
         fallback_only()
+    elif any(a not in CLASSES for a in args):
+        print(f"usage: python -m bench.decode [fallback | {' | '.join(CLASSES)} ...]", file=sys.stderr)
+        sys.exit(2)
     else:
-        main(*[int(a) for a in sys.argv[1:3]])
+        main(args)

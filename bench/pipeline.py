@@ -107,22 +107,25 @@ def main() -> dict:
              # Decode and embed share the same two cores here, so even perfect overlap reaches
              # only 1/(1/dec + 1/emb) videos/s: the most a CPU-only machine allows.
              "overlap_cpu_bound": (1 / (1 / dec + 1 / emb)) / min(dec, emb),
+             # How much of that ceiling the pipeline reaches (the figure a CPU-only machine can judge).
+             "overlap_of_ceiling": (r2 / min(dec, emb)) / ((1 / (1 / dec + 1 / emb)) / min(dec, emb)),
              "bare_decode_speedup_2_vs_1": bare, "our_speedup_2_vs_1": r2 / r1,
              "scaling_efficiency": (r2 / r1) / bare}
         res["models"][spec] = m
         rows.append((spec, f"{r1:.2f}", f"{r2:.2f}", f"{dec:.2f}", f"{emb:.2f}", f"{m['overlap']:.2f}",
-                     f"{m['overlap_cpu_bound']:.2f}", f"{m['scaling_efficiency']:.2f}"))
+                     f"{m['overlap_cpu_bound']:.2f}", f"{m['overlap_of_ceiling']:.2f}", f"{m['scaling_efficiency']:.2f}"))
         print(f"  {m}", flush=True)
     res["overlap"] = min(m["overlap"] for m in res["models"].values())
     res["scaling_efficiency"] = min(m["scaling_efficiency"] for m in res["models"].values())
-    res["goals"] = {"overlap": 0.85, "scaling_efficiency": 0.9}
+    res["overlap_of_ceiling"] = min(m["overlap_of_ceiling"] for m in res["models"].values())
+    res["goals"] = {"overlap": 0.85, "scaling_efficiency": 0.9, "overlap_of_ceiling": 0.9}
     res["method"] = ("demo videos; videos/s from the first video sent to the last result (cluster start-up and "
                      "model loading excluded); "
                      "decode-only and embed-only: two processes on the same files; overlap uses the 2-worker "
                      "rate; headline figures are the worse of the two models")
     common.write_result("pipeline", res)
     print(common.table(["model", "1 worker v/s", "2 workers v/s", "decode-only v/s", "embed-only v/s",
-                        "overlap", "CPU bound", "scaling eff."], rows))
+                        "overlap", "CPU bound", "of ceiling", "scaling eff."], rows))
     return res
 
 

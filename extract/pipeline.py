@@ -3,6 +3,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -85,24 +86,49 @@ def make_client(opts: Options):
         return client, None
     workers, threads = default_layout(opts.device, opts.workers, opts.threads_per_worker)
     # Ctrl-C reaches every process of the terminal's group: the workers would each print a
-    # KeyboardInterrupt traceback. They start with SIGINT ignored (kept across exec) and are
-    # stopped by cluster.close(); this process alone handles the interrupt.
-    with _sigint_ignored():
-        # The scheduler always serves HTTP; a free local port, not 8787, so two runs never warn.
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
-                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR, memory_limit=0)
+    # KeyboardInterrupt traceback. They start with SIGINT ignored and are stopped by
+    # cluster.close(); this process alone handles the interrupt, once the start is over.
+    _workers_ignore_sigint()
+    with _sigint_deferred() as interrupted:
+        try:
+            # The scheduler always serves HTTP; a free local port, not 8787, so two runs never warn.
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+                                   memory_limit=0)
+        except Exception:
+            # A Ctrl-C can reach a worker in the instant between its fork and its wrapper's trap,
+            # which fails the start: that is the interrupt, not an error.
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
+    if interrupted:
+        cluster.close()
+        raise KeyboardInterrupt
     return Client(cluster), cluster
 
 
+def _workers_ignore_sigint() -> None:
+    """Start every later worker process (restarts too) through worker_python.sh, which ignores SIGINT
+    before it execs this interpreter: a signal ignored at exec stays ignored, and neither Python nor
+    asyncio then installs a KeyboardInterrupt handler. A handler of ours would not survive the exec."""
+    import multiprocessing.spawn
+    wrapper = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker_python.sh")
+    if os.access(wrapper, os.X_OK) and os.path.exists("/bin/sh"):
+        os.environ["CLIPVID_WORKER_PYTHON"] = sys.executable
+        multiprocessing.spawn.set_executable(wrapper)
+
+
 @contextlib.contextmanager
-def _sigint_ignored():
-    """SIGINT ignored while processes are started (they inherit it); only the main thread may say so."""
+def _sigint_deferred():
+    """While the cluster starts a Ctrl-C is only noted, so it is never left half-started; the caller
+    raises it once the start is over. Yields a list that is non-empty when a Ctrl-C came."""
+    noted: list = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield noted
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.signal(signal.SIGINT, lambda *_: noted.append(True))
     try:
-        yield
+        yield noted
     finally:
         signal.signal(signal.SIGINT, previous)
 

@@ -1,10 +1,8 @@
 """`python -m predict SOURCE --run RUNS/<head> --out PRED`: classify new videos and label every moment."""
 import argparse
-import os
 import sys
 from typing import List, Optional
 
-from cache.errors import EXIT_DATA, EXIT_USAGE, CacheError
 
 EPILOG = """Writes PRED/predictions.csv (id,label,pred_1,score_1,...), PRED/summary.json, PRED/failures.csv;
 with a timeline also PRED/timeline.csv and PRED/subtitles/<id>.vtt; with --html PRED/timeline.html.
@@ -53,24 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status (errors are one line on stderr, no traceback)."""
     args = build_parser().parse_args(argv)
-    from predict.inputs import UsageError
-    from train.checkpoint import CheckpointError
-    try:
-        from predict.run import run
-        return run(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (CacheError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
-    except OSError as exc:  # e.g. PRED_DIR not writable or the disk filled up
-        print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_DATA
-    except KeyboardInterrupt:
-        print("interrupted: extracted videos are kept in the cache; run the same command to resume",
-              file=sys.stderr)
-        return 130
+    from predict.run import run
+    from train.errors import exit_status
+    return exit_status(lambda: run(args), args.out, "interrupted: extracted videos are kept in the cache; "
+                                                    "run the same command to resume")
 
 
 if __name__ == "__main__":

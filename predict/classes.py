@@ -4,7 +4,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from predict.inputs import UsageError
+from train.errors import UsageError
 
 
 @dataclass

@@ -4,12 +4,9 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Set
 
 from cache.errors import CacheError
+from train.errors import UsageError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-
-class UsageError(ValueError):
-    """A request that cannot be carried out as given (exit status 2)."""
 
 
 def is_cache_file(path: str) -> bool:

@@ -81,10 +81,54 @@ def vtt_text(segments: Sequence[Segment], names: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def write_vtt(folder: str, vid: str, text: str) -> str:
-    """Write SUBTITLES/<id>.vtt; returns its path."""
-    path = os.path.join(folder, SUBTITLES, safe_relpath(vid) + ".vtt")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    return path
+def _write_texts(items: List[Tuple[str, str]]) -> None:
+    for path, text in items:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+class SubtitleWriter:
+    """SUBTITLES/<id>.vtt files written by a few threads, a block of files per task (creating many small
+    files waits on the disk, not the CPU); each folder is made once, and at most `pending` blocks wait."""
+
+    def __init__(self, folder: str, threads: int = 4, pending: int = 16):
+        from concurrent.futures import ThreadPoolExecutor
+        self.root = os.path.join(folder, SUBTITLES)
+        self._pool = ThreadPoolExecutor(threads)
+        self._futures: List = []
+        self._pending = pending
+        self._made = set()
+        self._block: List[Tuple[str, str]] = []
+
+    def write(self, vid: str, text: str) -> None:
+        """Queue SUBTITLES/<id>.vtt; written when the block is flushed."""
+        path = os.path.join(self.root, safe_relpath(vid) + ".vtt")
+        parent = os.path.dirname(path)
+        if parent not in self._made:
+            os.makedirs(parent, exist_ok=True)
+            self._made.add(parent)
+        self._block.append((path, text))
+
+    def flush(self) -> None:
+        """Hand the queued files to a writer thread (waiting for the oldest blocks when too many are queued)."""
+        if self._block:
+            self._futures.append(self._pool.submit(_write_texts, self._block))
+            self._block = []
+        while len(self._futures) > self._pending:
+            self._futures.pop(0).result()
+
+    def close(self) -> None:
+        """Write what is left and wait for every file; the first failure is raised (an OSError naming the file)."""
+        try:
+            self.flush()
+            for fut in self._futures:
+                fut.result()
+        finally:
+            self._futures = []
+            self._pool.shutdown(wait=True)
+
+    def abandon(self) -> None:
+        for fut in self._futures:
+            fut.cancel()
+        self._futures, self._block = [], []
+        self._pool.shutdown(wait=True)

@@ -9,7 +9,8 @@ import numpy as np
 from cache.errors import EXIT_OK, EXIT_PARTIAL
 from predict import outputs as O
 from predict.classes import Candidates, encode_names, parse_labels
-from predict.inputs import Space, UsageError, extract_into, is_cache_file, open_existing
+from predict.inputs import Space, extract_into, is_cache_file, open_existing
+from train.errors import UsageError
 
 DEFAULT_MODEL = "ViT-B/32"
 DEFAULT_FRAMES = 100
@@ -65,14 +66,12 @@ def _candidates(head, labels: Optional[List[str]], reader, device: str) -> Candi
                       "CLIP text encoder, prompt ensemble (not stored with the head)", "head")
 
 
-def _prob_fn(head, cands: Candidates):
-    """frames [b, K, D] -> probabilities [b, C] through the Method interface (one scoring path)."""
+def _scorer(head, cands: Candidates):
+    """(the Head that scores, the class texts it scores against or None for its own): one scoring path."""
     if head is not None:
-        text = cands.text if head.scores_any_text else None
-        return lambda x: head.predict(x, text)
-    from train.baselines import BaselineMethod
-    method = BaselineMethod("meanpool", cands.names, {})
-    return lambda x: method.probabilities(method.logits(x, cands.text))
+        return head, (cands.text if head.scores_any_text else None)
+    from train.head import zero_shot_head
+    return zero_shot_head(cands.names, cands.text, cands.source), None
 
 
 def _rows(reader, ids) -> np.ndarray:
@@ -118,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         req = Request(args.top, min(args.window or w, reader.frames) if timeline else None,
                       (args.stride or s) if timeline else None, args.html_videos if args.html else 0)
         frame_rows = head.frame_rows(reader.frames) if head is not None else np.arange(reader.frames)
-        outcome = score_cache(reader, _rows(reader, prepared.ids), _prob_fn(head, cands), frame_rows,
+        scorer, text = _scorer(head, cands)
+        outcome = score_cache(reader, _rows(reader, prepared.ids), scorer, text, frame_rows,
                               cands.names, req, args.out, progress)
         summary = _summary(args, head, cands, reader, prepared, outcome, req)
     _write_failures(args.out, prepared.failures)

@@ -1,15 +1,21 @@
 """Score the chosen videos of a cache block by block: top-k rows, accuracy counts and per-moment segments."""
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from functools import partial
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from cache.progress import progress as progress_display
 from cache.reader import CacheReader
 from predict import outputs as O
+from train.data import prefetched
+from train.device import torch_threads
+from train.head import Head
+from train.method import as_float32
 from train.metrics import mean_class_accuracy, top_k
-from train.timeline import Segment, segments, video_duration, window_probabilities, window_starts
+from train.timeline import Segment, block_segments, video_duration, window_starts
 
 BLOCK = 64  # videos per read: [64, 100, 512] float16 is 6.5 MB, and 64 x windows stays one forward batch
 
@@ -60,54 +66,88 @@ def label_map(cache_names: Sequence[str], candidates: Sequence[str]) -> np.ndarr
     return np.array([index.get(str(n), -1) for n in cache_names] + [-1], np.int64)  # last: unlabelled (-1)
 
 
-def score_cache(reader: CacheReader, rows: np.ndarray, probs: Callable[[np.ndarray], np.ndarray],
+def _read(reader: CacheReader, block: np.ndarray, times: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """One block's frames [b, N, D] as float32 (converted here, on the prefetch thread) and row times [b, N]."""
+    return as_float32(reader.emb(block)), (reader.times(block) if times else None)
+
+
+class _Writers:
+    """predictions.csv, and with a timeline timeline.csv and the subtitles: closed whole or abandoned together."""
+
+    def __init__(self, out_dir: str, top: int, timeline: bool):
+        self.pred = O.CsvOut(os.path.join(out_dir, O.PREDICTIONS), O.predictions_header(top))
+        self.line = O.CsvOut(os.path.join(out_dir, O.TIMELINE), ["id", "start_s", "end_s", "pred", "score"]) \
+            if timeline else None
+        self.subs = O.SubtitleWriter(out_dir) if timeline else None
+
+    def close(self) -> None:
+        for w in (self.subs, self.pred, self.line):
+            if w is not None:
+                w.close()
+
+    def abandon(self) -> None:
+        for w in (self.subs, self.pred, self.line):
+            if w is not None:
+                w.abandon()
+
+
+def score_cache(reader: CacheReader, rows: np.ndarray, head: Head, text: Optional[np.ndarray],
                 frame_rows: np.ndarray, names: List[str], req: Request, out_dir: str,
                 progress: bool = True) -> Outcome:
-    """Write predictions.csv (and timeline.csv + subtitles) for cache `rows`; probs: [b, K, D] -> [b, C]."""
-    mapping = label_map(reader.class_names, names)
-    cache_names = list(reader.class_names)
+    """Write predictions.csv (and timeline.csv + subtitles) for cache `rows`, scored by `head` against
+    `text` (None: its own classes); the next block is read while the current one is scored."""
     top = min(req.top, len(names))
-    pred_csv = O.CsvOut(os.path.join(out_dir, O.PREDICTIONS), O.predictions_header(top))
-    line_csv = O.CsvOut(os.path.join(out_dir, O.TIMELINE), ["id", "start_s", "end_s", "pred", "score"]) \
-        if req.window else None
+    writers = _Writers(out_dir, top, bool(req.window))
     out = Outcome()
+    blocks = [rows[s:s + BLOCK] for s in range(0, len(rows), BLOCK)]
+    loads = [partial(_read, reader, block, bool(req.window)) for block in blocks]
+    every_row = np.array_equal(frame_rows, np.arange(reader.frames))
     try:
         bar = progress_display(total=len(rows), unit="video", desc="predict", quiet=not progress)
-        for s in range(0, len(rows), BLOCK):
-            block = rows[s:s + BLOCK]
-            emb = reader.emb(block)                                   # [b, N, D] float16
-            p = probs(emb[:, frame_rows])                             # [b, C]
-            ranked = top_k(p, max(top, 5))                            # [b, k] best first
-            labels = reader.labels[block]
-            cand = mapping[np.where(labels >= 0, labels, -1)]         # [b] candidate index or -1
-            _count(out, labels, cand, ranked, cache_names)
-            seg_lists = _timelines(reader, block, emb, probs, req) if req.window else [None] * len(block)
-            for j, row in enumerate(block):
-                vid = str(reader.ids[row])
-                label = cache_names[labels[j]] if labels[j] >= 0 else ""
-                pairs = [(names[c], float(p[j, c])) for c in ranked[j, :top]]
-                pred_csv.row(O.prediction_row(vid, label, pairs))
-                segs = seg_lists[j]
-                if segs is not None:
-                    for r in O.timeline_rows(vid, segs, names):
-                        line_csv.row(r)
-                    O.write_vtt(out_dir, vid, O.vtt_text(segs, names))
-                    out.segments += len(segs)
-                if len(out.page) < req.page_videos:
-                    dur = video_duration(float(reader.duration[row]), reader.times([row])[0])
-                    out.page.append(VideoResult(vid, label, pairs, dur, segs or []))
-            out.videos += len(block)
-            bar.update(len(block))
+        # One thread for numpy's small products ([b x W, D] by [D, C]) and for torch's per-block forward
+        # passes, while the next block is read and converted on the prefetch thread: several threads
+        # spin-waiting on a busy machine ran them 2-10x slower (bench/PERFORMANCE.md, predict).
+        with threadpool_limits(1, user_api="blas"), torch_threads(1):
+            for block, (emb, times) in zip(blocks, prefetched(loads)):     # emb: [b, N, D] float32
+                p = head.predict(emb if every_row else emb[:, frame_rows], text)   # [b, C]
+                seg_lists = _timelines(reader, block, emb, times, head, text, req) if req.window else None
+                _write_block(reader, block, p, seg_lists, times, names, top, req, writers, out)
+                bar.update(len(block))
         bar.close()
-        pred_csv.close()
-        if line_csv is not None:
-            line_csv.close()
+        writers.close()
     except BaseException:
-        pred_csv.abandon()
-        if line_csv is not None:
-            line_csv.abandon()
+        writers.abandon()
         raise
     return out
+
+
+def _write_block(reader: CacheReader, block: np.ndarray, p: np.ndarray, seg_lists: Optional[List[List[Segment]]],
+                 times: Optional[np.ndarray], names: List[str], top: int, req: Request, writers: _Writers,
+                 out: Outcome) -> None:
+    """One block's rows of every output, its accuracy counts and its videos for the page."""
+    cache_names = list(reader.class_names)
+    ranked = top_k(p, max(top, 5))                                        # [b, k] best first
+    labels = reader.labels[block]
+    cand = label_map(cache_names, names)[np.where(labels >= 0, labels, -1)]  # [b] candidate index or -1
+    _count(out, labels, cand, ranked, cache_names)
+    for j, row in enumerate(block):
+        vid = str(reader.ids[row])
+        label = cache_names[labels[j]] if labels[j] >= 0 else ""
+        pairs = [(names[c], float(p[j, c])) for c in ranked[j, :top]]
+        writers.pred.row(O.prediction_row(vid, label, pairs))
+        segs = seg_lists[j] if seg_lists is not None else None
+        if segs is not None:
+            for r in O.timeline_rows(vid, segs, names):
+                writers.line.row(r)
+            writers.subs.write(vid, O.vtt_text(segs, names))
+            out.segments += len(segs)
+        if len(out.page) < req.page_videos:
+            row_times = times[j] if times is not None else reader.times([row])[0]
+            out.page.append(VideoResult(vid, label, pairs, video_duration(float(reader.duration[row]), row_times),
+                                        segs or []))
+    if writers.subs is not None:
+        writers.subs.flush()
+    out.videos += len(block)
 
 
 def _count(out: Outcome, labels: np.ndarray, cand: np.ndarray, ranked: np.ndarray, cache_names: List[str]) -> None:
@@ -121,10 +161,10 @@ def _count(out: Outcome, labels: np.ndarray, cand: np.ndarray, ranked: np.ndarra
     out.hit5.append((ranked[known, :5] == cand[known, None]).any(axis=1))
 
 
-def _timelines(reader: CacheReader, block: np.ndarray, emb: np.ndarray, probs, req: Request) -> List[List[Segment]]:
+def _timelines(reader: CacheReader, block: np.ndarray, emb: np.ndarray, times: np.ndarray, head: Head,
+               text: Optional[np.ndarray], req: Request) -> List[List[Segment]]:
     n = emb.shape[1]
-    windows = window_probabilities(probs, emb, req.window, req.stride)   # [b, W, C]
     starts = window_starts(n, req.window, req.stride)
-    times = reader.times(block)                                        # [b, N]
-    return [segments(windows[j], starts, req.window, n, video_duration(float(reader.duration[r]), times[j]))
-            for j, r in enumerate(block)]
+    windows = head.window_predict(emb, starts, min(req.window, n), text)   # [b, W, C]
+    durations = np.array([video_duration(float(reader.duration[r]), times[j]) for j, r in enumerate(block)])
+    return block_segments(windows, starts, req.window, n, durations)

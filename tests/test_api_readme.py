@@ -38,6 +38,11 @@ def test_readme_examples_run(workdir, monkeypatch, capsys):
     assert re.search(r"\d+\.\d\d- *\d+\.\d\d s", out)  # the timeline's segments were printed
     probs = scope["probs"]
     assert probs.shape == (8, 4) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    windows = scope["windows"]                       # N = 32: windows start at rows 0, 10 and 12
+    assert windows.shape == (8, 3, 4) and np.allclose(windows.sum(axis=2), 1.0, atol=1e-5)
+    from train.api import window_probabilities
+    np.testing.assert_allclose(windows, window_probabilities(scope["head"].predict, scope["data"].emb[:8], 20, 10),
+                               rtol=0, atol=1e-5)
     segs = scope["segments"]
     assert segs[0].start_s == 0.0 and segs[-1].end_s == pytest.approx(1.0)
     assert all(a.end_s == b.start_s and a.label != b.label for a, b in zip(segs, segs[1:]))

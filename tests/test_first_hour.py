@@ -10,15 +10,13 @@ import pytest
 
 from cache.errors import EXIT_OK, EXIT_USAGE
 from hostile_media import ROOT, clip, one_line_error
+from conftest import run_cli
 from train.cli import main as train_main
 from train.synthetic import write_synthetic_cache
 
 
-def _run(*args, cwd=ROOT, **kw):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env.pop("PYTHONWARNINGS", None)
-    return subprocess.run([sys.executable, *map(os.fspath, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env=env, **kw)
+def _run(*args, **kw):
+    return run_cli(*args, check=False, timeout=300, **kw)
 
 
 @pytest.fixture(scope="module")

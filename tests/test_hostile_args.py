@@ -1,18 +1,15 @@
 """Bad arguments: a one-line message and exit status 2 before any work starts (no output, no cluster)."""
 import os
-import subprocess
-import sys
 
 import pytest
 
 from cache.errors import EXIT_USAGE
 from hostile_media import ROOT, clip, one_line_error, tmpfs
+from conftest import run_cli
 
 
 def _extract(*args, cwd=ROOT):
-    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "extract", *map(os.fspath, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=120, env=env)
+    return run_cli("-m", "extract", *map(os.fspath, args), check=False, timeout=120, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

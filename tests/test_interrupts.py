@@ -63,6 +63,32 @@ def test_ctrl_c_during_extract_is_one_line_then_resumes(src):
         assert sorted(r.ids) == sorted(VIDEOS)
 
 
+def _has_worker(pid: int) -> bool:
+    """Whether `pid` has started a Dask worker process yet (the cluster is starting). Other children
+    (h5py runs `uname -p` while it imports) do not count."""
+    tasks = f"/proc/{pid}/task"
+    try:
+        children = [c for t in os.listdir(tasks) for c in open(f"{tasks}/{t}/children").read().split()]
+        return any(b"multiprocessing" in open(f"/proc/{c}/cmdline", "rb").read()
+                   or b"worker_python" in open(f"/proc/{c}/cmdline", "rb").read() for c in children)
+    except OSError:
+        return False
+
+
+def test_ctrl_c_while_the_cluster_starts_is_not_lost(src, tmp_path):
+    """A Ctrl-C that comes while the worker processes start (the first child exists, no video yet)
+    stops the run once the start is over: one line, exit 130, no worker tracebacks."""
+    cache = tmp_path / "starting.h5"
+    proc = _popen("-m", "extract", src / "src", "--out", cache, *FAST)
+    wait_for(lambda: _has_worker(proc.pid), proc, what="a worker process")
+    status, _, err = _ctrl_c(proc)
+    assert status == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("interrupted: "), err
+    assert journal_videos(cache) < len(VIDEOS)
+
+
 @pytest.fixture(scope="module")
 def syn_cache(tmp_path_factory):
     path = tmp_path_factory.mktemp("sigint_train") / "syn.h5"

@@ -6,11 +6,12 @@ import sys
 from typing import List, Optional
 
 from cache.helptext import add_examples
-from cache.errors import EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CacheError
+from cache.errors import EXIT_INTERRUPTED, EXIT_OK
 from cache.reader import open_cache
-from train.checkpoint import CHECKPOINT_NAME, CheckpointError
+from train.checkpoint import CHECKPOINT_NAME
 from train.device import resolve_device, set_cpu_threads
-from train.prepare import UsageError, prepare
+from train.errors import UsageError, exit_status
+from train.prepare import prepare
 from train.heads import HEAD_DEFAULTS
 from train.outputs import run_dir_for, settings_tag
 from train.registry import ALL_METHODS, BASELINES
@@ -216,17 +217,4 @@ def _remove_if_empty(folder: str, existed: bool) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (CacheError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
-    except OSError as exc:  # e.g. the disk filled up while writing a run folder
-        print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_DATA
-    except KeyboardInterrupt:   # before the first head started
-        print(f"interrupted: no head trained into {args.out}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return exit_status(lambda: _run(args), args.out, f"interrupted: no head trained into {args.out}")

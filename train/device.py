@@ -49,3 +49,18 @@ def set_cpu_threads(device: torch.device, requested: int = 0, work: int = 0) -> 
     threads = requested if requested > 0 else (1 if work < SMALL_WORK else (os.cpu_count() or 1))
     torch.set_num_threads(threads)
     return threads
+
+
+class torch_threads:
+    """A context that runs torch's CPU work on `n` threads, restoring the count after (a no-op for n <= 0)."""
+
+    def __init__(self, n: int):
+        self.n, self.before = n, torch.get_num_threads()
+
+    def __enter__(self) -> "torch_threads":
+        if self.n > 0:
+            torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        torch.set_num_threads(self.before)

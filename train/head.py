@@ -89,19 +89,37 @@ class Head:
         k = self.method.config.get("frames")
         return frame_subset(n, int(k) if isinstance(k, int) and 0 < k < n else None)
 
-    def logits(self, frames: np.ndarray, text: Optional[np.ndarray] = None) -> np.ndarray:
-        """Logits [B, C] of frames [B, K, D] against its classes, or against `text` [C', D] when given."""
+    def _text(self, text: Optional[np.ndarray]) -> np.ndarray:
+        """The class texts to score against: `text` when given (refused by a head that cannot), else its own."""
         if text is None:
             if self.text_emb is None and self.scores_any_text:
                 raise ValueError(f"{self.run_dir}: the head's class text embeddings are unknown; pass text")
-            text = self.text_emb if self.text_emb is not None else np.zeros((len(self.class_names), 1))
-        elif not self.scores_any_text:
+            return self.text_emb if self.text_emb is not None else np.zeros((len(self.class_names), 1))
+        if not self.scores_any_text:
             raise ValueError(f"the {self.name} head scores only the classes it was trained on, not given names")
-        return self.method.logits(frames, text)
+        return text
+
+    def logits(self, frames: np.ndarray, text: Optional[np.ndarray] = None) -> np.ndarray:
+        """Logits [B, C] of frames [B, K, D] against its classes, or against `text` [C', D] when given."""
+        return self.method.logits(frames, self._text(text))
 
     def predict(self, frames: np.ndarray, text: Optional[np.ndarray] = None) -> np.ndarray:
         """Class probabilities [B, C] of frames [B, K, D]: the method's own probabilities of its logits."""
         return self.method.probabilities(self.logits(frames, text))
+
+    def window_predict(self, frames: np.ndarray, starts: np.ndarray, width: int,
+                       text: Optional[np.ndarray] = None) -> np.ndarray:
+        """Probabilities [B, W, C] of the windows frames[:, s:s + width] (s in starts) of frames [B, N, D]:
+        predict() of each window, computed from each row once (Method.window_logits)."""
+        logits = self.method.window_logits(frames, starts, width, self._text(text))     # [B, W, C]
+        return self.method.probabilities(logits.reshape(-1, logits.shape[2])).reshape(logits.shape)
+
+
+def zero_shot_head(class_names: List[str], text_emb: np.ndarray, source: str) -> Head:
+    """CLIP's own zero-shot for video as a Head: mean-pooled frames scored by cosine against `text_emb`."""
+    from train.baselines import BaselineMethod
+    return Head(BaselineMethod("meanpool", class_names, {}), "", list(class_names), "", {},
+                np.asarray(text_emb, np.float32), source)
 
 
 def load_head(run_dir: str, device: str = "auto") -> Head:

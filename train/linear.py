@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from train.baselines import mean_over_time
-from train.method import Method
+from train.method import Method, window_means
 from train.metrics import cross_entropy, topk_accuracy
 
 C_GRID = (0.1, 1.0, 10.0)  # inverse L2 strength (scikit-learn's C), picked on the validation split
@@ -18,6 +18,7 @@ class LinearMethod(Method):
     """logits = W @ meanpool(frames) + b over its own classes (it cannot score unseen text)."""
 
     scores_any_text = False
+    order_blind = True
     pooled_only = True
 
     def __init__(self, name: str, class_names: List[str], config: Dict[str, Any],
@@ -29,10 +30,10 @@ class LinearMethod(Method):
     def _embed(self, x: np.ndarray) -> np.ndarray:
         return mean_over_time(x)
 
-    def _logits(self, x: np.ndarray, text: np.ndarray) -> np.ndarray:
-        return self._pooled_logits(mean_over_time(x), text)
+    def _pool_windows(self, x: np.ndarray, starts: np.ndarray, width: int, text: np.ndarray) -> np.ndarray:
+        return window_means(x, starts, width)                                # [B, W, D]
 
-    def _pooled_logits(self, pooled: np.ndarray, text: np.ndarray) -> np.ndarray:
+    def _score(self, pooled: np.ndarray, text: np.ndarray) -> np.ndarray:
         return pooled @ self.weight.T + self.bias
 
     def _num_outputs(self, text: np.ndarray) -> int:

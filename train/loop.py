@@ -101,9 +101,13 @@ def predict_logits(module: TemporalHead, source: FrameSource, rows: np.ndarray, 
 
 
 def _val_scores(module, source, rows, labels, text, device):
+    """(loss, top-1) over `rows` taken in the order given; they are read in cache order (contiguous)."""
     if not len(rows):
         return float("nan"), float("nan")
-    logits = torch.from_numpy(predict_logits(module, source, rows, text, device))
+    order = np.argsort(rows, kind="stable")
+    logits = np.empty((len(rows), len(text)), np.float32)
+    logits[order] = predict_logits(module, source, rows[order], text, device)
+    logits = torch.from_numpy(logits)
     y = torch.from_numpy(labels)
     return float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
 

@@ -8,13 +8,10 @@ import numpy as np
 from cache.errors import CacheError
 from cache.reader import CacheReader, open_cache
 from train.data import FrameSource, frame_subset
-from train.splits import choose_open_set, make_splits, restrict_to_seen
+from train.errors import UsageError
+from train.splits import choose_open_set, id_rank, make_splits, restrict_to_seen
 
 MIN_PER_SPLIT = {"train": 2, "test": 1}
-
-
-class UsageError(ValueError):
-    """A bad command-line request (exit status 2), as opposed to an unusable file (3)."""
 
 
 @dataclass
@@ -31,6 +28,7 @@ class TrainData:
     split_source: str                  # "column" or "stratified"
     seen: Optional[List[int]] = None   # open set: classes trained on
     unseen: Optional[List[int]] = None  # open set: classes held out
+    rank: Optional[np.ndarray] = None  # [V] position of each video in id order (splits.id_rank)
 
     @property
     def train_classes(self) -> np.ndarray:
@@ -90,7 +88,8 @@ def prepare(path: str, frames: Optional[int], seed: int, holdout: Optional[int] 
         except ValueError as exc:  # the request does not fit this cache's classes
             raise UsageError(str(exc))
         try:
-            splits, how = make_splits(reader.splits, reader.labels, seed)
+            rank = id_rank(reader.ids)
+            splits, how = make_splits(reader.splits, reader.labels, seed, rank)
         except ValueError as exc:  # the cache's split column is unusable
             raise CacheError(path, str(exc))
         seen = unseen = None
@@ -102,4 +101,5 @@ def prepare(path: str, frames: Optional[int], seed: int, holdout: Optional[int] 
     except BaseException:
         reader.close()
         raise
-    return TrainData(path, reader, source, source.frames, reader.labels, names, text, splits, how, seen, unseen)
+    return TrainData(path, reader, source, source.frames, reader.labels, names, text, splits, how, seen, unseen,
+                     rank)

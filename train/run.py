@@ -70,8 +70,12 @@ def fit_method(name: str, data: TrainData, opts: HeadOptions, device: torch.devi
         return BaselineMethod(name, data.class_names, config), FitResult(), {}
     if inputs is None or (name == "linear" and inputs.train_x is None) or (name != "linear" and inputs.stats is None):
         inputs = fit_pass(data, pooled=name == "linear", stats=name != "linear", progress=opts.progress)
+    # Rows in video-id order, not cache order: a re-extracted cache (Dask writes videos in the order they
+    # finish) then sees the same batches and the same float sums, so the same seed gives the same run.
+    tr_order, va_order = np.argsort(data.rank[tr], kind="stable"), np.argsort(data.rank[va], kind="stable")
     if name == "linear":
-        weight, bias, info = fit_linear(inputs.train_x, data.labels[tr], inputs.val_x, data.labels[va],
+        weight, bias, info = fit_linear(inputs.train_x[tr_order], data.labels[tr][tr_order],
+                                        inputs.val_x[va_order], data.labels[va][va_order],
                                         len(data.class_names), opts.seed, device=device)
         config["C"] = info["C"]
         return LinearMethod(name, data.class_names, config, weight, bias), FitResult(), {"linear": info}
@@ -82,6 +86,7 @@ def fit_method(name: str, data: TrainData, opts: HeadOptions, device: torch.devi
     cfg = FitConfig(epochs=opts.epochs, batch_size=opts.batch_size or auto_batch_size(len(tr)),
                     patience=opts.patience, seed=opts.seed, **tuned)
     config["batch_size"] = cfg.batch_size
+    tr, va = tr[tr_order], va[va_order]
     result = fit(module, data.source, tr, np.searchsorted(classes, data.labels[tr]), va,
                  np.searchsorted(classes, data.labels[va]), data.text_emb[classes], cfg, device,
                  desc=name, progress=opts.progress)

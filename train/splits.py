@@ -11,17 +11,32 @@ _ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
             "validate": "val", "dev": "val", "test": "test", "testing": "test", "": ""}
 
 
+def id_rank(ids: Sequence[str]) -> np.ndarray:
+    """[V] each row's position when the videos are sorted by id: an order that does not depend on the
+    order extraction happened to write them in (Dask finishes videos in a different order each run)."""
+    rank = np.empty(len(ids), np.int64)
+    rank[np.argsort(np.asarray(ids, dtype=object), kind="stable")] = np.arange(len(ids))
+    return rank
+
+
+def by_id(rows: np.ndarray, rank: Optional[np.ndarray]) -> np.ndarray:
+    """`rows` reordered by video id (unchanged without a rank)."""
+    rows = np.asarray(rows, np.int64)
+    return rows if rank is None else rows[np.argsort(rank[rows], kind="stable")]
+
+
 def carve(rows: np.ndarray, labels: np.ndarray, fraction: float,
-          rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+          rng: np.random.Generator, rank: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Split `rows` into (kept, carved) with about `fraction` of every class carved.
 
     A class with fewer than 3 videos gives none away, and every class keeps at least one,
-    so small classes are never missing from training.
+    so small classes are never missing from training. With `rank` (see id_rank) the draw depends on
+    the videos, not on their cache rows, so a re-extracted cache gets the same split.
     """
     kept: List[np.ndarray] = []
     carved: List[np.ndarray] = []
     for c in np.unique(labels[rows]):
-        members = rows[labels[rows] == c]
+        members = by_id(rows[labels[rows] == c], rank)
         members = members[rng.permutation(len(members))]
         n = len(members)
         count = 0 if n < 3 else min(n - 1, max(1, int(round(n * fraction))))
@@ -42,11 +57,14 @@ def normalise_split_names(column: Sequence[str]) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-def make_splits(column: Sequence[str], labels: np.ndarray, seed: int) -> Tuple[Dict[str, np.ndarray], str]:
-    """Row indices per split over the labelled videos, and how they were made ("column" or "stratified").
+def make_splits(column: Sequence[str], labels: np.ndarray, seed: int,
+                rank: Optional[np.ndarray] = None) -> Tuple[Dict[str, np.ndarray], str]:
+    """Row indices per split (each sorted by row) over the labelled videos, and how they were made
+    ("column" or "stratified").
 
     With a split column, rows without a value train; a missing val (or test) part is carved from
-    train, stratified. Without one, test and then val are carved from everything.
+    train, stratified. Without one, test and then val are carved from everything. `rank` (id_rank)
+    makes the carving follow the video ids rather than the cache's row order.
     """
     rng = np.random.default_rng(seed)
     labelled = np.flatnonzero(labels >= 0).astype(np.int64)
@@ -55,12 +73,12 @@ def make_splits(column: Sequence[str], labels: np.ndarray, seed: int) -> Tuple[D
         parts = {s: labelled[names == s] for s in ("val", "test")}
         train = labelled[(names == "train") | (names == "")]
         if not len(parts["test"]):
-            train, parts["test"] = carve(train, labels, TEST_FRACTION, rng)
+            train, parts["test"] = carve(train, labels, TEST_FRACTION, rng, rank)
         if not len(parts["val"]):
-            train, parts["val"] = carve(train, labels, VAL_FRACTION, rng)
+            train, parts["val"] = carve(train, labels, VAL_FRACTION, rng, rank)
         return {"train": train, "val": parts["val"], "test": parts["test"]}, "column"
-    rest, test = carve(labelled, labels, TEST_FRACTION, rng)
-    train, val = carve(rest, labels, VAL_FRACTION, rng)
+    rest, test = carve(labelled, labels, TEST_FRACTION, rng, rank)
+    train, val = carve(rest, labels, VAL_FRACTION, rng, rank)
     return {"train": train, "val": val, "test": test}, "stratified"
 
 

@@ -151,8 +151,11 @@ def stream_synthetic_cache(path: str, videos: int, num_classes: int = 400, frame
 
 def write_synthetic_cache(path: str, num_classes: int = 8, per_class: int = 30, frames: int = 32,
                           dim: int = 64, seed: int = 0, num_pairs: Optional[int] = None,
-                          split_column: bool = False, unlabelled: int = 0, noise: float = 0.3) -> List[str]:
-    """Write a synthetic cache to `path` through the real CacheWriter; returns the class names."""
+                          split_column: bool = False, unlabelled: int = 0, noise: float = 0.3,
+                          row_order_seed: Optional[int] = None) -> List[str]:
+    """Write a synthetic cache to `path` through the real CacheWriter; returns the class names.
+
+    `row_order_seed` writes the same videos in a shuffled row order (as a re-extraction would)."""
     names, text, emb, labels = synthetic_videos(num_classes, per_class, frames, dim, seed, num_pairs, noise)
     settings = S.make_settings(f"synthetic:{seed}", f"synthetic-{seed}-{dim}", True, dim, frames,
                                {"kind": "synthetic"}, ["{}"])
@@ -161,8 +164,11 @@ def write_synthetic_cache(path: str, num_classes: int = 8, per_class: int = 30, 
     writer = CacheWriter(path, settings)
     try:
         writer.set_classes(names, text)
-        for v, c in enumerate(labels):
-            split = ("test" if rng.random() < 0.25 else "train") if split_column else ""
+        splits = [("test" if rng.random() < 0.25 else "train") if split_column else "" for _ in labels]
+        order = (np.arange(len(labels)) if row_order_seed is None
+                 else np.random.default_rng(row_order_seed).permutation(len(labels)))
+        for v in order:
+            c, split = labels[v], splits[v]
             writer.add_video(f"{names[c]}/video {v:05d}.mp4", emb[v], times, names[c], split=split,
                              n_distinct=frames, duration=1.0, fps=frames)
         for u in range(unlabelled):

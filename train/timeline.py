@@ -51,17 +51,28 @@ def video_duration(duration: float, times: np.ndarray) -> float:
 
 def segments(probs: np.ndarray, starts: np.ndarray, window: int, n: int, duration: float) -> List[Segment]:
     """Merge windows [W, C] into segments tiling [0, duration]: a window owns the time nearest its centre."""
-    pred = probs.argmax(axis=1)                                       # [W]
-    score = probs[np.arange(len(pred)), pred]                         # [W]
-    centres = (starts + min(window, n) / 2.0) * duration / n          # [W] seconds
-    bounds = np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2.0, [duration]])  # [W + 1]
-    out: List[Segment] = []
-    first = 0
-    for k in range(1, len(pred) + 1):
-        if k == len(pred) or pred[k] != pred[first]:
-            out.append(Segment(float(bounds[first]), float(bounds[k]), int(pred[first]),
-                               float(score[first:k].mean())))
-            first = k
+    return block_segments(probs[None], starts, window, n, np.asarray([duration], np.float64))[0]
+
+
+def block_segments(probs: np.ndarray, starts: np.ndarray, window: int, n: int,
+                   durations: np.ndarray) -> List[List[Segment]]:
+    """segments() of every video of a block at once: windows [B, W, C], durations [B] seconds."""
+    b, w, _ = probs.shape
+    pred = probs.argmax(axis=2)                                       # [B, W]
+    score = np.take_along_axis(probs, pred[..., None], axis=2)[..., 0]  # [B, W]
+    centres = (starts + min(window, n) / 2.0)[None, :] * np.asarray(durations, np.float64)[:, None] / n  # [B, W] s
+    bounds = np.concatenate([np.zeros((b, 1)), (centres[:, 1:] + centres[:, :-1]) / 2.0,
+                             np.asarray(durations, np.float64)[:, None]], axis=1)  # [B, W + 1]
+    new = np.ones((b, w), bool)
+    new[:, 1:] = pred[:, 1:] != pred[:, :-1]                          # [B, W] a run starts here
+    first = np.flatnonzero(new)                                       # run starts in the flat [B * W]
+    length = np.diff(np.append(first, b * w))                         # runs never cross videos: new[:, 0]
+    mean = np.add.reduceat(score.ravel(), first) / length.astype(score.dtype)  # [runs]
+    video, at = np.divmod(first, w)
+    out: List[List[Segment]] = [[] for _ in range(b)]
+    for v, lo, hi, label, sc in zip(video.tolist(), at.tolist(), (at + length).tolist(),
+                                    pred.ravel()[first].tolist(), mean.tolist()):
+        out[v].append(Segment(float(bounds[v, lo]), float(bounds[v, hi]), label, sc))
     return out
 
 
