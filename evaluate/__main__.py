@@ -25,10 +25,18 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
     ap.add_argument("--clip-model", default=None,
                     help="CLIP for encoding captions (default: the model recorded in the cache)")
+    ap.add_argument("--shots", default="auto", metavar="auto|none|K[,K...]",
+                    help="few-shot curves: retrain the runs' heads and the linear probe on K labelled training "
+                         "videos per class and score them on the test split (default auto: K = 1,2,4,8,16 up to "
+                         "the smallest class's training videos, on when that class has at least 2; a K above it "
+                         "is skipped with a note; none: off)")
+    ap.add_argument("--shot-draws", type=int, default=3, metavar="D",
+                    help="few-shot draws per K (seeds 0..D-1: the videos and the initial weights; default 3)")
     ap.add_argument("--quiet", action="store_true", help="no progress display")
     return add_examples(ap, ["python -m evaluate cache.h5 --runs runs/ --out report/",
-                             "python -m evaluate cache.h5 --runs runs_open/ --out report_open/ --resamples 200",
-                             "python -m evaluate cache.h5 --runs runs/ --out report/ --device cpu --quiet"])
+                             "python -m evaluate cache.h5 --runs runs/ --out report/ --shots 1,2,4,8,16 --shot-draws 5",
+                             "python -m evaluate cache.h5 --runs runs_open/ --out report_open/ --resamples 200 "
+                             "--shots none"])
 
 
 def _fail(path: str, reason: str, status: int) -> int:
@@ -48,6 +56,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     if args.resamples < 1:
         return _fail("--resamples", "must be at least 1", EXIT_USAGE)
+    if args.shot_draws < 1:
+        return _fail("--shot-draws", "must be at least 1", EXIT_USAGE)
+    from evaluate.fewshot import parse_shots
+    try:
+        shots = parse_shots(args.shots)
+    except ValueError as exc:
+        return _fail("--shots", str(exc), EXIT_USAGE)
     if not os.path.isdir(args.runs):
         return _fail(args.runs, "no such runs folder", EXIT_DATA)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -64,7 +79,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         with open_cache(args.cache) as reader, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # library chatter (t-SNE, sklearn) would bury the summary
             data, figures = collect(reader, args.runs, args.device, args.resamples, args.clip_model,
-                                    progress=not args.quiet)
+                                    progress=not args.quiet, shots=shots, draws=args.shot_draws)
     except CacheError as exc:
         return _fail(exc.path, exc.reason, EXIT_DATA)
     scored = sum(int(h.get("test_videos") or 0) for h in data["heads"])

@@ -8,6 +8,7 @@ import numpy as np
 from cache.reader import CacheReader
 from evaluate import plots
 from evaluate.clip_text import ClipMismatch, encode, load_text_encoder
+from evaluate.fewshot import DRAWS, few_shot
 from evaluate.head_table import HeadResult, confusion_block, score_runs
 from evaluate.heads import test_rows
 from evaluate.openset import open_set_scores
@@ -130,8 +131,9 @@ def _tsne(reader: CacheReader, pooled: np.ndarray, best: Optional[HeadResult]) -
 
 
 def collect(reader: CacheReader, runs_dir: str, device: str = "auto", resamples: int = 1000,
-            clip_spec: Optional[str] = None, progress: bool = True) -> Tuple[Dict[str, Any], Dict[str, bytes]]:
-    """(metrics.json content, {figure file name: PNG bytes})."""
+            clip_spec: Optional[str] = None, progress: bool = True, shots: Optional[List[int]] = None,
+            draws: int = DRAWS) -> Tuple[Dict[str, Any], Dict[str, bytes]]:
+    """(metrics.json content, {figure file name: PNG bytes}); `shots` as evaluate.fewshot.parse_shots gives."""
     runs, warnings = find_runs(runs_dir, reader.num_videos)
     if not runs:
         warnings.append(f"no usable run folders in {runs_dir}")
@@ -176,5 +178,9 @@ def collect(reader: CacheReader, runs_dir: str, device: str = "auto", resamples:
     sources, rows, scope = _retrieval_sources(reader, pooled, results, best, warnings)
     data["retrieval"] = {**_retrieval(reader, sources, rows, clip_spec, device, progress), "scope": scope}
     data["open_set"] = _open_set(reader, results)
+    own = [(row["name"], members[0].run) for row, members in groups if not row.get("cross_dataset")]
+    data["few_shot"] = few_shot(reader.path, own, reader.frames, shots, draws, device, progress)
+    if data["few_shot"]["curves"]:
+        figures["fewshot.png"] = plots.fewshot_curve(data["few_shot"])
     data["figures"] = sorted(figures)
     return data, figures

@@ -42,6 +42,24 @@ def frames_curve(curves: Dict[str, Dict[str, List[float]]]) -> bytes:
     return _png(fig)
 
 
+def fewshot_curve(few: Dict[str, object]) -> bytes:
+    """Test top-1 against K labelled videos per class: mean over the draws, a band of ± one sd."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, c in few["curves"].items():
+        mean, sd = 100 * np.array(c["mean"]), 100 * np.array(c["sd"])
+        line, = ax.plot(c["shots"], mean, marker="o", label=plain(name))
+        ax.fill_between(c["shots"], mean - sd, mean + sd, color=line.get_color(), alpha=0.15)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(few["shots"], [str(k) for k in few["shots"]])
+    ax.minorticks_off()
+    ax.set_xlabel("labelled training videos per class (K)")
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title(f"Few-shot: mean ± sd over {len(few['draws'])} draws")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _png(fig)
+
+
 def confusion(cm: np.ndarray, names: Sequence[str], title: str) -> bytes:
     """Row-normalised confusion matrix (rows: true class)."""
     cm = np.asarray(cm, np.float64)

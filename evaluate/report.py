@@ -111,6 +111,32 @@ def _frames(data: Dict[str, Any]) -> S.Section:
         S.table(["head"] + [f"{k} fr." for k in ks], rows)])
 
 
+def _few_shot(data: Dict[str, Any]) -> Optional[S.Section]:
+    few = data.get("few_shot")
+    if not few:
+        return None
+    title = "Few-shot: accuracy against labelled videos per class"
+    notes = [S.bullets(few["notes"])] if few["notes"] else []
+    if not few["curves"]:
+        return S.Section(title, "few-shot", [S.text("No few-shot curves."), *notes])
+    ks = few["shots"]
+    cell = (lambda c, i: f"{pct(c['mean'][i])} ± {pct(c['sd'][i])}")
+    rows = [[name] + [cell(c, c["shots"].index(k)) if k in c["shots"] else "-" for k in ks]
+            for name, c in few["curves"].items()]
+    draws = ", ".join(map(str, few["draws"]))
+    return S.Section(title, "few-shot", [
+        S.figure("fewshot.png", "Test top-1 of each head retrained on K labelled videos per class "
+                                "(mean over the draws, band: ± one standard deviation)"),
+        S.table(["head and settings"] + [f"K = {k}" for k in ks], rows),
+        S.text(f"Each head and the linear probe is retrained as its run was (settings and frames; at most "
+               f"{few['max_epochs']} epochs) on K videos of every class drawn from its run's training split, "
+               f"with no validation set (the last epoch is kept; the probe uses C = 1), and scored on the whole "
+               f"test split through training's own scoring pass. Draws (seeds {draws}) pick the videos and the "
+               f"initial weights; every head gets the same videos in a draw, and a draw's K-shot set is inside "
+               f"its 2K-shot set. Cells: test top-1 %, mean ± sd over the {len(few['draws'])} draws."),
+        *notes])
+
+
 def _best(data: Dict[str, Any]) -> Optional[S.Section]:
     block = data.get("confusion")
     if not block:
@@ -191,7 +217,7 @@ def _summary(data: Dict[str, Any]) -> S.Section:
 
 def build_sections(data: Dict[str, Any]) -> List[S.Section]:
     """Every section of the report, in reading order."""
-    out = [_summary(data), _heads(data), _frames(data), _best(data)]
+    out = [_summary(data), _heads(data), _frames(data), _few_shot(data), _best(data)]
     out.append(_tsne(data))
     out.append(S.Section("Training curves", "curves", [S.figure(
         "training_curves.png", "Loss and validation accuracy per epoch of the trained heads")]

@@ -12,10 +12,15 @@ TEMPORAL = ("lstm", "transformer", "xclip")
 ORDER_BLIND = ("meanpool", "maxpool", "vote", "linear")
 
 
+SEEDS = (0, 1, 2, 3, 4)
+
+
 @pytest.fixture(scope="module")
 def demo_runs(demo_cache, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("demo_runs"))
-    assert main([demo_cache, "--out", out, "--head", ",".join(ORDER_BLIND + TEMPORAL), "--quiet"]) == 0
+    assert main([demo_cache, "--out", out, "--head", ",".join(ORDER_BLIND), "--quiet"]) == 0
+    assert main([demo_cache, "--out", out, "--head", ",".join(TEMPORAL), "--quiet",
+                 "--seeds", ",".join(map(str, SEEDS))]) == 0
     return out
 
 
@@ -30,14 +35,22 @@ def pair_accuracy(run_dir: str, pairs) -> float:
 
 def test_temporal_heads_tell_time_reversed_pairs_apart(demo_runs, demo_pairs):
     scores = {h: pair_accuracy(head_run(demo_runs, h), demo_pairs) for h in TEMPORAL + ORDER_BLIND}
-    # One seed on ~40 paired test videos: one error is 0.025, and seeds 0-4 spread the temporal heads
-    # over 0.825-0.95 (README, Train); so each must clear 0.85 and beat every order-blind method
-    # by a wide margin, while those stay near chance between the two twins.
+    # Each temporal head clears 0.90 on ~40 paired test videos (one error is 0.025) and beats every
+    # order-blind method by a wide margin, while those stay near chance between the two twins.
     best_blind = max(scores[h] for h in ORDER_BLIND)
     for head in TEMPORAL:
-        assert scores[head] >= 0.85 and scores[head] >= best_blind + 0.25, scores
+        assert scores[head] >= 0.90 and scores[head] >= best_blind + 0.25, scores
     for head in ORDER_BLIND:
         assert scores[head] <= 0.65, scores
+
+
+def test_attention_heads_clear_090_for_every_seed(demo_runs, demo_pairs):
+    # The same split (--split-seed 0) for every seed; only the initial weights and batch order change.
+    # The LSTM is left out: its seed 3 scores 0.875 (one paired video short; README, Train), and the bar
+    # stays at 0.90 rather than being lowered for it.
+    scores = {(h, s): pair_accuracy(head_run(demo_runs, h, s), demo_pairs)
+              for h in ("transformer", "xclip") for s in SEEDS}
+    assert min(scores.values()) >= 0.90, scores
 
 
 def test_demo_training_converges(demo_runs):

@@ -33,6 +33,7 @@ class HeadOptions:
     split_seed: int = 0
     command: str = ""                          # the command line that made the runs, for provenance
     run_dirs: Optional[Dict[str, str]] = None  # head -> its folder (default RUNS/<head>); see outputs.run_dir_for
+    head_config: Optional[Dict[str, Any]] = None  # a run's stored head settings, replacing the defaults
 
 
 def auto_batch_size(n_train: int) -> int:
@@ -52,6 +53,8 @@ def build_config(name: str, data: TrainData, opts: HeadOptions) -> Dict[str, Any
                               "pos_len": int(len(data.frames)), "seed": opts.seed,
                               "trained_classes": [data.class_names[c] for c in data.train_classes]}
     config.update(HEAD_DEFAULTS.get(name, {}))
+    if opts.head_config and name in HEAD_DEFAULTS:  # retraining a run as it was (evaluate's few-shot curves)
+        config.update({k: v for k, v in opts.head_config.items() if k in HEAD_DEFAULTS[name]})
     if opts.lr is not None and name in HEAD_DEFAULTS:
         config["lr"] = opts.lr
     return config

@@ -88,30 +88,34 @@ def _new_emb_file(run_dir: str, shape: Tuple[int, int]) -> np.ndarray:
                                      shape=shape)
 
 
-def score_pass(methods: List[Method], data: TrainData, run_dirs: List[str], progress: bool = True,
+def score_pass(methods: List[Method], data: TrainData, run_dirs: Optional[List[str]], progress: bool = True,
                pooled: Optional[np.ndarray] = None) -> Tuple[List[Scored], List[np.ndarray], float]:
     """One sequential read of every video: each method's video embeddings (into RUN/video_emb.partial.npy)
     and its logits for every scored part. pooled_only methods score from `pooled` ([V, D] time means,
     when a fit pass made them), so a group of only those reads no frames at all.
-    -> (scores per method, embedding arrays, read seconds)."""
+    -> (scores per method, embedding arrays, read seconds).
+
+    Without run_dirs only the scored parts' videos are read and no embeddings are kept."""
     V, D = data.reader.num_videos, data.reader.dim
     parts = score_parts(data)
+    wanted = None if run_dirs is not None else np.unique(np.concatenate([r for r, _ in parts.values()]))
     # Where each part's rows sit in the scan: sorted once so every block finds its members by bisection.
     lookup = {name: (np.argsort(rows, kind="stable"), np.sort(rows)) for name, (rows, _) in parts.items()}
     scored = [Scored({n: np.zeros((len(rows), len(c)), np.float32) for n, (rows, c) in parts.items()})
               for _ in methods]
-    embs = [_new_emb_file(d, (V, D)) for d in run_dirs]
+    embs = [_new_emb_file(d, (V, D)) for d in run_dirs] if run_dirs is not None else [None] * len(methods)
     text = {n: np.asarray(data.text_emb[c], np.float32) for n, (_, c) in parts.items()}
     # A linear probe scores its own (= the cache's) classes; the scan keeps the candidates' columns.
     own = [isinstance(m, LinearMethod) for m in methods]
     texts = [{n: data.text_emb if o else text[n] for n in parts} for o in own]
     use_pooled = [pooled is not None and m.pooled_only for m in methods]
+    every = np.arange(V) if wanted is None else wanted
     buf = None
     if all(use_pooled):
-        blocks = ((np.arange(s, min(s + READ_BLOCK, V)), None) for s in range(0, V, READ_BLOCK))
+        blocks = ((every[s:s + READ_BLOCK], None) for s in range(0, len(every), READ_BLOCK))
     else:
-        blocks, buf = data.source.blocks(None, READ_BLOCK), _float32_buffer(data)
-    bar = _bar(V, "scoring " + ",".join(m.name for m in methods), progress)
+        blocks, buf = data.source.blocks(wanted, READ_BLOCK), _float32_buffer(data)
+    bar = _bar(len(every), "scoring " + ",".join(m.name for m in methods), progress)
     read_start = time.perf_counter()
     with one_blas_thread():
         for rows, block in blocks:                                         # block: [b, K, D] float16
@@ -120,16 +124,18 @@ def score_pass(methods: List[Method], data: TrainData, run_dirs: List[str], prog
             here = {}
             for name, (order, sorted_rows) in lookup.items():
                 a, b = np.searchsorted(sorted_rows, [lo, hi])
-                if b > a:
-                    here[name] = (order[a:b], sorted_rows[a:b] - lo)       # (index into part, index into block)
-            for method, out, emb, part_text, from_pooled, wide in zip(methods, scored, embs, texts, use_pooled, own):
+                if b > a:                                                  # (index into part, into block)
+                    here[name] = (order[a:b], np.searchsorted(rows, sorted_rows[a:b]))
+            for method, out, emb, part_text, from_pooled, wide in zip(methods, scored, embs, texts, use_pooled,
+                                                                      own):
                 t = time.perf_counter()
                 picks = {name: (pick, part_text[name]) for name, (_, pick) in here.items()}
                 if from_pooled:
-                    video, logits = method.score_pooled(np.asarray(pooled[lo:hi]), picks)
+                    video, logits = method.score_pooled(np.asarray(pooled[rows]), picks)
                 else:
                     video, logits = method.embed_and_score(x, picks)
-                emb[lo:hi] = video
+                if emb is not None:
+                    emb[lo:hi] = video
                 for name, (at, _) in here.items():
                     out.logits[name][at] = logits[name][:, parts[name][1]] if wide else logits[name]
                 out.seconds += time.perf_counter() - t

@@ -46,6 +46,23 @@ def carve(rows: np.ndarray, labels: np.ndarray, fraction: float,
     return cat(kept), cat(carved)
 
 
+def few_shot_rows(rows: np.ndarray, labels: np.ndarray, k: int, seed: int,
+                  rank: Optional[np.ndarray] = None) -> np.ndarray:
+    """Sorted rows holding `k` videos of every class among `rows` (all of a class with fewer).
+
+    One seed draws one order per class, so the k-shot set is inside the 2k-shot set of the same seed
+    (the curve's points differ by the videos added, not by a fresh draw); `rank` makes the draw follow
+    the video ids, not the cache's row order.
+    """
+    rng = np.random.default_rng(seed)
+    rows = np.asarray(rows, np.int64)
+    picked = [np.zeros(0, np.int64)]
+    for c in np.unique(labels[rows]):
+        members = by_id(rows[labels[rows] == c], rank)
+        picked.append(members[rng.permutation(len(members))][:k])
+    return np.sort(np.concatenate(picked))
+
+
 def normalise_split_names(column: Sequence[str]) -> np.ndarray:
     """Map each row's split string to train/val/test/"" ; raises ValueError on an unknown value."""
     out = []
