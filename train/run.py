@@ -137,7 +137,7 @@ def train_heads(names: List[str], data: TrainData, out_root: str, opts: HeadOpti
     head's metrics as its folder is published.
     """
     inputs = fit_pass(data, pooled="linear" in names, stats=any(n not in CHEAP for n in names),
-                      progress=opts.progress)
+                      progress=opts.progress, every_video=True)  # the probe then scores from these means
     out: List[Dict[str, Any]] = []
     for group in _groups(names):
         for metrics in _train_group(group, data, out_root, opts, device, inputs):

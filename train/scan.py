@@ -35,14 +35,18 @@ def _float32_buffer(data: TrainData) -> np.ndarray:
     return np.empty((READ_BLOCK, len(data.frames), data.reader.dim), np.float32)   # [b, K, D]
 
 
-def fit_pass(data: TrainData, pooled: bool, stats: bool, progress: bool = True) -> FitInputs:
-    """Mean-pooled features of every video (the probe's train/val inputs and every pooled_only method's
-    scoring input) and/or training frame statistics, from one scan."""
+def fit_pass(data: TrainData, pooled: bool, stats: bool, progress: bool = True,
+             every_video: bool = False) -> FitInputs:
+    """Mean-pooled train/val features (of every video with `every_video`: then also `pooled`, the input
+    of pooled_only methods' scoring) and/or training frame statistics, from one scan."""
     out = FitInputs()
     if not (pooled or stats):
         return out
     tr, va = data.splits["train"], data.splits["val"]
-    rows = np.arange(data.reader.num_videos) if pooled else np.sort(tr)     # cache order: contiguous reads
+    if pooled:                                                             # cache order: contiguous reads
+        rows = np.arange(data.reader.num_videos) if every_video else np.union1d(tr, va)
+    else:
+        rows = np.sort(tr)
     is_train = np.isin(rows, tr)
     feats = temp_array((len(rows), data.reader.dim), np.float32, "pooled") if pooled else None
     acc = StatsAccumulator(data.reader.dim) if stats else None
@@ -58,7 +62,8 @@ def fit_pass(data: TrainData, pooled: bool, stats: bool, progress: bool = True) 
         bar.update(len(part))
     bar.close()
     if feats is not None:
-        out.pooled, out.train_x, out.val_x = feats, feats[tr], feats[va]
+        out.train_x, out.val_x = feats[np.searchsorted(rows, tr)], feats[np.searchsorted(rows, va)]
+        out.pooled = feats if every_video else None
     if acc is not None:
         out.stats = acc.result()
     return out
