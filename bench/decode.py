@@ -77,6 +77,16 @@ def _fidelity(files: List[str], found: Dict[str, object]) -> Dict[str, Dict[str,
     return out
 
 
+def _without_inproc(fn):
+    """Run fn with the in-process decoder switched off (CLIPVID_INPROC=0): the command line's figure."""
+    old = os.environ.get("CLIPVID_INPROC")
+    os.environ["CLIPVID_INPROC"] = "0"
+    try:
+        return fn()
+    finally:
+        os.environ.pop("CLIPVID_INPROC") if old is None else os.environ.__setitem__("CLIPVID_INPROC", old)
+
+
 def measure_class(name: str, repeats: int = REPEATS) -> Dict[str, object]:
     """CPU and wall seconds of ours, a bare decode and every available peer over one class's clips,
     best of `repeats` interleaved runs. Peers are compared on the clips every peer can sample."""
@@ -92,6 +102,8 @@ def measure_class(name: str, repeats: int = REPEATS) -> Dict[str, object]:
     print(f"decode {name}: {len(files)} clips ({len(usable)} every peer samples), N={peers.N}, "
           f"peers {', '.join(f'{k} {v}' for k, v in versions.items()) or 'none'}", flush=True)
     methods = {"ours": lambda: peers.ours_many(usable), "bare": lambda: [peers.bare_decode(f) for f in usable]}
+    if name != "short":            # long clips: also ours through the ffmpeg command line alone (no PyAV)
+        methods["ours_ffmpeg"] = lambda: _without_inproc(lambda: peers.ours_many(usable))
     methods.update({p: (lambda fn=fn: [fn(f) for f in usable]) for p, fn in found.items()})
     if usable != files:            # ours against bare over the whole class too (short_ratio, long_ratio)
         methods["ours_all"] = lambda: peers.ours_many(files)
@@ -131,7 +143,7 @@ def headline(classes: Dict[str, Dict[str, object]]) -> Dict[str, object]:
 
 def peer_table(classes: Dict[str, Dict[str, object]]) -> str:
     """CPU seconds per class and method (the per-peer table), best peer and ratios."""
-    methods = ["ours", "bare", *peer_decoders.PEERS]
+    methods = ["ours", "ours_ffmpeg", "bare", *peer_decoders.PEERS]
     rows = []
     for name, c in classes.items():
         cpu = c["cpu_s"]

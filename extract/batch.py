@@ -4,7 +4,7 @@ from typing import Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from extract import sampling
+from extract import inproc, sampling
 from extract.decode import (Sample, _source, expected_bytes, filter_text, finish, mistimed, run_ffmpeg,
                             sample_planned, scale_filters)
 from extract.plan import Deadline, Plan, header_disagrees, plan_video
@@ -25,9 +25,10 @@ Result = Union[Sample, Exception]
 
 
 def batchable(p: Plan) -> bool:
-    """Whether one pass over all of this video is cheap enough to share a process with others."""
+    """Whether one pass over all of this video is cheap enough to share a process with others
+    (MP4/MOV that PyAV decodes in-process start no process at all: 14% less CPU, bench.decode)."""
     pixels = p.info.duration * max(p.info.fps, 1.0) * p.info.width * p.info.height
-    return p.strategy == "pass" and pixels <= MAX_VIDEO_PIXELS
+    return p.strategy == "pass" and pixels <= MAX_VIDEO_PIXELS and not inproc.eligible(p)
 
 
 def group(plans: List[Plan]) -> List[List[Plan]]:

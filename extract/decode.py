@@ -181,7 +181,9 @@ def seek_frames(out: subprocess.CompletedProcess, size: int, info: VideoInfo,
                 n: int) -> Tuple[np.ndarray, np.ndarray]:
     """The frames and times of a seek_command run (see decode_seek); raises InexactSeek."""
     err = out.stderr.decode("utf-8", "replace")
-    parts = [(int(k), float(t)) for k, t in _PART_PTS.findall(err)]
+    # Branches log in whatever order the graph runs them; concat sends the frames input by input
+    # (each input gives at most one): pair them in input order.
+    parts = sorted(((int(k), float(t)) for k, t in _PART_PTS.findall(err)), key=lambda kt: kt[0])
     frame_bytes = size * size * 3
     if not parts:
         raise VideoError(last_error_line(err) if out.returncode else "no frames could be decoded")
@@ -275,6 +277,15 @@ def sample_planned(p: Plan, n: int, threads: int, deadline: Deadline) -> Sample:
 def _decode_run(p: Plan, n: int, threads: int, deadline: Deadline):
     """Run a plan's ffmpeg command. -> (ffmpeg's reading of the file or None, (frames, times))
     with times counted from the container's start; raises VideoError (with ffmpeg's own reason)."""
+    if p.inproc:
+        from extract import inproc      # (imports this module)
+        if inproc.eligible(p):
+            try:
+                return inproc.decode_inproc(p, n, threads, deadline)
+            except InexactSeek:
+                raise
+            except Exception:           # unsure of giving the command line's frames, or PyAV failed: ffmpeg decides
+                pass
     seek = p.strategy == "seek"
     cmd = (seek_command if seek else pass_command)(p.path, p.info, n, p.geo, threads)
     expect = (n + 10) * p.geo.size * p.geo.size * 3 if seek else expected_bytes(p.info, n, p.geo.size)

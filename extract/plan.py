@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
+
 from extract import sampling
 from extract.aviheader import read_avi_info
 from extract.mp4header import read_keyframes, read_mp4_info
@@ -58,6 +60,8 @@ class Plan:
     source: str = "ffmpeg"          # who read the header: 'header' (in-process) or 'ffmpeg'
     asked: Optional[str] = None     # the strategy the caller asked for, if any
     fallback: str = ""              # why ffmpeg's reading or the frames replaced the header's
+    keyframes: Optional[np.ndarray] = None   # [K] keyframe indices (an MP4/MOV header read in-process), else None
+    inproc: bool = True             # a long MP4/MOV may be decoded in-process (extract.inproc); False: ffmpeg only
 
 
 def plan_video(path: str, n: int, deadline: Deadline, strategy: Optional[str] = None,
@@ -73,14 +77,11 @@ def plan_video(path: str, n: int, deadline: Deadline, strategy: Optional[str] = 
     if not (0 < info.width < 1 << 16 and 0 < info.height < 1 << 16):
         raise VideoError(f"the header gives an impossible frame size ({info.width}x{info.height})")
     w, h = sampling.displayed_size(info.width, info.height, info.rotation)
-    chosen = strategy
-    if chosen is None:
-        # A seek's cost depends on where the keyframes are; MP4/MOV list them (cheap to read, and
-        # only believed where the rest of the header was).
-        long_enough = info.duration >= sampling.SEEK_MIN_DURATION
-        keyframes = read_keyframes(path) if long_enough and source == "header" else None
-        chosen = sampling.choose_strategy(info.duration, info.fps, n, keyframes)
-    return Plan(path, info, sampling.bounded_geometry(w, h), chosen, source, strategy)
+    # A seek's cost depends on where the keyframes are; MP4/MOV list them (cheap to read, and
+    # only believed where the rest of the header was).
+    keyframes = read_keyframes(path) if source == "header" else None
+    chosen = strategy or sampling.choose_strategy(info.duration, info.fps, n, keyframes)
+    return Plan(path, info, sampling.bounded_geometry(w, h), chosen, source, strategy, keyframes=keyframes)
 
 
 def header_disagrees(p: Plan, ffmpeg_info: Optional[VideoInfo]) -> str:

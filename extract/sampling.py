@@ -34,17 +34,41 @@ def nearest_rows(frame_times: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.where(targets - before <= after - targets, pos - 1, pos).astype(np.int64)
 
 
+def _select_constants(duration: float, n: int, fps: float) -> Tuple[str, str, str, str]:
+    """(first target, step, half a frame interval, end) as select_expression prints them."""
+    step = duration / n
+    half = 0.5 / fps if fps > 0 else 0.0
+    return f"{0.5 * step:.6f}", f"{step:.9f}", f"{half:.6f}", f"{2 * duration + 2 * step:.6f}"
+
+
 def select_expression(duration: float, n: int, fps: float) -> str:
     """An ffmpeg `select` expression keeping, for every target, the first frame within half a
     frame interval before it. A register (st/ld) holds the next threshold, so one pass keeps at
     most ~n frames; the exact nearest frame per target is then chosen in Python. Frames go on
     being kept up to twice the duration (at most ~2n in all), so a stream longer than its header
     says is seen, and one much longer cannot fill memory."""
-    step = duration / n
-    t0 = 0.5 * step
-    half = 0.5 / fps if fps > 0 else 0.0
-    nxt = f"{t0:.6f}+(floor((t+{half:.6f}-{t0:.6f})/{step:.9f})+1)*{step:.9f}-{half:.6f}"
-    return f"if(gte(t,ld(0))*lt(t,{2 * duration + 2 * step:.6f}),st(0,{nxt})*0+1,0)"
+    t0, step, half, end = _select_constants(duration, n, fps)
+    nxt = f"{t0}+(floor((t+{half}-{t0})/{step})+1)*{step}-{half}"
+    return f"if(gte(t,ld(0))*lt(t,{end}),st(0,{nxt})*0+1,0)"
+
+
+class PassRule:
+    """Which frames select_expression keeps, computed as ffmpeg's expression evaluator computes it
+    (the same printed constants, the same order of double operations), for decoders that run it
+    themselves (extract.inproc): the frames kept, and so the frames chosen, are the same."""
+
+    def __init__(self, duration: float, n: int, fps: float):
+        self.t0, self.step, self.half, self.end = (float(c) for c in _select_constants(duration, n, fps))
+        self.wanted = 0.0            # the register: the next frame at or after this time is kept
+
+    def keep(self, t: float) -> bool:
+        if not (t >= self.wanted and t < self.end):
+            return False
+        self.wanted = self.t0 + (math.floor((t + self.half - self.t0) / self.step) + 1) * self.step - self.half
+        return True
+
+    def done(self) -> bool:
+        return self.wanted >= self.end
 
 
 @dataclass(frozen=True)

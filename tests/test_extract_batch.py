@@ -86,14 +86,20 @@ def test_short_videos_share_one_ffmpeg_run(tmp_path, monkeypatch):
     alone = [sample_video(c, N) for c in clips]
     monkeypatch.setenv("CLIPVID_FFMPEG", os.fspath(wrapper))
     ffmpeg_exe.cache_clear()
+    runs = {}
     try:
-        together = batch.sample_videos(clips, N)
+        # MP4s go to the in-process decoder (no process at all); with it off, to one shared run.
+        for inproc in ("1", "0"):
+            monkeypatch.setenv("CLIPVID_INPROC", inproc)
+            log.write_text("")
+            runs[inproc] = batch.sample_videos(clips, N), log.read_text().count("run")
     finally:
         monkeypatch.delenv("CLIPVID_FFMPEG")
         ffmpeg_exe.cache_clear()
-    assert log.read_text().count("run") == 1          # six videos, one process
-    for a, b in zip(alone, together):
-        assert np.array_equal(a.frames, b.frames) and np.array_equal(a.t, b.t)
+    assert runs["1"][1] == 0 and runs["0"][1] == 1    # six videos: none, or one process
+    for together, _ in runs.values():
+        for a, b in zip(alone, together):
+            assert np.array_equal(a.frames, b.frames) and np.array_equal(a.t, b.t)
 
 
 def test_group_limits():
