@@ -98,10 +98,15 @@ def _open_set(reader: CacheReader, results: List[HeadResult]) -> Dict[str, Any]:
     return out
 
 
+def _tsne_rows(reader: CacheReader) -> np.ndarray:
+    """[S] sorted cache rows the t-SNE draws: every labelled video, or a fixed sample of them."""
+    rows = np.flatnonzero(reader.labels >= 0)
+    return rows[plots.sample_for_tsne(len(rows))]
+
+
 def _tsne(reader: CacheReader, pooled: np.ndarray, best: Optional[HeadResult]) -> Tuple[Optional[bytes], str]:
     """(PNG or None, note): mean-pooled CLIP next to the best head, same labelled videos, test ones ringed."""
-    rows = np.flatnonzero(reader.labels >= 0)
-    rows = rows[plots.sample_for_tsne(len(rows))]                          # [S] sorted cache rows
+    rows = _tsne_rows(reader)
     if not len(rows):
         return None, "the cache has no labelled videos to draw"
     panels = [("CLIP mean-pool", pooled[rows])]
@@ -140,7 +145,10 @@ def collect(reader: CacheReader, runs_dir: str, device: str = "auto", resamples:
     results = [members[0] for _, members in groups]                         # first seed speaks for figures
     for (row, _), res in zip(groups, results):
         res.run.name = row["name"]                                          # figures and tables name the settings
-    pooled = mean_pooled(reader, progress)                                  # [V, D]
+    # Mean-pooled CLIP for what the report draws on: the best run's test split (retrieval) and the t-SNE
+    # sample; every video only when no run names a test split.
+    need = None if best is None else np.union1d(test_rows(reader, best.run), _tsne_rows(reader))
+    pooled = mean_pooled(reader, progress, need)                            # [V, D], `need` rows filled
     data: Dict[str, Any] = {"provenance": {**provenance(reader), "commands": commands},
                             "runs_dir": os.path.abspath(runs_dir),
                             "warnings": warnings, "heads": [row for row, _ in groups],

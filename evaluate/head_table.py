@@ -89,15 +89,18 @@ def score_run(run: Run, reader: CacheReader, device: str, resamples: int,
 def score_runs(runs: List[Run], reader: CacheReader, device: str, resamples: int,
                warnings: List[str], progress: bool = True) -> List[HeadResult]:
     """Score every run; a run that breaks in any way becomes a warning, never a failed report."""
+    from train.device import one_blas_thread
     results, shared = [], {}  # shared: test-split frame embeddings, read once per distinct split
-    for run in progress_display(runs, desc="scoring heads", unit="head", quiet=not progress):
-        try:
-            result = score_run(run, reader, device, resamples, shared)
-        except Exception as exc:  # noqa: BLE001 - one broken head must not cost the whole report
-            warnings.append(f"skipped run {run.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            continue
-        warnings.extend(f"run {run.name}: {n}" for n in run.notes + result.notes)
-        results.append(result)
+    with one_blas_thread():   # heads score in torch and numpy by turns: one pool of threads at a time
+        for run in progress_display(runs, desc="scoring heads", unit="head", quiet=not progress):
+            try:
+                result = score_run(run, reader, device, resamples, shared)
+            except Exception as exc:  # noqa: BLE001 - one broken head must not cost the whole report
+                warnings.append(f"skipped run {run.name}: {type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''}")
+                continue
+            warnings.extend(f"run {run.name}: {n}" for n in run.notes + result.notes)
+            results.append(result)
     return results
 
 

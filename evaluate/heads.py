@@ -20,13 +20,11 @@ def test_rows(reader: CacheReader, run: Run) -> np.ndarray:
 
 def test_frames(reader: CacheReader, rows: np.ndarray) -> np.ndarray:
     """[T, N, D] float16 frames of `rows` in an anonymous memory-mapped temporary file."""
-    import tempfile
-    from train.data import read_rows
+    from train.data import read_rows, temp_array
     shape = (len(rows), reader.frames, reader.dim)
     if not len(rows):
         return np.zeros(shape, np.float16)
-    with tempfile.TemporaryFile(prefix="clipvid-test-frames-") as f:  # unlinked at once; the map keeps it
-        out = np.memmap(f, np.float16, "w+", shape=shape)
+    out = temp_array(shape, np.float16, "test-frames")
     for s in range(0, len(rows), 4 * BATCH):
         out[s:s + 4 * BATCH] = read_rows(reader, rows[s:s + 4 * BATCH])
     out.flush()

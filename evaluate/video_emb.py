@@ -1,5 +1,5 @@
 """Video embeddings for every cached video: plain mean-pooled CLIP, or a trained head's."""
-from typing import TYPE_CHECKING, Iterable, Tuple
+from typing import TYPE_CHECKING, Iterable, Optional, Tuple
 
 import numpy as np
 from cache.progress import progress as progress_display
@@ -12,21 +12,34 @@ if TYPE_CHECKING:
     from train.api import Method
 
 
+EMBED_BLOCK = 256  # videos per read and per pooling step
+
+
 def _blocks(reader: CacheReader, desc: str, progress: bool) -> Iterable[Tuple[int, np.ndarray]]:
-    total = (reader.num_videos + 255) // 256
-    return progress_display(reader.iter_emb(256), total=total, desc=desc, unit="block", quiet=not progress)
+    total = (reader.num_videos + EMBED_BLOCK - 1) // EMBED_BLOCK
+    return progress_display(reader.iter_emb(EMBED_BLOCK), total=total, desc=desc, unit="block", quiet=not progress)
 
 
-def mean_pooled(reader: CacheReader, progress: bool = False) -> np.ndarray:
-    """[V, D] unit mean of unit frame embeddings, read block by block (caches may exceed memory)."""
-    import tempfile
+def mean_pooled(reader: CacheReader, progress: bool = False, rows: Optional[np.ndarray] = None) -> np.ndarray:
+    """[V, D] unit mean of unit frame embeddings, read block by block (caches may exceed memory).
+
+    With `rows`, only those videos are read and pooled (the others stay zero): a report needs the
+    test split and the t-SNE sample, not every video of a large cache.
+    """
+    from train.data import read_rows, temp_array
     shape = (reader.num_videos, reader.dim)
     if not reader.num_videos:
         return np.zeros(shape, np.float32)
-    with tempfile.TemporaryFile(prefix="clipvid-meanpool-") as f:  # a map, not RAM: [V, D] grows with V
-        out = np.memmap(f, np.float32, "w+", shape=shape)
-    for start, block in _blocks(reader, "mean-pooling", progress):
-        out[start:start + len(block)] = M.mean_pool(as_float32(block))
+    out = temp_array(shape, np.float32, "meanpool")                       # sparse: unread rows cost nothing
+    if rows is None:
+        for start, block in _blocks(reader, "mean-pooling", progress):
+            out[start:start + len(block)] = M.mean_pool(as_float32(block))
+    else:
+        rows = np.unique(np.asarray(rows, np.int64))
+        steps = range(0, len(rows), 4 * EMBED_BLOCK)
+        for s in progress_display(steps, desc="mean-pooling", unit="block", quiet=not progress):
+            part = rows[s:s + 4 * EMBED_BLOCK]
+            out[part] = M.mean_pool(as_float32(read_rows(reader, part)))  # contiguous runs of the cache
     out.flush()
     release(out)
     return out

@@ -141,3 +141,52 @@ def test_streamed_synthetic_cache_reads_back_and_trains(tmp_path):
     assert main([path, "--out", out, "--head", "meanpool", "--quiet"]) == 0
     m = json.load(open(os.path.join(head_run(out, "meanpool"), "metrics.json")))
     assert m["split_source"] == "column" and m["test"]["top1"] > 0.3  # 'still' classes sit near their text
+
+
+def test_scan_shortcuts_give_the_same_numbers_as_the_plain_methods():
+    from train.baselines import BaselineMethod
+    from train.linear import LinearMethod
+    from train.method import as_float32
+    rng = np.random.default_rng(0)
+    x16 = rng.standard_normal((9, 7, 16)).astype(np.float16)
+    buf = np.full((12, 7, 16), np.nan, np.float32)
+    x = as_float32(x16, buf)
+    assert np.shares_memory(x, buf) and np.array_equal(x, x16.astype(np.float32))
+    text = rng.standard_normal((5, 16)).astype(np.float32)
+    picks = {"val": (np.array([0, 4]), text), "test": (np.array([1, 2, 8]), text[:3])}
+    for name in ("midframe", "meanpool", "maxpool", "vote"):
+        method = BaselineMethod(name, list("abcde"), {})
+        for _ in range(2):  # nothing a method keeps between blocks may leak into the next
+            emb, logits = method.embed_and_score(x, picks)
+            assert np.array_equal(emb, method.video_embeddings(x16))
+            for part, (rows, t) in picks.items():
+                assert np.allclose(logits[part], method.logits(x16[rows], t), atol=1e-5)
+                assert np.array_equal(logits[part].argmax(1), method.logits(x16[rows], t).argmax(1))
+    probe = LinearMethod("linear", list("abcde"), {}, rng.standard_normal((5, 16)), rng.standard_normal(5))
+    emb, logits = probe.score_pooled(x.mean(1), picks)
+    assert np.array_equal(emb, probe.video_embeddings(x16))
+    assert np.allclose(logits["test"], probe.logits(x16[[1, 2, 8]], text), atol=1e-5)
+
+
+def test_a_linear_run_scores_meanpool_from_its_pooled_pass_with_the_same_results(cache, tmp_path):
+    runs = {}
+    for name, heads in (("alone", "meanpool"), ("with_linear", "linear,meanpool")):
+        out = str(tmp_path / name)
+        assert main([cache, "--out", out, "--head", heads, "--quiet"]) == 0
+        runs[name] = head_run(out, "meanpool")
+    a, b = (json.load(open(os.path.join(runs[k], "metrics.json"))) for k in ("alone", "with_linear"))
+    assert a["test"] == b["test"] and a["val"] == b["val"]
+    assert np.array_equal(np.load(os.path.join(runs["alone"], "video_emb.npy")),
+                          np.load(os.path.join(runs["with_linear"], "video_emb.npy")))
+    assert not any(f.endswith(".partial.npy") or ".tmp-" in f for f in os.listdir(runs["with_linear"]))
+
+
+def test_evaluate_mean_pools_only_the_rows_a_report_needs(cache):
+    from evaluate.video_emb import mean_pooled
+    with open_cache(cache) as r:
+        full = mean_pooled(r)
+        rows = np.array([3, 4, 5, 90, 91, 400, 599])
+        part = mean_pooled(r, rows=rows[::-1])
+        assert np.array_equal(part[rows], full[rows])
+        rest = np.setdiff1d(np.arange(r.num_videos), rows)
+        assert not np.asarray(part[rest]).any() and np.asarray(full[rest]).any()

@@ -1,5 +1,5 @@
 """Order-blind zero-shot baselines: mid-frame, mean-pool, max-pool and per-frame majority vote."""
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
@@ -72,9 +72,17 @@ class BaselineMethod(Method):
             raise ValueError(f"unknown baseline {name!r}")
         super().__init__(name, class_names, config)
         self._pool_fn = POOLS[name]
+        self.pooled_only = name == "meanpool"
 
     def _embed(self, x: np.ndarray) -> np.ndarray:
         return self._pool_fn(x)
+
+    def embed_and_score(self, x: np.ndarray, picks: Dict[str, Tuple[np.ndarray, np.ndarray]]
+                        ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+        if self.name == "vote":
+            return super().embed_and_score(x, picks)
+        video = self.video_embeddings(x)  # scores are `_score` of the (row-wise) embedding: pool once
+        return video, {n: self._score(video[rows], text) for n, (rows, text) in picks.items()}
 
     def _pool(self, x: np.ndarray, text: np.ndarray) -> np.ndarray:
         if self.name != "vote":

@@ -36,6 +36,14 @@ def available_memory() -> int:
     return 4 << 30
 
 
+def temp_array(shape: Tuple[int, ...], dtype, what: str) -> np.ndarray:
+    """A zeroed array mapped from an unlinked temporary file: data that grows with the cache (a [V, D]
+    table, a split's frames) lives in the page cache, not in the process's memory."""
+    import tempfile
+    with tempfile.TemporaryFile(prefix=f"clipvid-{what}-") as f:   # unlinked at once; the map keeps it
+        return np.memmap(f, dtype, "w+", shape=shape)
+
+
 def epoch_order(rows: np.ndarray, rng: np.random.Generator, block: Optional[int] = None,
                 window: Optional[int] = None) -> List[np.ndarray]:
     """One epoch's visiting order as windows of positions into `rows`.

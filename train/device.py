@@ -28,6 +28,14 @@ def autocast(device: torch.device):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
+def one_blas_thread():
+    """A context in which numpy's BLAS runs on one thread. Beside torch's OpenMP pool (also one thread per
+    core) a multi-threaded OpenBLAS oversubscribes the cores: a [100, 512] x [512, 400] product took
+    25-50 ms instead of 0.5-1 ms on 2 busy cores (bench/PERFORMANCE.md, Kinetics scale)."""
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+    return threadpool_limits(1, user_api="blas")
+
+
 # Below this many frame-embedding values per training epoch, one CPU thread beats several: the
 # tensors are small, and OpenMP threads spin-waiting on a busy machine cost more than they save.
 SMALL_WORK = 50_000_000

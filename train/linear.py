@@ -19,6 +19,7 @@ class LinearMethod(Method):
 
     scores_any_text = False
     order_blind = True
+    pooled_only = True
 
     def __init__(self, name: str, class_names: List[str], config: Dict[str, Any],
                  weight: np.ndarray, bias: np.ndarray):

@@ -1,5 +1,5 @@
 """The Method interface shared by baselines, the linear probe and trained heads, plus its batched maths."""
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -9,11 +9,19 @@ LOGIT_SCALE = 100.0  # CLIP's trained temperature; used by methods that learn no
 BATCH = 256          # videos per forward pass: [256, 100, 512] float32 is 50 MB
 
 
-def as_float32(x: np.ndarray) -> np.ndarray:
-    """float32 view or copy; float16 goes through torch, whose vectorised conversion is many times numpy's."""
+def as_float32(x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """float32 view or copy; float16 goes through torch, whose vectorised conversion is many times numpy's.
+
+    With `out` (float32, at least len(x) rows of x's shape) the result is written into out[:len(x)] and
+    returned: a scan that reuses one buffer skips the page faults of a fresh 100 MB array per block.
+    """
     if x.dtype == np.float16:
         import torch
-        return torch.from_numpy(np.ascontiguousarray(x)).float().numpy()
+        src = torch.from_numpy(np.ascontiguousarray(x))
+        if out is not None and out.dtype == np.float32 and out.shape[1:] == x.shape[1:] and len(out) >= len(x):
+            torch.from_numpy(out[:len(x)]).copy_(src)
+            return out[:len(x)]
+        return src.float().numpy()
     return np.asarray(x, dtype=np.float32)
 
 
@@ -71,6 +79,9 @@ class Method:
 
     scores_any_text = True  # False for a method with no logit for a class it never trained on (open set: n/a)
     order_blind = False     # True: logits depend on the frames only through `_pool` (see above)
+    # True when `_pool` is the raw time mean of the frames (and the embedding too): a scan that already
+    # holds those means scores the method with `_score` alone, without the frames.
+    pooled_only = False
 
     def __init__(self, name: str, class_names: List[str], config: Dict[str, Any]):
         self.name = name
@@ -125,6 +136,17 @@ class Method:
                 logits = self._logits(gather_windows(x, starts, width), text)  # [b * W, C] in one forward
             out[s:s + len(x)] = logits.reshape(len(x), len(starts), -1)
         return out
+
+    def embed_and_score(self, x: np.ndarray, picks: Dict[str, Tuple[np.ndarray, np.ndarray]]
+                        ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+        """One block's video embeddings [B, D] and, per named part, the logits [len(rows), C] of its rows
+        `rows` (indices into the block) against its text [C, D]: what a shared scan asks of every method."""
+        return self.video_embeddings(x), {n: self.logits(x[rows], text) for n, (rows, text) in picks.items()}
+
+    def score_pooled(self, pooled: np.ndarray, picks: Dict[str, Tuple[np.ndarray, np.ndarray]]
+                     ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
+        """embed_and_score of a pooled_only method from the time means [B, D] of the block's frames."""
+        return pooled, {n: self._score(pooled[rows], text) for n, (rows, text) in picks.items()}
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Per-class confidence [V, C] for a score column; the softmax unless a method knows better."""

@@ -110,10 +110,18 @@ def write_video_emb(run_dir: str, emb: np.ndarray, ids: Sequence[str], fingerpri
     path = os.path.join(run_dir, VIDEO_EMB_NAME)
     tmp = f"{path}.tmp-{os.getpid()}.npy"
     np.save(tmp, np.asarray(emb, np.float32))
-    os.replace(tmp, path)
+    publish_video_emb(run_dir, tmp, ids, fingerprint)
+
+
+def publish_video_emb(run_dir: str, npy: str, ids: Sequence[str], fingerprint: str) -> None:
+    """write_video_emb for a finished [V, D] float32 .npy file already on disk (moved, not copied)."""
+    shape = np.load(npy, mmap_mode="r").shape
+    if shape[0] != len(ids):
+        raise ValueError(f"{shape[0]} video embeddings for {len(ids)} ids")
+    os.replace(npy, os.path.join(run_dir, VIDEO_EMB_NAME))
     _atomic_text(os.path.join(run_dir, VIDEO_IDS_NAME), json.dumps([str(i) for i in ids], ensure_ascii=False))
     write_json(os.path.join(run_dir, VIDEO_EMB_META),
-               {"format": VIDEO_EMB_FORMAT, "version": 1, "rows": int(len(ids)), "dim": int(np.shape(emb)[1]),
+               {"format": VIDEO_EMB_FORMAT, "version": 1, "rows": int(len(ids)), "dim": int(shape[1]),
                 "cache_fingerprint": fingerprint, "ids_sha256": ids_digest(ids)})
 
 

@@ -15,7 +15,7 @@ from train.linear import LinearMethod, fit_linear
 from train.loop import FitConfig, FitResult, fit, set_determinism
 from train.method import Method
 from train.metrics import summarize
-from train.outputs import METRICS_NAME, SPLIT_NAME, write_json, write_predictions, write_split, write_video_emb
+from train.outputs import METRICS_NAME, SPLIT_NAME, publish_video_emb, write_json, write_predictions, write_split
 from train.prepare import TrainData
 from train.scan import PARTIAL_EMB, FitInputs, Scored, fit_pass, score_parts, score_pass
 from train.registry import BASELINES, HeadMethod, build_module
@@ -137,7 +137,7 @@ def train_heads(names: List[str], data: TrainData, out_root: str, opts: HeadOpti
     head's metrics as its folder is published.
     """
     inputs = fit_pass(data, pooled="linear" in names, stats=any(n not in CHEAP for n in names),
-                      progress=opts.progress)
+                      progress=opts.progress, every_video=True)  # the probe then scores from these means
     out: List[Dict[str, Any]] = []
     for group in _groups(names):
         for metrics in _train_group(group, data, out_root, opts, device, inputs):
@@ -175,16 +175,15 @@ def _train_group(names: List[str], data: TrainData, out_root: str, opts: HeadOpt
             save_checkpoint(os.path.join(run_dir, CHECKPOINT_NAME), name, method.config, data.class_names,
                             data.fingerprint, data.cache_info(), state_of(method), data.text_emb)
             fitted.append((method, result, extra, time.perf_counter() - start))
-        scored, embs, read_seconds = score_pass([f[0] for f in fitted], data, run_dirs, opts.progress)
+        scored, embs, read_seconds = score_pass([f[0] for f in fitted], data, run_dirs, opts.progress,
+                                                inputs.pooled)
         out = []
         for run_dir, (method, result, extra, fit_seconds), score, emb in zip(run_dirs, fitted, scored, embs):
             start = time.perf_counter()
             write_split(run_dir, data.reader.ids, data.splits)
             write_predictions_for(method, data, run_dir, score.logits["test"])
             emb.flush()
-            write_video_emb(run_dir, emb, data.reader.ids, data.fingerprint)
-            del emb
-            os.remove(os.path.join(run_dir, PARTIAL_EMB))
+            publish_video_emb(run_dir, os.path.join(run_dir, PARTIAL_EMB), data.reader.ids, data.fingerprint)
             metrics = _metrics(method, data, evaluate_scored(score, data), result, fit_seconds, device, extra)
             # Each method's own fit and scoring time, plus an equal share of the shared read.
             metrics["seconds"] = (fit_seconds + score.seconds + read_seconds / len(fitted)

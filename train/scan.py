@@ -8,7 +8,8 @@ import numpy as np
 
 from cache.progress import progress as progress_display
 from train.baselines import mean_over_time
-from train.data import READ_BLOCK, StatsAccumulator
+from train.data import READ_BLOCK, StatsAccumulator, temp_array
+from train.device import one_blas_thread
 from train.linear import LinearMethod
 from train.method import Method, as_float32
 from train.prepare import TrainData
@@ -22,27 +23,39 @@ def _bar(total_rows: int, desc: str, progress: bool):
 
 @dataclass
 class FitInputs:
-    """What the linear probe and the trained heads need from one read of the train and val frames."""
+    """What the linear probe and the trained heads need from one read of the frames."""
     train_x: Optional[np.ndarray] = None    # [n_train, D] mean-pooled
     val_x: Optional[np.ndarray] = None      # [n_val, D]
     stats: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None  # frame mean, std, dev std [D] each
+    pooled: Optional[np.ndarray] = None     # [V, D] time mean of every video (mapped): pooled_only methods' input
 
 
-def fit_pass(data: TrainData, pooled: bool, stats: bool, progress: bool = True) -> FitInputs:
-    """Mean-pooled train/val features and/or training frame statistics, from one scan of those rows."""
+def _float32_buffer(data: TrainData) -> np.ndarray:
+    """One block of frames as float32, reused by a scan for every block it converts."""
+    return np.empty((READ_BLOCK, len(data.frames), data.reader.dim), np.float32)   # [b, K, D]
+
+
+def fit_pass(data: TrainData, pooled: bool, stats: bool, progress: bool = True,
+             every_video: bool = False) -> FitInputs:
+    """Mean-pooled train/val features (of every video with `every_video`: then also `pooled`, the input
+    of pooled_only methods' scoring) and/or training frame statistics, from one scan."""
     out = FitInputs()
     if not (pooled or stats):
         return out
     tr, va = data.splits["train"], data.splits["val"]
-    rows = np.union1d(tr, va) if pooled else np.sort(tr)                   # cache order: contiguous reads
+    if pooled:                                                             # cache order: contiguous reads
+        rows = np.arange(data.reader.num_videos) if every_video else np.union1d(tr, va)
+    else:
+        rows = np.sort(tr)
     is_train = np.isin(rows, tr)
-    feats = np.zeros((len(rows), data.reader.dim), np.float32) if pooled else None
+    feats = temp_array((len(rows), data.reader.dim), np.float32, "pooled") if pooled else None
     acc = StatsAccumulator(data.reader.dim) if stats else None
-    bar = _bar(len(rows), "reading train/val frames", progress)
+    buf = _float32_buffer(data) if pooled else None
+    bar = _bar(len(rows), "reading frames", progress)
     done = 0
     for part, block in data.source.blocks(rows):                           # block: [b, K, D] float16
         if feats is not None:
-            feats[done:done + len(part)] = mean_over_time(block.astype(np.float32))
+            feats[done:done + len(part)] = mean_over_time(as_float32(block, buf))
         if acc is not None:
             acc.add(block[is_train[done:done + len(part)]])
         done += len(part)
@@ -50,6 +63,7 @@ def fit_pass(data: TrainData, pooled: bool, stats: bool, progress: bool = True) 
     bar.close()
     if feats is not None:
         out.train_x, out.val_x = feats[np.searchsorted(rows, tr)], feats[np.searchsorted(rows, va)]
+        out.pooled = feats if every_video else None
     if acc is not None:
         out.stats = acc.result()
     return out
@@ -74,22 +88,17 @@ def score_parts(data: TrainData) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     return parts
 
 
-def _logits(method: Method, frames: np.ndarray, text: np.ndarray, classes: np.ndarray,
-            data: TrainData) -> np.ndarray:
-    if isinstance(method, LinearMethod):  # scores its own (= the cache's) classes; keep the candidates
-        return method.logits(frames, data.text_emb)[:, classes]
-    return method.logits(frames, text)
-
-
 def _new_emb_file(run_dir: str, shape: Tuple[int, int]) -> np.ndarray:
     return np.lib.format.open_memmap(os.path.join(run_dir, PARTIAL_EMB), mode="w+", dtype=np.float32,
                                      shape=shape)
 
 
-def score_pass(methods: List[Method], data: TrainData, run_dirs: Optional[List[str]],
-               progress: bool = True) -> Tuple[List[Scored], List[np.ndarray], float]:
+def score_pass(methods: List[Method], data: TrainData, run_dirs: Optional[List[str]], progress: bool = True,
+               pooled: Optional[np.ndarray] = None) -> Tuple[List[Scored], List[np.ndarray], float]:
     """One sequential read of every video: each method's video embeddings (into RUN/video_emb.partial.npy)
-    and its logits for every scored part. -> (scores per method, embedding arrays, read seconds).
+    and its logits for every scored part. pooled_only methods score from `pooled` ([V, D] time means,
+    when a fit pass made them), so a group of only those reads no frames at all.
+    -> (scores per method, embedding arrays, read seconds).
 
     Without run_dirs only the scored parts' videos are read and no embeddings are kept."""
     V, D = data.reader.num_videos, data.reader.dim
@@ -101,24 +110,41 @@ def score_pass(methods: List[Method], data: TrainData, run_dirs: Optional[List[s
               for _ in methods]
     embs = [_new_emb_file(d, (V, D)) for d in run_dirs] if run_dirs is not None else [None] * len(methods)
     text = {n: np.asarray(data.text_emb[c], np.float32) for n, (_, c) in parts.items()}
-    bar = _bar(V if wanted is None else len(wanted), "scoring " + ",".join(m.name for m in methods), progress)
+    # A linear probe scores its own (= the cache's) classes; the scan keeps the candidates' columns.
+    own = [isinstance(m, LinearMethod) for m in methods]
+    texts = [{n: data.text_emb if o else text[n] for n in parts} for o in own]
+    use_pooled = [pooled is not None and m.pooled_only for m in methods]
+    every = np.arange(V) if wanted is None else wanted
+    buf = None
+    if all(use_pooled):
+        blocks = ((every[s:s + READ_BLOCK], None) for s in range(0, len(every), READ_BLOCK))
+    else:
+        blocks, buf = data.source.blocks(wanted, READ_BLOCK), _float32_buffer(data)
+    bar = _bar(len(every), "scoring " + ",".join(m.name for m in methods), progress)
     read_start = time.perf_counter()
-    for rows, block in data.source.blocks(wanted, READ_BLOCK):             # block: [b, K, D] float16
-        block = as_float32(block)                                          # once for every method
-        lo, hi = int(rows[0]), int(rows[-1]) + 1
-        here = {}
-        for name, (order, sorted_rows) in lookup.items():
-            a, b = np.searchsorted(sorted_rows, [lo, hi])
-            here[name] = (order[a:b], np.searchsorted(rows, sorted_rows[a:b]))  # (index into part, into block)
-        for method, out, emb in zip(methods, scored, embs):
-            t = time.perf_counter()
-            if emb is not None:
-                emb[lo:hi] = method.video_embeddings(block)
-            for name, (at, pick) in here.items():
-                if len(pick):
-                    out.logits[name][at] = _logits(method, block[pick], text[name], parts[name][1], data)
-            out.seconds += time.perf_counter() - t
-        bar.update(len(rows))
+    with one_blas_thread():
+        for rows, block in blocks:                                         # block: [b, K, D] float16
+            x = None if block is None else as_float32(block, buf)          # once for every method
+            lo, hi = int(rows[0]), int(rows[-1]) + 1
+            here = {}
+            for name, (order, sorted_rows) in lookup.items():
+                a, b = np.searchsorted(sorted_rows, [lo, hi])
+                if b > a:                                                  # (index into part, into block)
+                    here[name] = (order[a:b], np.searchsorted(rows, sorted_rows[a:b]))
+            for method, out, emb, part_text, from_pooled, wide in zip(methods, scored, embs, texts, use_pooled,
+                                                                      own):
+                t = time.perf_counter()
+                picks = {name: (pick, part_text[name]) for name, (_, pick) in here.items()}
+                if from_pooled:
+                    video, logits = method.score_pooled(np.asarray(pooled[rows]), picks)
+                else:
+                    video, logits = method.embed_and_score(x, picks)
+                if emb is not None:
+                    emb[lo:hi] = video
+                for name, (at, _) in here.items():
+                    out.logits[name][at] = logits[name][:, parts[name][1]] if wide else logits[name]
+                out.seconds += time.perf_counter() - t
+            bar.update(len(rows))
     bar.close()
     read_seconds = time.perf_counter() - read_start - sum(s.seconds for s in scored)
     return scored, embs, max(read_seconds, 0.0)
