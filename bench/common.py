@@ -147,3 +147,14 @@ def demo_videos(count: int = 0) -> List[str]:
                        stdout=subprocess.DEVNULL)
     found = sorted(os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs if f.lower().endswith(VIDEO_EXTS))
     return found[:count] if count else found
+
+
+def exit_on_help(doc: str) -> None:
+    """`python -m bench.NAME --help`: print the benchmark's docstring and exit 0 instead of running it
+    (several build caches of many GB, so an unknown flag must never start one)."""
+    import sys
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        print((doc or "").strip())
+        print(f"\nexamples:\n  python -m bench.{name}\n  python -m bench {name}      # the same, through the runner")
+        raise SystemExit(0)

@@ -190,6 +190,7 @@ def main(names: List[str] = None, repeats: int = REPEATS) -> dict:
 
 
 if __name__ == "__main__":
+    common.exit_on_help(__doc__)
     args = sys.argv[1:]
     if args[:1] == ["fallback"]:
         fallback_only()

@@ -55,4 +55,5 @@ def main(images: int = 200) -> dict:
 
 
 if __name__ == "__main__":
+    common.exit_on_help(__doc__)
     main()

@@ -4,6 +4,7 @@ import os
 from typing import List, Tuple
 
 from bench.common import RESULTS, goal, table
+from bench import common
 
 
 def _load(name: str) -> dict:
@@ -84,4 +85,5 @@ def _scale_rows(c: dict) -> List[Tuple[str, str, str, str]]:
 
 
 if __name__ == "__main__":
+    common.exit_on_help(__doc__)
     print(table(["figure", "value", "goal", ""], rows()))

@@ -163,4 +163,5 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
+    common.exit_on_help(__doc__)
     main()

@@ -67,4 +67,5 @@ def main(sizes=(100_000, 1_000_000), repeats: int = 7) -> dict:
 
 
 if __name__ == "__main__":
+    common.exit_on_help(__doc__)
     main()

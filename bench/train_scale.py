@@ -238,4 +238,5 @@ def _print_table(sizes_done: Dict[str, dict]) -> None:
 
 
 if __name__ == "__main__":
+    common.exit_on_help(__doc__)
     main()

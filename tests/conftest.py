@@ -83,6 +83,7 @@ SLOW_TESTS = {
     "test_iter_samples_yields_every_index_once",
     "test_torch_linear_probe_matches_scikit_learn_on_10k_videos_of_400_classes",
     "test_report_open_set_equals_what_training_printed",
+    "test_each_benchmark_module_has_help_and_runs_nothing",
 }
 SLOW_FIXTURES = {"demo_dir", "demo_cache", "demo_pairs"}
 

@@ -64,6 +64,18 @@ def test_bench_help_lists_benchmarks_without_running_any():
     assert "decode" in proc.stdout and "examples:" in proc.stdout and "==" not in proc.stdout
 
 
+@pytest.mark.parametrize("name", ["decode", "embed", "memory", "pipeline", "report", "scale", "scale_search",
+                                  "search", "train", "train_scale", "predict"])
+def test_each_benchmark_module_has_help_and_runs_nothing(name, tmp_path):
+    """`python -m bench.NAME --help` describes it and exits 0 at once (several build caches of many GB)."""
+    before = sorted(os.listdir(tmp_path))
+    proc = _run("-m", f"bench.{name}", "--help", env=dict(os.environ, PYTHONPATH=ROOT, CLIPVID_SCALE_DIR=str(tmp_path),
+                                                            TMPDIR=str(tmp_path)))
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert f"bench.{name}" in proc.stdout and "==" not in proc.stdout
+    assert sorted(os.listdir(tmp_path)) == before
+
+
 def test_cache_without_a_command_says_which_exist():
     proc = _run("-m", "cache")
     assert proc.returncode == EXIT_USAGE
