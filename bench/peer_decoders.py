@@ -9,9 +9,9 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
+from bench.peers import N
 from extract import sampling
 
-N = 100
 # A clip this long or longer is sampled by seeking (one seek per target) where the peer has no
 # smarter way of its own (PyAV); shorter ones are decoded through. Same threshold as ours.
 SEEK_FROM = sampling.SEEK_MIN_DURATION

@@ -144,7 +144,7 @@ def few_shot(cache_path: str, runs: Sequence[Tuple[str, Any]], frames_cached: in
     (report name, Run); test top-1 of every head retrained on K training videos per class, no validation."""
     from cache.errors import CacheError
     from train.device import resolve_device, set_cpu_threads
-    from train.prepare import UsageError
+    from train.errors import UsageError
     out: Dict[str, Any] = {"shots": [], "draws": list(range(draws)), "max_epochs": MAX_EPOCHS, "curves": {},
                            "notes": []}
     if asked == []:

@@ -5,13 +5,12 @@ from functools import partial
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from cache.progress import progress as progress_display
 from cache.reader import CacheReader
 from predict import outputs as O
 from train.data import prefetched
-from train.device import torch_threads
+from train.device import one_blas_thread, torch_threads
 from train.head import Head
 from train.method import as_float32
 from train.metrics import mean_class_accuracy, top_k
@@ -107,7 +106,7 @@ def score_cache(reader: CacheReader, rows: np.ndarray, head: Head, text: Optiona
         # One thread for numpy's small products ([b x W, D] by [D, C]) and for torch's per-block forward
         # passes, while the next block is read and converted on the prefetch thread: several threads
         # spin-waiting on a busy machine ran them 2-10x slower (bench/PERFORMANCE.md, predict).
-        with threadpool_limits(1, user_api="blas"), torch_threads(1):
+        with one_blas_thread(), torch_threads(1):
             for block, (emb, times) in zip(blocks, prefetched(loads)):     # emb: [b, N, D] float32
                 p = head.predict(emb if every_row else emb[:, frame_rows], text)   # [b, C]
                 seg_lists = _timelines(reader, block, emb, times, head, text, req) if req.window else None

@@ -86,7 +86,7 @@ class BaselineMethod(Method):
 
     def _pool(self, x: np.ndarray, text: np.ndarray) -> np.ndarray:
         if self.name != "vote":
-            return self._embed(x)
+            return super()._pool(x, text)
         return vote_summary(frame_votes(x, text).sum(axis=1), x.shape[1])  # [B, 2C]
 
     def _pool_windows(self, x: np.ndarray, starts: np.ndarray, width: int, text: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ def one_blas_thread():
     """A context in which numpy's BLAS runs on one thread. Beside torch's OpenMP pool (also one thread per
     core) a multi-threaded OpenBLAS oversubscribes the cores: a [100, 512] x [512, 400] product took
     25-50 ms instead of 0.5-1 ms on 2 busy cores (bench/PERFORMANCE.md, Kinetics scale)."""
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+    from threadpoolctl import threadpool_limits
     return threadpool_limits(1, user_api="blas")
 
 

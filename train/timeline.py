@@ -4,6 +4,8 @@ from typing import Callable, List, Tuple
 
 import numpy as np
 
+from train.method import gather_windows
+
 
 @dataclass
 class Segment:
@@ -33,11 +35,9 @@ def window_starts(n: int, window: int, stride: int) -> np.ndarray:
 def window_probabilities(predict: Callable[[np.ndarray], np.ndarray], frames: np.ndarray,
                          window: int, stride: int) -> np.ndarray:
     """Probabilities [B, W, C] of every window of frames [B, N, D]; predict maps [b, w, D] -> [b, C]."""
-    b, n, d = frames.shape
+    b, n, _ = frames.shape
     starts = window_starts(n, window, stride)
-    rows = starts[:, None] + np.arange(min(window, n))[None, :]       # [W, w]
-    windows = frames[:, rows]                                         # [B, W, w, D]
-    probs = predict(windows.reshape(b * len(starts), rows.shape[1], d))  # [B*W, C]
+    probs = predict(gather_windows(frames, starts, min(window, n)))  # [B*W, C]
     return probs.reshape(b, len(starts), -1)
 
 
