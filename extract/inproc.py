@@ -10,6 +10,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from extract import sampling
+from extract.demux import available  # noqa: F401 (inproc.available: API)
 from extract.decode import SEEK_WINDOW, filter_text, scale_filters
 from extract.plan import Deadline, Plan
 from extract.probe import VideoError, VideoInfo
@@ -22,18 +23,6 @@ SEEK_BACKOFF = (0.0, 0.5, 2.0, 8.0)
 
 class InprocUnsure(VideoError):
     """The in-process decoder could not be sure of giving the command line's frames: decode with ffmpeg."""
-
-
-def available() -> bool:
-    """Whether PyAV imports here and CLIPVID_INPROC is not 0 (else every video goes through the
-    ffmpeg command line)."""
-    if os.environ.get("CLIPVID_INPROC", "1") == "0":
-        return False
-    try:
-        import av  # noqa: F401
-        return True
-    except Exception:           # ImportError, or its bundled libraries failing to load
-        return False
 
 
 def _rescale(value: int, src: Fraction, dst: Fraction) -> int:
@@ -96,7 +85,8 @@ def _filter_graph(av, stream, geo: sampling.Geometry, info: VideoInfo):
 
 def eligible(p: Plan) -> bool:
     """Whether a plan may be decoded in-process: a keyframe table read from a header we believe
-    (MP4/MOV), a quarter-turn rotation at most."""
+    (MP4/MOV) or from the demuxed packets (Matroska/WebM: extract.demux), a quarter-turn
+    rotation at most."""
     return (p.keyframes is not None
             and round(p.info.rotation) % 90 == 0 and p.info.rotation == round(p.info.rotation)
             and available())

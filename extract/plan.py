@@ -12,6 +12,7 @@ import numpy as np
 
 from extract import sampling
 from extract.aviheader import read_avi_info
+from extract.demux import demux_keyframes
 from extract.mp4header import read_keyframes, read_mp4_info
 from extract.probe import VideoError, VideoInfo, probe
 
@@ -60,7 +61,7 @@ class Plan:
     source: str = "ffmpeg"          # who read the header: 'header' (in-process) or 'ffmpeg'
     asked: Optional[str] = None     # the strategy the caller asked for, if any
     fallback: str = ""              # why ffmpeg's reading or the frames replaced the header's
-    keyframes: Optional[np.ndarray] = None   # [K] keyframe indices (an MP4/MOV header read in-process), else None
+    keyframes: Optional[np.ndarray] = None   # [K] keyframe indices (MP4/MOV header, or demuxed: extract.demux), else None
     inproc: bool = True             # a long MP4/MOV may be decoded in-process (extract.inproc); False: ffmpeg only
 
 
@@ -81,6 +82,10 @@ def plan_video(path: str, n: int, deadline: Deadline, strategy: Optional[str] = 
     # only believed where the rest of the header was).
     keyframes = read_keyframes(path) if source == "header" else None
     chosen = strategy or sampling.choose_strategy(info.duration, info.fps, n, keyframes)
+    if keyframes is None:
+        # Matroska/WebM: a table from the demuxed packets lets extract.inproc decode them.
+        # Read after the choice, which stays the one made without it: the same frames as before.
+        keyframes = demux_keyframes(path, info.fps)
     return Plan(path, info, sampling.bounded_geometry(w, h), chosen, source, strategy, keyframes=keyframes)
 
 

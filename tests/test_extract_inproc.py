@@ -20,11 +20,12 @@ N = 100
 MAX_MEAN_PIXEL_DIFF = 0.5
 
 
-def _long(path, seconds=61, fps=30, gop=30, bframes=3, size="64x48", vf=None):
+def _long(path, seconds=61, fps=30, gop=30, bframes=3, size="64x48", vf=None, vp9=False):
     vf_args = ("-vf", vf, "-fps_mode", "vfr") if vf else ()
+    codec = (("-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8") if vp9 else
+             ("-c:v", "libx264", "-preset", "ultrafast", "-bf", str(bframes)))
     ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}", *vf_args,
-           "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-keyint_min", str(gop),
-           "-bf", str(bframes), "-pix_fmt", "yuv420p", os.fspath(path))
+           *codec, "-g", str(gop), "-keyint_min", str(gop), "-pix_fmt", "yuv420p", os.fspath(path))
     return os.fspath(path)
 
 
@@ -43,6 +44,12 @@ def long_clips(tmp_path_factory):
     ffmpeg("-i", clips["dense_bframes"], "-c", "copy", "-movflags", "frag_keyframe", os.fspath(d / "frag.mp4"))
     clips.update(rotated=os.fspath(d / "rot90.mp4"), edit_list=os.fspath(d / "edit_cut.mp4"),
                  fragmented=os.fspath(d / "frag.mp4"))
+    # Containers whose keyframe table comes from demuxing packets (extract.demux).
+    clips.update(mkv_dense_bframes=_long(d / "dense_bf3.mkv", gop=30, bframes=3),
+                 mkv_sparse_bframes=_long(d / "sparse_bf3.mkv", gop=250, bframes=3),
+                 mkv_vfr=_long(d / "vfr.mkv", gop=30, vf=r"setpts=PTS+if(gt(N\,600)\,(N-600)*0.02/TB\,0)"),
+                 webm_vp9=_long(d / "vp9.webm", gop=250, vp9=True),
+                 webm_vp9_short=_long(d / "vp9_short.webm", seconds=8, fps=25, gop=40, vp9=True))
     return clips
 
 
@@ -77,6 +84,40 @@ def test_long_clips_get_the_command_lines_frames(long_clips, name):
         assert stats["seeks"] > 0 and stats["decoded"] < 0.9 * total, stats
     if name == "rotated":
         assert ours.frames.shape[1:] == (224, 224, 3) and p.info.rotation in (90.0, -90.0)
+
+
+@pytest.mark.parametrize("name", ["mkv_dense_bframes", "mkv_sparse_bframes", "mkv_vfr", "webm_vp9", "webm_vp9_short"])
+def test_matroska_and_webm_get_the_command_lines_frames(long_clips, name):
+    """Headers read by ffmpeg, keyframes by demuxing the packets: decoded in-process, same frames."""
+    path = long_clips[name]
+    p = plan_video(path, N, Deadline(120))
+    assert p.source == "ffmpeg" and p.strategy == "pass"
+    assert inproc.eligible(p), "a Matroska/WebM file with a demuxed keyframe table is decoded in-process"
+    gop = 40 if name == "webm_vp9_short" else 250 if "sparse" in name or name == "webm_vp9" else 30
+    if name != "mkv_vfr":            # keyframe k shows at k * gop / fps
+        np.testing.assert_array_equal(p.keyframes, np.arange(0, int(p.info.duration * p.info.fps), gop))
+    stats = {}
+    _, (frames, times) = inproc.decode_inproc(p, N, 1, Deadline(120), stats)
+    from extract.decode import finish
+    ours = finish(frames, times, p.info, N, p.strategy)
+    _same(ours, _ffmpeg_only(path))
+    _same(sample_video(path, N), ours)
+    if name == "mkv_dense_bframes":
+        assert stats["seeks"] > 0 and stats["decoded"] < 0.9 * p.info.duration * p.info.fps, stats
+
+
+def test_demuxed_table_only_for_matroska(long_clips, real_videos, monkeypatch):
+    """MP4 keeps its stss table; AVI and GIF get none (their command line's frames stay theirs);
+    CLIPVID_INPROC=0 reads none."""
+    from extract.demux import demux_keyframes
+    assert demux_keyframes(long_clips["fragmented"], 30.0) is None
+    for path in real_videos:
+        if not path.endswith(".mp4"):
+            assert demux_keyframes(path, 25.0) is None, path
+    assert demux_keyframes(long_clips["webm_vp9"], 30.0) is not None
+    monkeypatch.setenv("CLIPVID_INPROC", "0")
+    assert demux_keyframes(long_clips["webm_vp9"], 30.0) is None
+    assert not inproc.eligible(plan_video(long_clips["webm_vp9"], N, Deadline(120)))
 
 
 def test_fragmented_mp4_goes_to_ffmpeg(long_clips):

@@ -1,0 +1,48 @@
+"""Keyframe tables of containers whose header we do not parse (Matroska/WebM), read in-process by
+demuxing the video packets (PyAV) without decoding them: ~15 ms for a 2-minute clip (bench/PERFORMANCE.md)."""
+import os
+from typing import Optional
+
+import numpy as np
+
+# libavformat's names of the demuxers whose packets carry keyframe flags from the file itself
+# (Matroska's SimpleBlock/BlockGroup flags) and whose timestamps PyAV and the command line read alike
+# (tests/test_extract_inproc.py compares them frame for frame). Not AVI: its frames' times differ
+# between PyAV and the command line on the real fixtures (timestamps made up from the index).
+DEMUXED = frozenset({"matroska", "webm"})
+
+
+def available() -> bool:
+    """Whether PyAV imports here and CLIPVID_INPROC is not 0 (else every video goes through the
+    ffmpeg command line)."""
+    if os.environ.get("CLIPVID_INPROC", "1") == "0":
+        return False
+    try:
+        import av  # noqa: F401
+        return True
+    except Exception:           # ImportError, or its bundled libraries failing to load
+        return False
+
+
+def demux_keyframes(path: str, fps: float) -> Optional[np.ndarray]:
+    """[K] the video keyframes of a Matroska/WebM file as frame indices at `fps` (their times
+    from the container's start times fps, so index / fps is the keyframe's time, as
+    extract.inproc reads the table); None for other containers, without PyAV, or on any error."""
+    if fps <= 0 or not available():
+        return None
+    import av
+    try:
+        with av.open(path) as container:
+            if not DEMUXED & set(container.format.name.split(",")):
+                return None
+            stream = container.streams.video[0]
+            sec = float(stream.time_base)
+            start = (container.start_time or 0) / 1e6
+            times = [(pkt.pts if pkt.pts is not None else pkt.dts) * sec - start
+                     for pkt in container.demux(stream)
+                     if pkt.is_keyframe and pkt.size and (pkt.pts is not None or pkt.dts is not None)]
+    except Exception:           # no video stream, a damaged file: the command line decides as before
+        return None
+    if not times:
+        return None
+    return np.unique(np.rint(np.asarray(times) * fps).astype(np.int64))     # [K]
