@@ -2,8 +2,8 @@
 each group of pictures that holds a target is decoded only up to its last target, and groups
 that hold none are skipped. The frames kept are the ones the ffmpeg command line keeps (same
 select rule or seek rule, same timestamps), resized by the same filter chain."""
+import bisect
 import math
-import os
 from fractions import Fraction
 from typing import List, Optional, Tuple
 
@@ -118,10 +118,12 @@ def _decode(av, container, p: Plan, n: int, threads: int, deadline: Deadline, st
     # [K] keyframe times, roughly (index / fps): they only decide where a seek may pay; what a seek
     # lands on is checked, so an estimate off by a few frames costs time, never frames.
     known = p.keyframes is not None and p.info.fps > 0
-    kf_times = p.keyframes / p.info.fps if known else np.zeros(0)
+    kf_times = (p.keyframes / p.info.fps).tolist() if known else []
     graph = _filter_graph(av, stream, p.geo, p.info)
     size = p.geo.size
-    frames: List[np.ndarray] = []
+    # The kept pictures go straight into one buffer (a list stacked at the end cost a copy of them all).
+    buf = np.empty((n + 2, 3, size, size), np.uint8)       # [capacity, 3, S, S] G, B, R
+    count = 0
     times: List[float] = []
     parts: List[int] = []
     pos = -np.inf                 # time of the last frame decoded
@@ -133,7 +135,7 @@ def _decode(av, container, p: Plan, n: int, threads: int, deadline: Deadline, st
     while not rule.done():
         deadline.left()                                   # raises once the video's time is up
         wanted = rule.wanted
-        if wanted != sought and pos > -np.inf and np.any((kf_times > pos) & (kf_times <= wanted)):
+        if wanted != sought and pos > -np.inf and _keyframe_between(kf_times, pos, wanted):
             frames_iter, sought = _seek(container, stream, wanted, tb, shift, frames_of), wanted
             stats["seeks"] += 1
         frame = next(frames_iter, None)
@@ -147,27 +149,33 @@ def _decode(av, container, p: Plan, n: int, threads: int, deadline: Deadline, st
         pos = t
         served = rule.serve(pts, t) if seek else ([0] if rule.keep(t) else [])
         if served:
+            if count + len(served) > len(buf):
+                buf = np.concatenate([buf, np.empty_like(buf)])
             graph.push(frame)
-            out = _planes(graph.pull(), size)              # [3, S, S]
-            for k in served:
-                frames.append(out)
-                times.append(float(time_string(t)))        # what showinfo prints and decode reads back
-                parts.append(k)
-    if not frames:
+            _planes(graph.pull(), size, buf[count])
+            buf[count + 1:count + len(served)] = buf[count]
+            count += len(served)
+            times += [float(time_string(t))] * len(served)  # what showinfo prints and decode reads back
+            parts += served
+    if not count:
         raise VideoError("no frames could be decoded")
-    got = np.stack(frames)                                 # [F, 3, S, S] G, B, R
+    got = buf[:count]                                      # [F, 3, S, S] G, B, R
     t_arr = np.asarray(times, np.float64)
     if seek:
         _check_seek(parts, t_arr, p.info, n)
     return theirs, (got, t_arr)
 
 
-def _planes(frame, size: int) -> np.ndarray:
-    """A gbrp frame's planes as [3, S, S] in stored order (G, B, R), the layout the command line sends."""
-    out = np.empty((3, size, size), np.uint8)
+def _planes(frame, size: int, out: np.ndarray) -> None:
+    """A gbrp frame's planes into out [3, S, S] in stored order (G, B, R), the layout the command line sends."""
     for i, plane in enumerate(frame.planes[:3]):
         out[i] = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:size, :size]
-    return out
+
+
+def _keyframe_between(kf_times: List[float], after: float, upto: float) -> bool:
+    """Whether a keyframe time lies in (after, upto]; kf_times sorted."""
+    i = bisect.bisect_right(kf_times, after)
+    return i < len(kf_times) and kf_times[i] <= upto
 
 
 def _seek(container, stream, wanted: float, tb: Fraction, shift: int, frames_of):
@@ -192,10 +200,13 @@ def _frames(container, stream, rule, tb: Fraction, shift: int, skip: bool):
     B-frame), the decoder is told to skip it (AVDISCARD_NONREF), which changes no other picture."""
     ctx = stream.codec_context
     sec = tb.numerator / tb.denominator
+    setting = None
     for packet in container.demux(stream):
         if skip:
             early = packet.pts is not None and (packet.pts + shift + 1) * sec < rule.wanted
-            ctx.skip_frame = "NONREF" if early else "DEFAULT"
+            if early is not setting:            # (set only when it changes: a property call per packet)
+                ctx.skip_frame = "NONREF" if early else "DEFAULT"
+                setting = early
         yield from packet.decode()          # (the last, empty packet flushes the decoder)
 
 
