@@ -83,15 +83,6 @@ def default_layout(device: str, workers: Optional[int], threads: Optional[int]):
     return workers or max(1, min(os.cpu_count() or 1, MAX_CPU_WORKERS)), threads or 1
 
 
-def worker_env(threads: int) -> Dict[str, str]:
-    """Environment of the local workers. In-process (PyAV) decoding holds the GIL for much of its
-    work, so a worker running several tasks at once decodes through ffmpeg processes instead
-    (bench.gpu: 16 threads of one process sampled 16.5 videos/s in-process, 44.3 through ffmpeg)."""
-    if threads > 1 and "CLIPVID_INPROC" not in os.environ:
-        return {"CLIPVID_INPROC": "0"}
-    return {}
-
-
 def make_client(opts: Options):
     """A Dask client: an existing scheduler, or a LocalCluster of worker processes."""
     from dask.distributed import Client, LocalCluster
@@ -109,7 +100,7 @@ def make_client(opts: Options):
             # The scheduler always serves HTTP; a free local port, not 8787, so two runs never warn.
             cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
                                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
-                                   memory_limit=0, env=worker_env(threads))
+                                   memory_limit=0)
         except Exception:
             # A Ctrl-C can reach a worker in the instant between its fork and its wrapper's trap,
             # which fails the start: that is the interrupt, not an error.

@@ -29,29 +29,24 @@ def test_layout_keeps_what_the_user_asked(monkeypatch):
     assert pipeline.default_layout("cpu", None, None) == (8, 1)     # --device cpu: one worker per core, up to 8
 
 
-def test_workers_running_several_tasks_decode_through_ffmpeg(monkeypatch):
-    """PyAV holds the GIL: several tasks in one worker share it, ffmpeg processes do not (bench.gpu)."""
-    monkeypatch.delenv("CLIPVID_INPROC", raising=False)
-    assert pipeline.worker_env(1) == {}
-    assert pipeline.worker_env(2) == {"CLIPVID_INPROC": "0"}
-    monkeypatch.setenv("CLIPVID_INPROC", "1")          # the user's own choice is left alone
-    assert pipeline.worker_env(4) == {}
 
-
-def _inproc_in_workers(threads: int):
-    from extract import inproc
+def _decoder_in_workers(threads: int):
+    from extract import worker_tasks
     client, cluster = pipeline.make_client(pipeline.Options(workers=1, threads_per_worker=threads, device="cpu"))
     try:
-        return set(client.run(inproc.available).values())
+        return client.submit(worker_tasks.choose_decoder, pure=False).result()
     finally:
         client.close()
         cluster.close()
 
 
 def test_a_real_cluster_decodes_in_process_only_with_one_task_per_worker(monkeypatch):
+    """PyAV holds the GIL: a worker's task threads share it, ffmpeg processes do not (bench.gpu)."""
     from extract import inproc
     monkeypatch.delenv("CLIPVID_INPROC", raising=False)
     if not inproc.available():
         pytest.fail("PyAV is a runtime dependency (requirements.txt) and must import here")
-    assert _inproc_in_workers(1) == {True}
-    assert _inproc_in_workers(2) == {False}
+    assert _decoder_in_workers(1) is True
+    assert _decoder_in_workers(2) is False
+    monkeypatch.setenv("CLIPVID_INPROC", "1")          # the user's own choice wins (the workers inherit it)
+    assert _decoder_in_workers(2) is True
