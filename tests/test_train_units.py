@@ -146,3 +146,25 @@ def test_weight_decay_spares_biases_norms_temperature_and_tables(name):
     assert len(decayed["params"]) + len(spared["params"]) == len(list(module.parameters()))
     norms = [m for m in module.modules() if isinstance(m, torch.nn.LayerNorm)]
     assert norms and all(id(m.weight) in {id(p) for p in spared["params"]} for m in norms)
+
+
+def test_lstm_reads_both_ways_with_live_dropout_and_old_one_way_checkpoints_still_load():
+    from train.registry import make_method
+    torch.manual_seed(0)
+    config = {"head": "lstm", "dim": 16, "frames": 12, "pos_len": 12, **HEAD_DEFAULTS["lstm"]}
+    module = build_module(config)
+    assert module.lstm.bidirectional and config["layers"] == 1 and config["dropout"] > 0
+    torch.nn.init.normal_(module.out.weight)  # a trained-looking output layer (it starts at zero)
+    x = torch.randn(3, 12, 16)
+    module.train()
+    assert not torch.allclose(module(x), module(x))  # dropout acts with a single LSTM layer too
+    module.eval()
+    assert torch.equal(module(x), module(x))
+    # A checkpoint written before the LSTM read both ways has no "bidirectional" key: it loads one-way.
+    old = {k: v for k, v in config.items() if k != "bidirectional"}
+    one_way = build_module(old)
+    assert not one_way.lstm.bidirectional
+    method = make_method("lstm", list("abcd"), old, one_way.state_dict(), torch.device("cpu"))
+    assert method.logits(x.numpy(), np.eye(4, 16, dtype=np.float32)).shape == (3, 4)
+    with pytest.raises(RuntimeError):
+        make_method("lstm", list("abcd"), config, one_way.state_dict(), torch.device("cpu"))
