@@ -168,3 +168,17 @@ def test_lstm_reads_both_ways_with_live_dropout_and_old_one_way_checkpoints_stil
     assert method.logits(x.numpy(), np.eye(4, 16, dtype=np.float32)).shape == (3, 4)
     with pytest.raises(RuntimeError):
         make_method("lstm", list("abcd"), config, one_way.state_dict(), torch.device("cpu"))
+
+
+def test_lstm_final_states_see_both_ends_of_the_clip():
+    # Why the LSTM reads both ways: a one-way final state has all but forgotten the clip's first frames,
+    # which is half of what tells a clip from its time-reversed twin.
+    torch.manual_seed(0)
+    base = {"head": "lstm", "dim": 16, "frames": 32, "pos_len": 32, **HEAD_DEFAULTS["lstm"]}
+    for both_ways in (False, True):
+        module = build_module({**base, "bidirectional": both_ways}).eval()
+        h = torch.randn(4, 32, base["width"], requires_grad=True)    # the LSTM's input tokens [B, T, W]
+        _, (last, _) = module.lstm(h)
+        grad, = torch.autograd.grad(last[-2:].square().sum() if both_ways else last[-1].square().sum(), h)
+        first, final = grad[:, :4].norm(), grad[:, -4:].norm()        # the first and the last 4 tokens
+        assert final > 0 and (first > 0.2 * final if both_ways else first < 1e-3 * final), (both_ways, first, final)
