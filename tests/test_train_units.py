@@ -168,6 +168,13 @@ def test_lstm_reads_both_ways_with_live_dropout_and_old_one_way_checkpoints_stil
     assert method.logits(x.numpy(), np.eye(4, 16, dtype=np.float32)).shape == (3, 4)
     with pytest.raises(RuntimeError):
         make_method("lstm", list("abcd"), config, one_way.state_dict(), torch.device("cpu"))
+    # Retraining such a run as it was (evaluate's few-shot curves) builds the one-way head again.
+    from types import SimpleNamespace
+    from train.run import HeadOptions, build_config
+    data = SimpleNamespace(reader=SimpleNamespace(dim=16), frames=np.arange(12), class_names=list("abcd"),
+                           train_classes=np.arange(4))
+    assert build_config("lstm", data, HeadOptions(head_config=old))["bidirectional"] is False
+    assert build_config("lstm", data, HeadOptions())["bidirectional"] is True
 
 
 def test_lstm_final_states_see_both_ends_of_the_clip():

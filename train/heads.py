@@ -23,6 +23,11 @@ HEAD_DEFAULTS: Dict[str, Dict[str, Any]] = {
 }
 
 
+# What a stored config lacking a key meant: heads trained before the key existed (the LSTM read one way),
+# so their checkpoints load, and evaluate's few-shot curves retrain them, as they were.
+FORMER_DEFAULTS: Dict[str, Dict[str, Any]] = {"lstm": {"bidirectional": False}}
+
+
 def zero_linear(n_in: int, n_out: int) -> nn.Linear:
     """A linear layer that outputs zeros, so the residual head starts exactly at mean-pool."""
     layer = nn.Linear(n_in, n_out)
@@ -118,7 +123,7 @@ class LSTMHead(TemporalHead):
     def __init__(self, config: Dict[str, Any]):
         super().__init__(config)
         d, w = config["dim"], config["width"]
-        directions = 2 if config.get("bidirectional", False) else 1
+        directions = 2 if {**FORMER_DEFAULTS["lstm"], **config}["bidirectional"] else 1
         self.features = FrameFeatures(d)
         self.proj = nn.Sequential(nn.Linear(2 * d, w), nn.LayerNorm(w))
         self.lstm = nn.LSTM(w, w, num_layers=config["layers"], batch_first=True, bidirectional=directions == 2,
