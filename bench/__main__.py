@@ -6,7 +6,7 @@ from cache.helptext import add_examples
 import sys
 import time
 
-ALL = ("decode", "pipeline", "embed", "train", "memory", "search", "scale", "train_scale", "predict")
+ALL = ("decode", "pipeline", "embed", "train", "memory", "search", "scale", "train_scale", "predict", "gpu")
 
 
 def _parser() -> argparse.ArgumentParser:

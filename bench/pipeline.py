@@ -4,7 +4,7 @@ import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from bench import common
 
@@ -20,15 +20,18 @@ def _link_source(files: List[str], root: str) -> str:
     return root
 
 
-def extraction_rate(files: List[str], spec: str, workers: int) -> float:
+def extraction_rate(files: List[str], spec: str, workers: Optional[int], device: str = "cpu",
+                    threads: Optional[int] = None, torch_threads: Optional[int] = 1) -> float:
     """Videos/s of `python -m extract`'s run() over `files` (fresh cache), from the first video sent to
-    the last result: the cluster start-up and model loading, which a long extraction pays once, excluded."""
+    the last result: the cluster start-up and model loading, which a long extraction pays once, excluded.
+    `workers`/`threads` None: extract's own default layout for `device`."""
     from extract import pipeline, sources
     with tempfile.TemporaryDirectory() as tmp:
         src = sources.from_folder(_link_source(files, os.path.join(tmp, "src")))
-        # One CLIP thread per worker: one worker then uses one core, as one bare ffmpeg decode does,
-        # so the 1 -> 2 worker speed-up compares like with like (by default 1 worker takes 2 threads).
-        opts = pipeline.Options(clip_model=spec, frames=N, workers=workers, progress=False, torch_threads=1)
+        # One CLIP thread per worker (the default here): one worker then uses one core, as one bare ffmpeg
+        # decode does, so the 1 -> 2 worker speed-up compares like with like (1 worker alone takes 2 threads).
+        opts = pipeline.Options(clip_model=spec, frames=N, workers=workers, threads_per_worker=threads,
+                                device=device, progress=False, torch_threads=torch_threads)
         summary = pipeline.run(src, os.path.join(tmp, "out.h5"), opts, log=lambda *a: None)
         assert summary.cached == len(files), summary.failed
         return len(files) / summary.work_seconds

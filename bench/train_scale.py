@@ -58,19 +58,42 @@ def _timed(args: List[str]) -> Dict[str, float]:
     return out
 
 
+def _vm_hwm_kib(pid: int) -> int:
+    """The process's own peak resident set (VmHWM, KiB); 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next((int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:")), 0)
+    except OSError:
+        return 0
+
+
 def _child(args: List[str]) -> Dict[str, float]:
-    """Wall seconds, CPU seconds and peak RSS (MiB) of one `python -m ...` child."""
+    """Wall seconds, CPU seconds and peak RSS (MiB) of one `python -m ...` child.
+
+    The peak is the child's own VmHWM, polled: wait4's ru_maxrss is not, since Linux carries the
+    parent's high-water mark across fork and exec (a 13 MiB child of this bench read as its parent's
+    1.4 GiB), which made every child look as big as the bench process had ever been."""
+    import threading
     env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=common.REPO)
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, *args], cwd=common.REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak, done = [0], threading.Event()
+
+    def poll() -> None:
+        while not done.wait(0.02):    # a high-water mark: only growth in the last 20 ms can be missed
+            peak[0] = max(peak[0], _vm_hwm_kib(proc.pid))
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
+    watcher.join()
     wall = time.perf_counter() - start
     err = proc.stderr.read()
     proc.stderr.close()
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise RuntimeError(f"{' '.join(args)} failed: {err[-2000:]}")
-    return {"seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024}
+    return {"seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mib": peak[0] / 1024}
 
 
 def sequential_read(path: str) -> Dict[str, float]:
@@ -82,9 +105,9 @@ def sequential_read(path: str) -> Dict[str, float]:
     return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu, "bytes": total}
 
 
-def ooc_overhead(path: str, steps: int = 20) -> Dict[str, float]:
+def ooc_overhead(path: str, steps: int = 20, device: str = "cpu") -> Dict[str, float]:
     """The same transformer steps (block-shuffled batches) from disk with the budget forced to half
-    the frames, and from memory: seconds of each and their ratio."""
+    the frames, and from memory, on `device`: seconds of each and their ratio."""
     import torch
     from cache.reader import open_cache
     from train.data import FrameSource
@@ -108,7 +131,7 @@ def ooc_overhead(path: str, steps: int = 20) -> Dict[str, float]:
             torch.manual_seed(0)
             cfg = FitConfig(epochs=1, batch_size=batch, lr=config["lr"], weight_decay=config["weight_decay"])
             cpu = time.process_time()
-            res = fit(build_module(config), source, rows, labels, empty, empty, text, cfg, torch.device("cpu"),
+            res = fit(build_module(config), source, rows, labels, empty, empty, text, cfg, torch.device(device),
                       progress=False)
             out[name] = {"seconds": res.seconds, "cpu_seconds": time.process_time() - cpu,
                          "in_memory": source.in_memory}

@@ -23,8 +23,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--clip-model", default="ViT-B/32",
                     help="CLIP model name, path to a weights file, or random:<arch> (default ViT-B/32)")
     ap.add_argument("--frames", type=int, default=100, help="frames sampled per video, N (default 100)")
-    ap.add_argument("--workers", type=int, help="Dask worker processes (default: one per core up to 8, or one per GPU)")
-    ap.add_argument("--threads-per-worker", type=int, help="tasks at once per worker (default 1 on CPU, 4 on GPU)")
+    ap.add_argument("--workers", type=int, help="Dask worker processes (default: one per core up to 8; with GPUs, one per 2 cores up to 8 per GPU)")
+    ap.add_argument("--threads-per-worker", type=int, help="tasks at once per worker (default 1 on CPU; with GPUs, the cores / the workers, at least 2)")
     ap.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     ap.add_argument("--torch-threads", type=int,
                     help="CPU threads each worker's CLIP uses (default: the host's cores / its workers)")

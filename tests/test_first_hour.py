@@ -65,7 +65,7 @@ def test_bench_help_lists_benchmarks_without_running_any():
 
 
 @pytest.mark.parametrize("name", ["decode", "embed", "memory", "pipeline", "report", "scale", "scale_search",
-                                  "search", "train", "train_scale", "predict"])
+                                  "search", "train", "train_scale", "predict", "gpu"])
 def test_each_benchmark_module_has_help_and_runs_nothing(name, tmp_path):
     """`python -m bench.NAME --help` describes it and exits 0 at once (several build caches of many GB)."""
     before = sorted(os.listdir(tmp_path))

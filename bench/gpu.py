@@ -1,0 +1,218 @@
+"""bench.gpu: the GPU path: CLIP fp16/fp32 images/s, whether decoding keeps the GPU fed, training from disk.
+
+Usage: python -m bench.gpu [--clips 384] [--videos 20000] [--device cuda]. Needs a CUDA GPU (exit 2
+without one, results untouched; `--device cpu` with small sizes only checks that the bench itself runs). Three parts:
+  embed   encode_frames images/s by batch, fp16 (as extract loads CLIP on a GPU) and fp32;
+  fed     extraction videos/s (python -m extract's run(), ViT-B/32, N=100) over --clips generated
+          10 s 640x360 H.264 clips, for extract's default GPU layout and others, beside the
+          decode-only rate (every core decoding) and the embed-only rate (the GPU alone);
+          `--parts fed` keeps the other parts' figures of an earlier run on the same GPU;
+  train   a Kinetics-shaped synthetic cache of --videos videos: the same transformer steps from
+          memory and from disk (budget forced to half), and `python -m train` wall seconds for the
+          transformer (1 epoch), meanpool and the linear probe on the GPU.
+Writes bench/results/gpu.json; the cache and clips live under $CLIPVID_SCALE_DIR (default a temp dir)
+and are deleted afterwards.
+"""
+import argparse
+import os
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Optional, Tuple
+
+from bench import common
+
+N = 100
+SPEC = "random:ViT-B/32"
+BATCHES = (1, 32, 100, 256)
+# Distinct lavfi sources, so the clips are not one picture repeated (testsrc2 alone is easy to encode).
+SOURCES = ("testsrc2", "testsrc", "smptebars", "rgbtestsrc", "mandelbrot", "yuvtestsrc")
+
+
+def embed_rates(spec: str, device: str, images: int) -> Dict[str, Dict[str, float]]:
+    """images/s of encode_frames per batch size, fp16 (CLIP's own half weights on CUDA) then fp32."""
+    import torch
+    from bench.embed import _rate
+    from extract.clip_model import load_clip
+    model = load_clip(spec, torch.device(device))
+    out = {"fp16" if device == "cuda" else "fp32": {str(b): _rate(model, b, images) for b in BATCHES}}
+    if device == "cuda":
+        model.model.float()
+        out["fp32"] = {str(b): _rate(model, b, images) for b in BATCHES}
+    print(f"gpu embed: {out}", flush=True)
+    return out
+
+
+def make_clips(root: str, count: int) -> List[str]:
+    """`count` 10 s 640x360 30 fps H.264 clips: one per lavfi source, then hard links to them."""
+    from extract.ffmpeg_bin import ffmpeg_exe
+    import subprocess
+    os.makedirs(root, exist_ok=True)
+
+    def one(src: str) -> str:
+        path = os.path.join(root, f"base_{src}.mp4")
+        subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
+                        "-i", f"{src}=size=640x360:rate=30", "-t", "10", "-c:v", "libx264", "-preset", "veryfast",
+                        "-pix_fmt", "yuv420p", path], check=True)
+        return path
+    with ThreadPoolExecutor(len(SOURCES)) as pool:
+        bases = list(pool.map(one, SOURCES))
+    clips = []
+    for i in range(count):
+        path = os.path.join(root, f"clip_{i:05d}.mp4")
+        os.link(bases[i % len(bases)], path)
+        clips.append(path)
+    return clips
+
+
+def decode_only(files: List[str], workers: int) -> float:
+    """Videos/s of `workers` single-threaded samplings at once: what the CPU can feed at most."""
+    from extract.decode import sample_video
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        for s in pool.map(lambda f: sample_video(f, N, threads=1), files):
+            assert len(s.rows) == N
+    return len(files) / (time.perf_counter() - start)
+
+
+def embed_only(files: List[str], spec: str, device: str, videos: int) -> float:
+    """Videos/s of the GPU embedding already decoded samples, one video's frames per call as a worker does."""
+    import torch
+    from extract.clip_model import load_clip
+    from extract.decode import sample_video
+    from extract.worker_tasks import embed_sample
+    model = load_clip(spec, torch.device(device))
+    samples = [sample_video(f, N) for f in files[:len(SOURCES)]]
+    embed_sample(model, samples[0], 100)
+    start = time.perf_counter()
+    for i in range(videos):
+        embed_sample(model, samples[i % len(samples)], 100)
+    return videos / (time.perf_counter() - start)
+
+
+class Utilisation:
+    """GPU utilisation (%) sampled every 0.1 s on a thread, with the time of each sample."""
+
+    def __init__(self):
+        self.samples: List[Tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import torch
+        while not self._stop.is_set():
+            try:
+                self.samples.append((time.perf_counter(), int(torch.cuda.utilization())))
+            except Exception:   # no NVML here: the figure is left out, the bench goes on
+                return
+            self._stop.wait(0.1)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def mean_over(self, start: float, end: float) -> Optional[float]:
+        vals = [u for t, u in self.samples if start <= t <= end]
+        return sum(vals) / len(vals) if vals else None
+
+
+def fed(files: List[str], spec: str, device: str) -> Dict[str, object]:
+    """Extraction videos/s per layout beside the decode-only and embed-only ceilings."""
+    from bench.pipeline import extraction_rate
+    from extract.pipeline import default_layout
+    cores = os.cpu_count() or 1
+    out: Dict[str, object] = {"clips": len(files), "cores": cores,
+                              "default_layout": list(default_layout(device, None, None))}
+    out["decode_only_videos_per_s"] = decode_only(files, cores)
+    out["embed_only_videos_per_s"] = embed_only(files, spec, device, min(len(files), 400))
+    print(f"gpu fed: ceilings {out}", flush=True)
+    # The default, the one-worker-per-GPU layout extract used before, and other splits of the cores.
+    layouts = {"default": (None, None), "1x4": (1, 4), f"1x{cores}": (1, cores), f"2x{cores // 2}": (2, cores // 2),
+               f"{max(1, cores // 2)}x2": (max(1, cores // 2), 2)}
+    out["layouts"] = {}
+    for name, (workers, threads) in layouts.items():
+        with Utilisation() as util:
+            rate = extraction_rate(files, spec, workers, device=device, threads=threads, torch_threads=None)
+            end = time.perf_counter()
+        busy = util.mean_over(end - len(files) / rate, end) if device == "cuda" else None
+        ceiling = min(out["decode_only_videos_per_s"], out["embed_only_videos_per_s"])
+        out["layouts"][name] = {"workers_threads": [workers, threads], "videos_per_s": rate,
+                                "of_ceiling": rate / ceiling, "gpu_busy_percent": busy}
+        print(f"gpu fed: {name}: {out['layouts'][name]}", flush=True)
+    return out
+
+
+def training(root: str, videos: int, steps: int, device: str) -> Dict[str, object]:
+    """Out-of-core overhead of the same steps on the GPU, and the user's train commands' wall seconds."""
+    from bench.train_scale import _timed, build, ooc_overhead
+    path = os.path.join(root, f"scale_{videos}.h5")
+    out: Dict[str, object] = {"videos": videos, "build_seconds": build(videos, root)}
+    out["cache_gib"] = os.path.getsize(path) / 2 ** 30
+    out["ooc"] = ooc_overhead(path, steps, device)
+    print(f"gpu train: ooc {out['ooc']}", flush=True)
+    base = ["-m", "train", path, "--quiet", "--device", device, "--out", os.path.join(root, "runs")]
+    out["transformer_1_epoch"] = _timed([*base, "--head", "transformer", "--epochs", "1"])
+    out["meanpool"] = _timed([*base, "--head", "meanpool"])
+    out["linear"] = _timed([*base, "--head", "linear"])
+    out["linear_vs_meanpool"] = out["linear"]["seconds"] / out["meanpool"]["seconds"]
+    return out
+
+
+def _earlier(gpu_name: Optional[str]) -> Dict[str, object]:
+    """Parts an earlier run measured on the same GPU, kept when this run measures only some (`--parts`)."""
+    import json
+    try:
+        with open(os.path.join(common.RESULTS, "gpu.json")) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if old.get("gpu_name") != gpu_name:
+        return {}
+    return {k: {**v, "machine": old.get("machine")} if isinstance(v, dict) and "machine" not in v else v
+            for k, v in old.items() if k in ("embed", "fed", "train")}
+
+
+def main(argv: List[str] = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m bench.gpu")
+    ap.add_argument("--clips", type=int, default=384)
+    ap.add_argument("--videos", type=int, default=20_000)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--images", type=int, default=4000)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--model", default=SPEC)
+    ap.add_argument("--parts", default="embed,fed,train")
+    args = ap.parse_args(argv)
+    import torch
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("bench.gpu: torch sees no CUDA GPU here; nothing measured (bench/results/gpu.json left as it is)")
+        return {}
+    res: Dict[str, object] = {"model": args.model, "frames": N,
+                              "gpu_name": torch.cuda.get_device_name(0) if args.device == "cuda" else None}
+    earlier = _earlier(res["gpu_name"])
+    root = tempfile.mkdtemp(prefix="bench_gpu_", dir=os.environ.get("CLIPVID_SCALE_DIR"))
+    parts = {"embed": lambda: embed_rates(args.model, args.device, args.images),
+             "fed": lambda: fed(make_clips(os.path.join(root, "clips"), args.clips), args.model, args.device),
+             "train": lambda: training(root, args.videos, args.steps, args.device)}
+    try:
+        for name in args.parts.split(","):
+            try:   # one part failing on a borrowed machine must not lose the others' figures
+                res[name] = parts[name]()
+            except Exception as exc:
+                res[name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+                print(f"bench.gpu: {name} failed: {res[name]['error']}", flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        res["method"] = __doc__.split("\n\n", 1)[1].strip()
+        common.write_result("gpu", {**earlier, **res})
+    return res
+
+
+if __name__ == "__main__":
+    common.exit_on_help(__doc__)
+    raise SystemExit(0 if main() else 2)

@@ -1,0 +1,29 @@
+"""extract's default worker layout: every core decodes on a GPU machine (bench.gpu measured why)."""
+import os
+
+import pytest
+
+from extract import pipeline
+
+
+@pytest.mark.parametrize("cores,gpus,expected", [
+    (16, 1, (8, 2)),     # the layout bench.gpu found fastest on an H200 with 16 cores
+    (64, 1, (8, 8)),     # at most 8 CLIP copies per GPU; the cores still all decode
+    (64, 2, (16, 4)),
+    (2, 1, (1, 2)),
+    (1, 2, (2, 2)),      # never fewer workers than GPUs
+])
+def test_gpu_layout_puts_every_core_to_decoding(monkeypatch, cores, gpus, expected):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(pipeline, "cuda_count", lambda: gpus)
+    workers, threads = pipeline.default_layout("auto", None, None)
+    assert (workers, threads) == expected
+    assert workers * threads >= min(cores, 2 * pipeline.GPU_WORKERS * gpus)
+
+
+def test_layout_keeps_what_the_user_asked(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(pipeline, "cuda_count", lambda: 1)
+    assert pipeline.default_layout("cuda", 3, None) == (3, 5)
+    assert pipeline.default_layout("cuda", None, 4) == (8, 4)
+    assert pipeline.default_layout("cpu", None, None) == (8, 1)     # --device cpu: one worker per core, up to 8
