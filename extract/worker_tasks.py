@@ -80,11 +80,25 @@ def _embedded(vid: str, sample, model, batch_size: int) -> Dict[str, object]:
             "duration": info.duration, "fps": info.fps, "strategy": sample.strategy}
 
 
+def choose_decoder() -> bool:
+    """Tell extract.inproc whether this worker runs several tasks at once (its threads share one
+    GIL); True when in-process decoding is then used here."""
+    from extract import inproc
+    try:
+        from distributed import get_worker
+        several = get_worker().state.nthreads > 1
+    except (ImportError, ValueError, AttributeError):   # not on a Dask worker: one video at a time
+        several = False
+    inproc.share_gil(several)
+    return inproc.available()
+
+
 def videos_task(spec: str, device: str, workers_per_host: int, torch_threads: Optional[int],
                 items: List[Tuple[str, str]], n: int, batch_size: int, threads: int,
                 timeout: float) -> List[Dict[str, object]]:
     """Decode and embed a few (id, path) videos; short ones share ffmpeg runs. One dict per video."""
     model = get_model(spec, device, workers_per_host, torch_threads)
+    choose_decoder()
     out: List[Dict[str, object]] = [{} for _ in items]
     # Each sample is embedded as soon as it is ready and then dropped: one video's frames at a time.
     for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout):

@@ -27,3 +27,26 @@ def test_layout_keeps_what_the_user_asked(monkeypatch):
     assert pipeline.default_layout("cuda", 3, None) == (3, 5)
     assert pipeline.default_layout("cuda", None, 4) == (8, 4)
     assert pipeline.default_layout("cpu", None, None) == (8, 1)     # --device cpu: one worker per core, up to 8
+
+
+
+def _decoder_in_workers(threads: int):
+    from extract import worker_tasks
+    client, cluster = pipeline.make_client(pipeline.Options(workers=1, threads_per_worker=threads, device="cpu"))
+    try:
+        return client.submit(worker_tasks.choose_decoder, pure=False).result()
+    finally:
+        client.close()
+        cluster.close()
+
+
+def test_a_real_cluster_decodes_in_process_only_with_one_task_per_worker(monkeypatch):
+    """PyAV holds the GIL: a worker's task threads share it, ffmpeg processes do not (bench.gpu)."""
+    from extract import inproc
+    monkeypatch.delenv("CLIPVID_INPROC", raising=False)
+    if not inproc.available():
+        pytest.fail("PyAV is a runtime dependency (requirements.txt) and must import here")
+    assert _decoder_in_workers(1) is True
+    assert _decoder_in_workers(2) is False
+    monkeypatch.setenv("CLIPVID_INPROC", "1")          # the user's own choice wins (the workers inherit it)
+    assert _decoder_in_workers(2) is True
