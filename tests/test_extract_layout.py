@@ -3,30 +3,35 @@ import os
 
 import pytest
 
-from extract import pipeline
+from extract import layout, pipeline
 
 
-@pytest.mark.parametrize("cores,gpus,expected", [
-    (16, 1, (8, 2)),     # the layout bench.gpu found fastest on an H200 with 16 cores
-    (64, 1, (8, 8)),     # at most 8 CLIP copies per GPU; the cores still all decode
-    (64, 2, (16, 4)),
-    (2, 1, (1, 2)),
-    (1, 2, (2, 2)),      # never fewer workers than GPUs
+@pytest.mark.parametrize("cores,gpus,gib,expected", [
+    (16, 1, 140, (8, 2)),     # the layout bench.gpu found fastest on an H200 with 16 cores
+    (64, 1, 80, (8, 8)),      # at most 8 CLIP copies per GPU; the cores still all decode
+    (64, 2, 80, (16, 4)),
+    (32, 1, 16, (5, 6)),      # a 16 GiB card holds 5 workers of 3 GiB
+    (32, 2, 8, (4, 8)),       # the smallest card decides: 2 per 8 GiB GPU
+    (16, 1, 2, (1, 16)),      # a tiny card still gets its one worker
+    (2, 1, 80, (1, 2)),
+    (1, 2, 80, (2, 2)),       # never fewer workers than GPUs
 ])
-def test_gpu_layout_puts_every_core_to_decoding(monkeypatch, cores, gpus, expected):
+def test_gpu_layout_puts_every_core_to_decoding(monkeypatch, cores, gpus, gib, expected):
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
-    monkeypatch.setattr(pipeline, "cuda_count", lambda: gpus)
-    workers, threads = pipeline.default_layout("auto", None, None)
+    monkeypatch.setattr(layout, "cuda_count", lambda: gpus)
+    monkeypatch.setattr(layout, "gpu_memory_gib", lambda count: [gib] * count)
+    workers, threads = layout.default_layout("auto", None, None)
     assert (workers, threads) == expected
-    assert workers * threads >= min(cores, 2 * pipeline.GPU_WORKERS * gpus)
+    assert workers * threads >= min(cores, 2 * workers)
 
 
 def test_layout_keeps_what_the_user_asked(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    monkeypatch.setattr(pipeline, "cuda_count", lambda: 1)
-    assert pipeline.default_layout("cuda", 3, None) == (3, 5)
-    assert pipeline.default_layout("cuda", None, 4) == (8, 4)
-    assert pipeline.default_layout("cpu", None, None) == (8, 1)     # --device cpu: one worker per core, up to 8
+    monkeypatch.setattr(layout, "cuda_count", lambda: 1)
+    monkeypatch.setattr(layout, "gpu_memory_gib", lambda count: [80.0] * count)
+    assert layout.default_layout("cuda", 3, None) == (3, 5)
+    assert layout.default_layout("cuda", None, 4) == (8, 4)
+    assert layout.default_layout("cpu", None, None) == (8, 1)     # --device cpu: one worker per core, up to 8
 
 
 
