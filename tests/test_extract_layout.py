@@ -55,3 +55,16 @@ def test_a_real_cluster_decodes_in_process_only_with_one_task_per_worker(monkeyp
     assert _decoder_in_workers(2) is False
     monkeypatch.setenv("CLIPVID_INPROC", "1")          # the user's own choice wins (the workers inherit it)
     assert _decoder_in_workers(2) is True
+
+
+def test_local_workers_are_numbered_so_they_spread_evenly_over_gpus():
+    from extract import worker_tasks
+    client, cluster = pipeline.make_client(pipeline.Options(workers=2, threads_per_worker=1, device="cpu"))
+    try:
+        indices = sorted(client.submit(worker_tasks._worker_index, workers=[addr], pure=False).result()
+                         for addr in client.scheduler_info()["workers"])
+    finally:
+        client.close()
+        cluster.close()
+    assert indices == [0, 1]
+    assert worker_tasks._worker_index() == os.getpid()      # outside a worker: the process id
