@@ -136,7 +136,7 @@ def fed(files: List[str], spec: str, device: str, layouts: Optional[str] = None,
     as measured (a run stopped by its time limit keeps the layouts it finished)."""
     from bench.pipeline import extraction_rate
     from extract import inproc
-    from extract.pipeline import default_layout
+    from extract.layout import default_layout
     cores = os.cpu_count() or 1
     out = {} if out is None else out
     out.update({"clips": len(files), "cores": cores, "default_layout": list(default_layout(device, None, None)),

@@ -8,25 +8,33 @@ from evaluate import metrics as M
 from evaluate.runs import Run, RunError
 from evaluate.video_emb import release
 from train.method import as_float32
+from train.splits import id_order
 
 BATCH = 256  # videos per forward pass: bounds memory on large test splits
 
 
 def test_rows(reader: CacheReader, run: Run) -> np.ndarray:
-    """Cache rows [T] of the run's labelled test videos, in cache order."""
+    """Cache rows [T] of the run's labelled test videos, in video-id order: every per-video array of a
+    head (hits, predictions, logits) follows it, so a bootstrap resampling their positions draws the
+    same videos from any cache of them, whatever order extraction wrote the rows in."""
     wanted = set(run.split.get("test", []))
-    return np.array([i for i, vid in enumerate(reader.ids) if vid in wanted and reader.labels[i] >= 0], np.int64)
+    rows = np.array([i for i, vid in enumerate(reader.ids) if vid in wanted and reader.labels[i] >= 0], np.int64)
+    return rows[id_order(reader.ids[rows])]
 
 
 def test_frames(reader: CacheReader, rows: np.ndarray) -> np.ndarray:
-    """[T, N, D] float16 frames of `rows` in an anonymous memory-mapped temporary file."""
+    """[T, N, D] float16 frames of `rows` (in that order) in an anonymous memory-mapped temporary file.
+
+    Read in cache order, 4 batches at a time (contiguous runs of the file), and put in place."""
     from train.data import read_rows, temp_array
     shape = (len(rows), reader.frames, reader.dim)
     if not len(rows):
         return np.zeros(shape, np.float16)
     out = temp_array(shape, np.float16, "test-frames")
+    by_row = np.argsort(rows, kind="stable")                  # [T] positions in cache-row order
     for s in range(0, len(rows), 4 * BATCH):
-        out[s:s + 4 * BATCH] = read_rows(reader, rows[s:s + 4 * BATCH])
+        pos = by_row[s:s + 4 * BATCH]
+        out[pos] = read_rows(reader, rows[pos])
     out.flush()
     release(out)
     return out

@@ -10,7 +10,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from extract import sampling
-from extract.demux import available  # noqa: F401 (inproc.available: API)
+from extract.demux import available, share_gil  # noqa: F401 (inproc.available, inproc.share_gil: API)
 from extract.decode import SEEK_WINDOW, filter_text, scale_filters
 from extract.plan import Deadline, Plan
 from extract.probe import VideoError, VideoInfo

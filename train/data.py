@@ -215,14 +215,22 @@ class StatsAccumulator:
     def __init__(self, dim: int):
         self.count, self.total = 0, np.zeros(dim)
         self.squares, self.dev_squares = np.zeros(dim), np.zeros(dim)
+        self._buf = np.empty((0, dim), np.float32)
 
     def add(self, block: np.ndarray) -> None:
-        x = block.astype(np.float64)                      # [b, K, D]
-        dev = x - x.mean(axis=1, keepdims=True)           # [b, K, D]
-        self.count += x.shape[0] * x.shape[1]
-        self.total += x.sum(axis=(0, 1))
-        self.squares += (x ** 2).sum(axis=(0, 1))
-        self.dev_squares += (dev ** 2).sum(axis=(0, 1))
+        b, k, d = block.shape
+        if len(self._buf) < b * k:   # one float32 buffer reused: float64 copies of a block cost 2x the time
+            self._buf = np.empty((b * k, d), np.float32)
+        x = self._buf[:b * k]                                                  # [b*K, D]
+        np.copyto(x, block.reshape(b * k, d))
+        sums = np.add.reduce(x.reshape(b, k, d), axis=1, dtype=np.float64)   # [b, D] per video
+        self.count += b * k
+        self.total += sums.sum(axis=0)
+        np.square(x, out=x)             # exact for float16 input (22 significant bits fit in float32's 24)
+        squares = np.add.reduce(x, axis=0, dtype=np.float64)                  # [D]
+        self.squares += squares
+        # sum over frames of (x - video mean)^2 = sum of x^2 - (video sum)^2 / K, per video
+        self.dev_squares += squares - (sums ** 2).sum(axis=0) / k
 
     def result(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = max(self.count, 1)
