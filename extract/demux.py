@@ -1,6 +1,7 @@
 """Keyframe tables of containers whose header we do not parse (Matroska/WebM), read in-process by
 demuxing the video packets (PyAV) without decoding them: ~15 ms for a 2-minute clip (bench/PERFORMANCE.md)."""
 import os
+import time
 from typing import Optional
 
 import numpy as np
@@ -37,10 +38,11 @@ def available() -> bool:
         return False
 
 
-def demux_keyframes(path: str, fps: float) -> Optional[np.ndarray]:
+def demux_keyframes(path: str, fps: float, seconds: float = 30.0) -> Optional[np.ndarray]:
     """[K] the video keyframes of a Matroska/WebM file as frame indices at `fps` (their times
     from the container's start times fps, so index / fps is the keyframe's time, as
-    extract.inproc reads the table); None for other containers, without PyAV, or on any error."""
+    extract.inproc reads the table); None for other containers, without PyAV, on any error, or when
+    demuxing takes more than `seconds` (a damaged file: the command line then decodes it as before)."""
     if fps <= 0 or not available():
         return None
     import av
@@ -51,9 +53,13 @@ def demux_keyframes(path: str, fps: float) -> Optional[np.ndarray]:
             stream = container.streams.video[0]
             sec = float(stream.time_base)
             start = (container.start_time or 0) / 1e6
-            times = [(pkt.pts if pkt.pts is not None else pkt.dts) * sec - start
-                     for pkt in container.demux(stream)
-                     if pkt.is_keyframe and pkt.size and (pkt.pts is not None or pkt.dts is not None)]
+            end = time.monotonic() + seconds
+            times = []
+            for pkt in container.demux(stream):
+                if time.monotonic() > end:
+                    return None
+                if pkt.is_keyframe and pkt.size and (pkt.pts is not None or pkt.dts is not None):
+                    times.append((pkt.pts if pkt.pts is not None else pkt.dts) * sec - start)
     except Exception:           # no video stream, a damaged file: the command line decides as before
         return None
     if not times:

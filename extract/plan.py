@@ -85,7 +85,7 @@ def plan_video(path: str, n: int, deadline: Deadline, strategy: Optional[str] = 
     if keyframes is None:
         # Matroska/WebM: a table from the demuxed packets lets extract.inproc decode them.
         # Read after the choice, which stays the one made without it: the same frames as before.
-        keyframes = demux_keyframes(path, info.fps)
+        keyframes = demux_keyframes(path, info.fps, min(deadline.left(), 30.0))
     return Plan(path, info, sampling.bounded_geometry(w, h), chosen, source, strategy, keyframes=keyframes)
 
 

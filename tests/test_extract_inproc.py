@@ -115,6 +115,7 @@ def test_demuxed_table_only_for_matroska(long_clips, real_videos, monkeypatch):
         if not path.endswith(".mp4"):
             assert demux_keyframes(path, 25.0) is None, path
     assert demux_keyframes(long_clips["webm_vp9"], 30.0) is not None
+    assert demux_keyframes(long_clips["webm_vp9"], 30.0, seconds=0.0) is None     # out of time: no table
     monkeypatch.setenv("CLIPVID_INPROC", "0")
     assert demux_keyframes(long_clips["webm_vp9"], 30.0) is None
     assert not inproc.eligible(plan_video(long_clips["webm_vp9"], N, Deadline(120)))
