@@ -20,9 +20,11 @@ N = 100
 MAX_MEAN_PIXEL_DIFF = 0.5
 
 
-def _long(path, seconds=61, fps=30, gop=30, bframes=3, size="64x48", vf=None, vp9=False):
+def _long(path, seconds=61, fps=30, gop=30, bframes=3, size="64x48", vf=None, vp9=False, altref=False):
     vf_args = ("-vf", vf, "-fps_mode", "vfr") if vf else ()
-    codec = (("-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8") if vp9 else
+    # (altref: libvpx's hidden alternate reference frames, packed with a shown one in a superframe)
+    vp9_mode = ("good", "-lag-in-frames", "25", "-auto-alt-ref", "1") if altref else ("realtime",)
+    codec = (("-c:v", "libvpx-vp9", "-deadline", *vp9_mode, "-cpu-used", "8") if vp9 else
              ("-c:v", "libx264", "-preset", "ultrafast", "-bf", str(bframes)))
     ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}", *vf_args,
            *codec, "-g", str(gop), "-keyint_min", str(gop), "-pix_fmt", "yuv420p", os.fspath(path))
@@ -49,6 +51,7 @@ def long_clips(tmp_path_factory):
                  mkv_sparse_bframes=_long(d / "sparse_bf3.mkv", gop=250, bframes=3),
                  mkv_vfr=_long(d / "vfr.mkv", gop=30, vf=r"setpts=PTS+if(gt(N\,600)\,(N-600)*0.02/TB\,0)"),
                  webm_vp9=_long(d / "vp9.webm", gop=250, vp9=True),
+                 webm_vp9_altref=_long(d / "vp9_arf.webm", gop=120, vp9=True, altref=True),
                  webm_vp9_short=_long(d / "vp9_short.webm", seconds=8, fps=25, gop=40, vp9=True))
     return clips
 
@@ -86,14 +89,15 @@ def test_long_clips_get_the_command_lines_frames(long_clips, name):
         assert ours.frames.shape[1:] == (224, 224, 3) and p.info.rotation in (90.0, -90.0)
 
 
-@pytest.mark.parametrize("name", ["mkv_dense_bframes", "mkv_sparse_bframes", "mkv_vfr", "webm_vp9", "webm_vp9_short"])
+@pytest.mark.parametrize("name", ["mkv_dense_bframes", "mkv_sparse_bframes", "mkv_vfr", "webm_vp9", "webm_vp9_altref",
+                                  "webm_vp9_short"])
 def test_matroska_and_webm_get_the_command_lines_frames(long_clips, name):
     """Headers read by ffmpeg, keyframes by demuxing the packets: decoded in-process, same frames."""
     path = long_clips[name]
     p = plan_video(path, N, Deadline(120))
     assert p.source == "ffmpeg" and p.strategy == "pass"
     assert inproc.eligible(p), "a Matroska/WebM file with a demuxed keyframe table is decoded in-process"
-    gop = 40 if name == "webm_vp9_short" else 250 if "sparse" in name or name == "webm_vp9" else 30
+    gop = {"webm_vp9_short": 40, "webm_vp9_altref": 120, "webm_vp9": 250, "mkv_sparse_bframes": 250}.get(name, 30)
     if name != "mkv_vfr":            # keyframe k shows at k * gop / fps
         np.testing.assert_array_equal(p.keyframes, np.arange(0, int(p.info.duration * p.info.fps), gop))
     stats = {}
