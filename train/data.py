@@ -120,6 +120,21 @@ class SpillRows:
             pass
 
 
+class RowSelection:
+    """Rows `at` of a row-indexable array (an ndarray, SpillRows or another RowSelection), in that order;
+    read only when sliced, so a probe's [n, D] inputs are not copied out of their spill file at once."""
+
+    def __init__(self, base, at: np.ndarray):
+        self.base, self.at = base, np.asarray(at, np.int64)
+        self.shape = (len(self.at),) + tuple(base.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self.base[self.at[key]])
+
+
 def epoch_order(rows: np.ndarray, rng: np.random.Generator, block: Optional[int] = None,
                 window: Optional[int] = None) -> List[np.ndarray]:
     """One epoch's visiting order as windows of positions into `rows`.
@@ -293,12 +308,13 @@ class StatsAccumulator:
         self.squares, self.dev_squares = np.zeros(dim), np.zeros(dim)
 
     def add(self, block: np.ndarray) -> None:
+        # Squared in place: two float64 copies of the block at a time, not four (the same sums).
         x = block.astype(np.float64)                      # [b, K, D]
         dev = x - x.mean(axis=1, keepdims=True)           # [b, K, D]
         self.count += x.shape[0] * x.shape[1]
         self.total += x.sum(axis=(0, 1))
-        self.squares += (x ** 2).sum(axis=(0, 1))
-        self.dev_squares += (dev ** 2).sum(axis=(0, 1))
+        self.squares += np.square(x, out=x).sum(axis=(0, 1))
+        self.dev_squares += np.square(dev, out=dev).sum(axis=(0, 1))
 
     def result(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = max(self.count, 1)

@@ -10,6 +10,7 @@ import torch
 
 from train.baselines import BaselineMethod
 from train.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from train.data import RowSelection
 from train.heads import HEAD_DEFAULTS
 from train.linear import LinearMethod, fit_linear
 from train.loop import FitConfig, FitResult, fit, set_determinism
@@ -77,8 +78,8 @@ def fit_method(name: str, data: TrainData, opts: HeadOptions, device: torch.devi
     # finish) then sees the same batches and the same float sums, so the same seed gives the same run.
     tr_order, va_order = np.argsort(data.rank[tr], kind="stable"), np.argsort(data.rank[va], kind="stable")
     if name == "linear":
-        weight, bias, info = fit_linear(inputs.train_x[tr_order], data.labels[tr][tr_order],
-                                        inputs.val_x[va_order], data.labels[va][va_order],
+        weight, bias, info = fit_linear(RowSelection(inputs.train_x, tr_order), data.labels[tr][tr_order],
+                                        RowSelection(inputs.val_x, va_order), data.labels[va][va_order],
                                         len(data.class_names), opts.seed, device=device)
         config["C"] = info["C"]
         return LinearMethod(name, data.class_names, config, weight, bias), FitResult(), {"linear": info}

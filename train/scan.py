@@ -8,7 +8,7 @@ import numpy as np
 
 from cache.progress import progress as progress_display
 from train.baselines import mean_over_time
-from train.data import READ_BLOCK, SpillRows, StatsAccumulator
+from train.data import READ_BLOCK, RowSelection, SpillRows, StatsAccumulator
 from train.device import one_blas_thread
 from train.linear import LinearMethod
 from train.method import Method, as_float32
@@ -25,8 +25,8 @@ def _bar(total_rows: int, desc: str, progress: bool):
 @dataclass
 class FitInputs:
     """What the linear probe and the trained heads need from one read of the frames."""
-    train_x: Optional[np.ndarray] = None    # [n_train, D] mean-pooled
-    val_x: Optional[np.ndarray] = None      # [n_val, D]
+    train_x: Optional[RowSelection] = None  # [n_train, D] mean-pooled (rows of `pooled`'s spill file)
+    val_x: Optional[RowSelection] = None    # [n_val, D]
     stats: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None  # frame mean, std, dev std [D] each
     pooled: Optional[SpillRows] = None      # [V, D] time mean of every video (on disk): pooled_only methods' input
 
@@ -63,7 +63,8 @@ def fit_pass(data: TrainData, pooled: bool, stats: bool, progress: bool = True,
         bar.update(len(part))
     bar.close()
     if feats is not None:
-        out.train_x, out.val_x = feats[np.searchsorted(rows, tr)], feats[np.searchsorted(rows, va)]
+        out.train_x = RowSelection(feats, np.searchsorted(rows, tr))
+        out.val_x = RowSelection(feats, np.searchsorted(rows, va))
         out.pooled = feats if every_video else None
     if acc is not None:
         out.stats = acc.result()
