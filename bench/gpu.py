@@ -6,7 +6,8 @@ without one, results untouched; `--device cpu` with small sizes only checks that
   fed     extraction videos/s (python -m extract's run(), ViT-B/32, N=100) over --clips generated
           10 s 640x360 H.264 clips, for extract's default GPU layout and others, beside the
           decode-only rate (every core decoding) and the embed-only rate (the GPU alone);
-          `--parts fed` keeps the other parts' figures of an earlier run on the same GPU;
+          `--parts fed` keeps the other parts' figures of an earlier run on the same GPU; figures
+          with the in-process decoder go under fed_pyav, with the ffmpeg command line under fed;
   train   a Kinetics-shaped synthetic cache of --videos videos: the same transformer steps from
           memory and from disk (budget forced to half), and `python -m train` wall seconds for the
           transformer (1 epoch), meanpool and the linear probe on the GPU.
@@ -122,21 +123,29 @@ class Utilisation:
         return sum(vals) / len(vals) if vals else None
 
 
-def fed(files: List[str], spec: str, device: str) -> Dict[str, object]:
-    """Extraction videos/s per layout beside the decode-only and embed-only ceilings."""
+def layouts_for(names: Optional[str], cores: int) -> Dict[str, Tuple[Optional[int], Optional[int]]]:
+    """{name: (workers, tasks each)}: 'default' is extract's own choice, 'WxT' a fixed one."""
+    if not names:   # the default, the one-worker-per-GPU layout extract used before, other splits of the cores
+        names = f"default,1x4,1x{cores},2x{max(1, cores // 2)},{max(1, cores // 2)}x2"
+    return {n: (None, None) if n == "default" else tuple(int(x) for x in n.split("x")) for n in names.split(",")}
+
+
+def fed(files: List[str], spec: str, device: str, layouts: Optional[str] = None,
+        out: Optional[Dict[str, object]] = None) -> Dict[str, object]:
+    """Extraction videos/s per layout beside the decode-only and embed-only ceilings, filled into `out`
+    as measured (a run stopped by its time limit keeps the layouts it finished)."""
     from bench.pipeline import extraction_rate
-    from extract.pipeline import default_layout
+    from extract import inproc
+    from extract.layout import default_layout
     cores = os.cpu_count() or 1
-    out: Dict[str, object] = {"clips": len(files), "cores": cores,
-                              "default_layout": list(default_layout(device, None, None))}
+    out = {} if out is None else out
+    out.update({"clips": len(files), "cores": cores, "default_layout": list(default_layout(device, None, None)),
+                "decoder": "in-process (PyAV)" if inproc.available() else "ffmpeg command line"})
     out["decode_only_videos_per_s"] = decode_only(files, cores)
     out["embed_only_videos_per_s"] = embed_only(files, spec, device, min(len(files), 400))
     print(f"gpu fed: ceilings {out}", flush=True)
-    # The default, the one-worker-per-GPU layout extract used before, and other splits of the cores.
-    layouts = {"default": (None, None), "1x4": (1, 4), f"1x{cores}": (1, cores), f"2x{cores // 2}": (2, cores // 2),
-               f"{max(1, cores // 2)}x2": (max(1, cores // 2), 2)}
     out["layouts"] = {}
-    for name, (workers, threads) in layouts.items():
+    for name, (workers, threads) in layouts_for(layouts, cores).items():
         with Utilisation() as util:
             rate = extraction_rate(files, spec, workers, device=device, threads=threads, torch_threads=None)
             end = time.perf_counter()
@@ -175,7 +184,7 @@ def _earlier(gpu_name: Optional[str]) -> Dict[str, object]:
     if old.get("gpu_name") != gpu_name:
         return {}
     return {k: {**v, "machine": old.get("machine")} if isinstance(v, dict) and "machine" not in v else v
-            for k, v in old.items() if k in ("embed", "fed", "train")}
+            for k, v in old.items() if k in ("embed", "fed", "fed_pyav", "train")}
 
 
 def main(argv: List[str] = None) -> dict:
@@ -186,6 +195,7 @@ def main(argv: List[str] = None) -> dict:
     ap.add_argument("--images", type=int, default=4000)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--model", default=SPEC)
+    ap.add_argument("--layouts", help="extraction layouts to time, e.g. default,1x4,8x2 (default: five)")
     ap.add_argument("--parts", default="embed,fed,train")
     args = ap.parse_args(argv)
     import torch
@@ -197,15 +207,20 @@ def main(argv: List[str] = None) -> dict:
     earlier = _earlier(res["gpu_name"])
     root = tempfile.mkdtemp(prefix="bench_gpu_", dir=os.environ.get("CLIPVID_SCALE_DIR"))
     parts = {"embed": lambda: embed_rates(args.model, args.device, args.images),
-             "fed": lambda: fed(make_clips(os.path.join(root, "clips"), args.clips), args.model, args.device),
+             "fed": lambda: fed(make_clips(os.path.join(root, "clips"), args.clips), args.model, args.device,
+                                args.layouts, res.setdefault(key, {})),
              "train": lambda: training(root, args.videos, args.steps, args.device)}
     try:
         for name in args.parts.split(","):
+            key = name
+            if name == "fed":   # each decoder's figures under their own key: fed (command line), fed_pyav
+                from extract import inproc
+                key = "fed_pyav" if inproc.available() else "fed"
             try:   # one part failing on a borrowed machine must not lose the others' figures
-                res[name] = parts[name]()
+                res[key] = parts[name]()
             except Exception as exc:
-                res[name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
-                print(f"bench.gpu: {name} failed: {res[name]['error']}", flush=True)
+                res[key] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+                print(f"bench.gpu: {name} failed: {res[key]['error']}", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         res["method"] = __doc__.split("\n\n", 1)[1].strip()

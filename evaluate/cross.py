@@ -8,6 +8,7 @@ from cache.reader import CacheReader
 from evaluate import metrics as M
 from evaluate.heads import HeadScorer, test_frames
 from evaluate.runs import Run, RunError
+from train.splits import id_order
 
 
 def is_cross_dataset(run: Run, reader: CacheReader) -> bool:
@@ -60,8 +61,9 @@ class CrossScorer(HeadScorer):
         self.cand_idx = np.array([index.get(n, -1) for n in self.candidates], np.int64)  # -1: cache lacks it
         known = set(self.candidates)
         labels = reader.labels
-        self.rows = np.array([i for i in range(reader.num_videos)
-                              if labels[i] >= 0 and cache_names[labels[i]] in known], np.int64)  # [T]
+        rows = np.array([i for i in range(reader.num_videos)
+                         if labels[i] >= 0 and cache_names[labels[i]] in known], np.int64)
+        self.rows = rows[id_order(reader.ids[rows])]     # [T] in video-id order, as evaluate.heads.test_rows
         self.emb = test_frames(reader, self.rows)                                  # [T, N, D] float16, on disk
         self.truth = labels[self.rows].astype(np.int64)                            # [T] cache class index
         pos = {c: j for j, c in enumerate(self.cand_idx) if c >= 0}

@@ -10,6 +10,7 @@ from evaluate import metrics as M
 from evaluate.frames_curve import accuracy_vs_frames
 from evaluate.heads import HeadScorer
 from evaluate.runs import Run, RunError
+from train.splits import id_order
 
 
 @dataclass
@@ -39,6 +40,7 @@ def _from_files(run: Run, reader: CacheReader, resamples: int) -> HeadResult:
     """When the head cannot be loaded: top-1 and mean-class from predictions.csv, top-5 as the run said."""
     index = {n: i for i, n in enumerate(reader.class_names)}
     rows = [p for p in run.predictions if p.get("true") in index]
+    rows = [rows[i] for i in id_order([p.get("id", "") for p in rows])]  # as test_rows: video-id order
     truth = np.array([index[p["true"]] for p in rows], np.int64)
     pred = np.array([index.get(p["predicted"], -1) for p in rows], np.int64)
     if len(rows):

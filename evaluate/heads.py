@@ -8,22 +8,29 @@ from evaluate import metrics as M
 from evaluate.runs import Run, RunError
 from train.data import SpillRows
 from train.method import as_float32
+from train.splits import id_order
 
 BATCH = 256  # videos per forward pass: bounds memory on large test splits
 
 
 def test_rows(reader: CacheReader, run: Run) -> np.ndarray:
-    """Cache rows [T] of the run's labelled test videos, in cache order."""
+    """Cache rows [T] of the run's labelled test videos, in video-id order: every per-video array of a
+    head (hits, predictions, logits) follows it, so a bootstrap resampling their positions draws the
+    same videos from any cache of them, whatever order extraction wrote the rows in."""
     wanted = set(run.split.get("test", []))
-    return np.array([i for i, vid in enumerate(reader.ids) if vid in wanted and reader.labels[i] >= 0], np.int64)
+    rows = np.array([i for i, vid in enumerate(reader.ids) if vid in wanted and reader.labels[i] >= 0], np.int64)
+    return rows[id_order(reader.ids[rows])]
 
 
 def test_frames(reader: CacheReader, rows: np.ndarray) -> SpillRows:
-    """[T, N, D] float16 frames of `rows` in an unlinked temporary file, read back block by block."""
+    """[T, N, D] float16 frames of `rows` (in that order) in an unlinked temporary file, read back block
+    by block. Read in cache order, 4 batches at a time (contiguous runs of the cache), and put in place."""
     from train.data import read_rows
     out = SpillRows((len(rows), reader.frames, reader.dim), np.float16, "test-frames")
+    by_row = np.argsort(rows, kind="stable")                  # [T] positions in cache-row order
     for s in range(0, len(rows), 4 * BATCH):
-        out.write(s, read_rows(reader, rows[s:s + 4 * BATCH]))
+        pos = by_row[s:s + 4 * BATCH]
+        out.write_rows(pos, read_rows(reader, rows[pos]))
     return out
 
 

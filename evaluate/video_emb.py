@@ -4,7 +4,6 @@ from typing import TYPE_CHECKING, Iterable, Optional, Tuple
 import numpy as np
 from cache.progress import progress as progress_display
 
-from cache.layout import runs as row_runs
 from cache.reader import CacheReader
 from evaluate import metrics as M
 from train.method import as_float32
@@ -39,9 +38,7 @@ def mean_pooled(reader: CacheReader, progress: bool = False, rows: Optional[np.n
     steps = range(0, len(rows), 4 * EMBED_BLOCK)
     for s in progress_display(steps, desc="mean-pooling", unit="block", quiet=not progress):
         part = rows[s:s + 4 * EMBED_BLOCK]
-        pooled = M.mean_pool(as_float32(read_rows(reader, part)))            # contiguous runs of the cache
-        for at, first, count in row_runs(part):
-            out.write(first, pooled[at:at + count])
+        out.write_rows(part, M.mean_pool(as_float32(read_rows(reader, part))))  # contiguous runs of the cache
     return out
 
 

@@ -23,7 +23,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--clip-model", default="ViT-B/32",
                     help="CLIP model name, path to a weights file, or random:<arch> (default ViT-B/32)")
     ap.add_argument("--frames", type=int, default=100, help="frames sampled per video, N (default 100)")
-    ap.add_argument("--workers", type=int, help="Dask worker processes (default: one per core up to 8; with GPUs, one per 2 cores up to 8 per GPU)")
+    ap.add_argument("--workers", type=int, help="Dask worker processes (default: one per core up to 8; with GPUs, one per 2 cores, up to 8 per GPU and one per 3 GiB of its memory)")
     ap.add_argument("--threads-per-worker", type=int, help="tasks at once per worker (default 1 on CPU; with GPUs, the cores / the workers, at least 2)")
     ap.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     ap.add_argument("--torch-threads", type=int,
@@ -70,7 +70,7 @@ def check_args(args: argparse.Namespace) -> None:
     if not os.access(folder, os.W_OK):
         raise ValueError(f"{args.out}: folder {folder} is not writable")
     if args.device == "cuda" and not args.scheduler:
-        from extract.pipeline import cuda_count
+        from extract.layout import cuda_count
         if not cuda_count():
             raise ValueError("--device cuda: this machine has no CUDA GPU that torch can use; "
                              "use --device auto or cpu (or --scheduler with GPU workers)")

@@ -16,6 +16,7 @@ from cache.layout import journal_file
 from cache.writer import CacheWriter
 from cache.errors import CacheError
 from extract import identity, worker_tasks
+from extract.layout import default_layout
 from extract.weights import file_hash, resolve_weights
 from extract.prompts import TEMPLATES
 from extract.sources import Source, prompt_name
@@ -24,10 +25,6 @@ SAMPLER = {"times": "centre of N equal slices of the duration", "pick": "nearest
            "resize": "short side 224, bicubic (ffmpeg swscale)", "crop": "centre 224x224", "version": 1}
 
 
-MAX_CPU_WORKERS = 8
-# Worker processes per GPU at most (each holds its own CLIP there). On 16 cores and one H200, one
-# worker of 4 threads left the GPU idle most of the time; 8 workers of 2 were fastest (bench.gpu).
-GPU_WORKERS = 8
 WARM_TIMEOUT = 120.0   # seconds to wait for every worker to load the model before the first video
 
 
@@ -58,29 +55,6 @@ class Summary:
     seconds: float = 0.0
     work_seconds: float = 0.0   # first video sent to last result: start-up and model loading excluded
     strategies: Dict[str, int] = field(default_factory=dict)
-
-
-def cuda_count() -> int:
-    """GPUs torch can use here (0 without the NVIDIA driver, found without importing torch)."""
-    # Importing torch costs seconds; a machine without the NVIDIA driver has no GPU to count.
-    if not os.path.isdir("/proc/driver/nvidia/gpus"):
-        return 0
-    import torch
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def default_layout(device: str, workers: Optional[int], threads: Optional[int]):
-    """(workers, threads per worker): one single-threaded worker per core on CPU; with GPUs, every
-    core decoding while the GPUs embed (decoding is what a GPU waits for), spread over up to
-    GPU_WORKERS processes per GPU, since one process's threads share one GIL."""
-    gpus = cuda_count() if device in ("auto", "cuda") else 0
-    if gpus:
-        cores = os.cpu_count() or 1
-        workers = workers or max(gpus, min(cores // 2, GPU_WORKERS * gpus))
-        return workers, threads or max(2, cores // workers)
-    # Each worker holds its own CLIP (ViT-B/32: ~0.6 GB); past 8 workers, more torch threads per
-    # worker serve a big CPU box better than more copies of the model.
-    return workers or max(1, min(os.cpu_count() or 1, MAX_CPU_WORKERS)), threads or 1
 
 
 def make_client(opts: Options):

@@ -33,6 +33,15 @@ def keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, (1 << 31) - 1)
 
 
+def _worker_index() -> int:
+    """This Dask worker's number (a LocalCluster names its workers 0, 1, ...), else the process id."""
+    try:
+        from distributed import get_worker
+        return int(get_worker().name)
+    except (ImportError, ValueError, TypeError):
+        return os.getpid()
+
+
 def get_model(spec: str, device: str, workers_per_host: int = 1, torch_threads: Optional[int] = None):
     """This process's CLIP for `spec`, loaded on first use (threads of a worker share it)."""
     key = (spec, device)
@@ -45,8 +54,8 @@ def get_model(spec: str, device: str, workers_per_host: int = 1, torch_threads: 
             torch.set_num_threads(_torch_threads(workers_per_host, torch_threads))
             dev = resolve_device(device)
             if dev.type == "cuda" and torch.cuda.device_count() > 1:
-                # Spread the workers of one host over its GPUs.
-                dev = torch.device("cuda", os.getpid() % torch.cuda.device_count())
+                # Spread the workers of one host over its GPUs: several workers per GPU is the default.
+                dev = torch.device("cuda", _worker_index() % torch.cuda.device_count())
             _MODELS[key] = load_clip(spec, dev)
         return _MODELS[key]
 
@@ -80,11 +89,25 @@ def _embedded(vid: str, sample, model, batch_size: int) -> Dict[str, object]:
             "duration": info.duration, "fps": info.fps, "strategy": sample.strategy}
 
 
+def choose_decoder() -> bool:
+    """Tell extract.inproc whether this worker runs several tasks at once (its threads share one
+    GIL); True when in-process decoding is then used here."""
+    from extract import inproc
+    try:
+        from distributed import get_worker
+        several = get_worker().state.nthreads > 1
+    except (ImportError, ValueError, AttributeError):   # not on a Dask worker: one video at a time
+        several = False
+    inproc.share_gil(several)
+    return inproc.available()
+
+
 def videos_task(spec: str, device: str, workers_per_host: int, torch_threads: Optional[int],
                 items: List[Tuple[str, str]], n: int, batch_size: int, threads: int,
                 timeout: float) -> List[Dict[str, object]]:
     """Decode and embed a few (id, path) videos; short ones share ffmpeg runs. One dict per video."""
     model = get_model(spec, device, workers_per_host, torch_threads)
+    choose_decoder()
     out: List[Dict[str, object]] = [{} for _ in items]
     # Each sample is embedded as soon as it is ready and then dropped: one video's frames at a time.
     for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout):

@@ -35,7 +35,7 @@ def syn(tmp_path_factory):
 
 
 def test_extract_cuda_without_cuda_is_a_usage_error(videos):
-    from extract.pipeline import cuda_count
+    from extract.layout import cuda_count
     if cuda_count():
         pytest.skip("this machine has a CUDA GPU: --device cuda is valid here")
     proc = _run("-m", "extract", videos / "lists", "--out", videos / "cuda.h5", "--device", "cuda",

@@ -190,3 +190,18 @@ def test_evaluate_mean_pools_only_the_rows_a_report_needs(cache):
         assert np.array_equal(part[rows], full[rows])
         rest = np.setdiff1d(np.arange(r.num_videos), rows)
         assert not np.asarray(part[rest]).any() and np.asarray(full[rest]).any()
+
+
+def test_frame_statistics_match_a_float64_reference_block_by_block():
+    """The accumulator's float32 buffer and its per-video identity give the float64 answer, whatever the blocks."""
+    from train.data import StatsAccumulator
+    rng = np.random.default_rng(5)
+    x = (0.02 * rng.standard_normal((300, 7, 16)) + 0.05 * rng.standard_normal((300, 1, 16)) + 0.01).astype(np.float16)
+    acc = StatsAccumulator(16)
+    for a, b in ((0, 40), (40, 250), (250, 251), (251, 300)):       # growing, shrinking and one-video blocks
+        acc.add(x[a:b])
+    mean, std, dev_std = acc.result()
+    ref = x.astype(np.float64)
+    assert np.allclose(mean, ref.mean(axis=(0, 1)), rtol=1e-6, atol=0)
+    assert np.allclose(std, ref.std(axis=(0, 1)), rtol=1e-5, atol=0)
+    assert np.allclose(dev_std, (ref - ref.mean(axis=1, keepdims=True)).std(axis=(0, 1)), rtol=1e-5, atol=0)

@@ -146,3 +146,46 @@ def test_weight_decay_spares_biases_norms_temperature_and_tables(name):
     assert len(decayed["params"]) + len(spared["params"]) == len(list(module.parameters()))
     norms = [m for m in module.modules() if isinstance(m, torch.nn.LayerNorm)]
     assert norms and all(id(m.weight) in {id(p) for p in spared["params"]} for m in norms)
+
+
+def test_lstm_reads_both_ways_with_live_dropout_and_old_one_way_checkpoints_still_load():
+    from train.registry import make_method
+    torch.manual_seed(0)
+    config = {"head": "lstm", "dim": 16, "frames": 12, "pos_len": 12, **HEAD_DEFAULTS["lstm"]}
+    module = build_module(config)
+    assert module.lstm.bidirectional and config["layers"] == 1 and config["dropout"] > 0
+    torch.nn.init.normal_(module.out.weight)  # a trained-looking output layer (it starts at zero)
+    x = torch.randn(3, 12, 16)
+    module.train()
+    assert not torch.allclose(module(x), module(x))  # dropout acts with a single LSTM layer too
+    module.eval()
+    assert torch.equal(module(x), module(x))
+    # A checkpoint written before the LSTM read both ways has no "bidirectional" key: it loads one-way.
+    old = {k: v for k, v in config.items() if k != "bidirectional"}
+    one_way = build_module(old)
+    assert not one_way.lstm.bidirectional
+    method = make_method("lstm", list("abcd"), old, one_way.state_dict(), torch.device("cpu"))
+    assert method.logits(x.numpy(), np.eye(4, 16, dtype=np.float32)).shape == (3, 4)
+    with pytest.raises(RuntimeError):
+        make_method("lstm", list("abcd"), config, one_way.state_dict(), torch.device("cpu"))
+    # Retraining such a run as it was (evaluate's few-shot curves) builds the one-way head again.
+    from types import SimpleNamespace
+    from train.run import HeadOptions, build_config
+    data = SimpleNamespace(reader=SimpleNamespace(dim=16), frames=np.arange(12), class_names=list("abcd"),
+                           train_classes=np.arange(4))
+    assert build_config("lstm", data, HeadOptions(head_config=old))["bidirectional"] is False
+    assert build_config("lstm", data, HeadOptions())["bidirectional"] is True
+
+
+def test_lstm_final_states_see_both_ends_of_the_clip():
+    # Why the LSTM reads both ways: a one-way final state has all but forgotten the clip's first frames,
+    # which is half of what tells a clip from its time-reversed twin.
+    torch.manual_seed(0)
+    base = {"head": "lstm", "dim": 16, "frames": 32, "pos_len": 32, **HEAD_DEFAULTS["lstm"]}
+    for both_ways in (False, True):
+        module = build_module({**base, "bidirectional": both_ways}).eval()
+        h = torch.randn(4, 32, base["width"], requires_grad=True)    # the LSTM's input tokens [B, T, W]
+        _, (last, _) = module.lstm(h)
+        grad, = torch.autograd.grad(last[-2:].square().sum() if both_ways else last[-1].square().sum(), h)
+        first, final = grad[:, :4].norm(), grad[:, -4:].norm()        # the first and the last 4 tokens
+        assert final > 0 and (first > 0.2 * final if both_ways else first < 1e-3 * final), (both_ways, first, final)

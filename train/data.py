@@ -83,6 +83,12 @@ class SpillRows:
         while done < len(view):
             done += os.pwrite(self.fd, view[done:], at + done)
 
+    def write_rows(self, at: np.ndarray, block: np.ndarray) -> None:
+        """Rows at[i] = block[i] for distinct row indices `at`, one write per run of neighbours."""
+        order = np.argsort(np.asarray(at, np.int64), kind="stable")
+        for pos, first, count in row_runs(np.asarray(at, np.int64)[order]):
+            self.write(first, block[order[pos:pos + count]])
+
     def read(self, start: int, stop: int, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Rows start..stop-1 [stop - start, ...], into `out` (a reused buffer of at least that many rows)."""
         stop = min(int(stop), len(self))
@@ -306,15 +312,22 @@ class StatsAccumulator:
     def __init__(self, dim: int):
         self.count, self.total = 0, np.zeros(dim)
         self.squares, self.dev_squares = np.zeros(dim), np.zeros(dim)
+        self._buf = np.empty((0, dim), np.float32)
 
     def add(self, block: np.ndarray) -> None:
-        # Squared in place: two float64 copies of the block at a time, not four (the same sums).
-        x = block.astype(np.float64)                      # [b, K, D]
-        dev = x - x.mean(axis=1, keepdims=True)           # [b, K, D]
-        self.count += x.shape[0] * x.shape[1]
-        self.total += x.sum(axis=(0, 1))
-        self.squares += np.square(x, out=x).sum(axis=(0, 1))
-        self.dev_squares += np.square(dev, out=dev).sum(axis=(0, 1))
+        b, k, d = block.shape
+        if len(self._buf) < b * k:   # one float32 buffer reused: float64 copies of a block cost 2x the time
+            self._buf = np.empty((b * k, d), np.float32)
+        x = self._buf[:b * k]                                                  # [b*K, D]
+        np.copyto(x, block.reshape(b * k, d))
+        sums = np.add.reduce(x.reshape(b, k, d), axis=1, dtype=np.float64)   # [b, D] per video
+        self.count += b * k
+        self.total += sums.sum(axis=0)
+        np.square(x, out=x)             # exact for float16 input (22 significant bits fit in float32's 24)
+        squares = np.add.reduce(x, axis=0, dtype=np.float64)                  # [D]
+        self.squares += squares
+        # sum over frames of (x - video mean)^2 = sum of x^2 - (video sum)^2 / K, per video
+        self.dev_squares += squares - (sums ** 2).sum(axis=0) / k
 
     def result(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = max(self.count, 1)

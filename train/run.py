@@ -11,7 +11,7 @@ import torch
 from train.baselines import BaselineMethod
 from train.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from train.data import RowSelection
-from train.heads import HEAD_DEFAULTS
+from train.heads import FORMER_DEFAULTS, HEAD_DEFAULTS
 from train.linear import LinearMethod, fit_linear
 from train.loop import FitConfig, FitResult, fit, set_determinism
 from train.method import Method
@@ -55,7 +55,8 @@ def build_config(name: str, data: TrainData, opts: HeadOptions) -> Dict[str, Any
                               "trained_classes": [data.class_names[c] for c in data.train_classes]}
     config.update(HEAD_DEFAULTS.get(name, {}))
     if opts.head_config and name in HEAD_DEFAULTS:  # retraining a run as it was (evaluate's few-shot curves)
-        config.update({k: v for k, v in opts.head_config.items() if k in HEAD_DEFAULTS[name]})
+        stored = {**FORMER_DEFAULTS.get(name, {}), **opts.head_config}
+        config.update({k: v for k, v in stored.items() if k in HEAD_DEFAULTS[name]})
     if opts.lr is not None and name in HEAD_DEFAULTS:
         config["lr"] = opts.lr
     return config

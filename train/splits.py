@@ -11,11 +11,16 @@ _ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
             "validate": "val", "dev": "val", "test": "test", "testing": "test", "": ""}
 
 
+def id_order(ids: Sequence[str]) -> np.ndarray:
+    """[V] the positions of `ids` sorted by id: an order that does not depend on the order extraction
+    happened to write the videos in (Dask finishes videos in a different order each run)."""
+    return np.argsort(np.asarray(ids, dtype=object), kind="stable")
+
+
 def id_rank(ids: Sequence[str]) -> np.ndarray:
-    """[V] each row's position when the videos are sorted by id: an order that does not depend on the
-    order extraction happened to write them in (Dask finishes videos in a different order each run)."""
+    """[V] each row's position when the videos are sorted by id (the inverse of id_order)."""
     rank = np.empty(len(ids), np.int64)
-    rank[np.argsort(np.asarray(ids, dtype=object), kind="stable")] = np.arange(len(ids))
+    rank[id_order(ids)] = np.arange(len(ids))
     return rank
 
 
