@@ -115,7 +115,7 @@ def _curves_for(cache_path: str, plans: List[Plan], asked: Optional[List[int]], 
         for k, draw in jobs:
             rows = few_shot_rows(train, data.labels, k, draw, data.rank)
             sub = dataclasses.replace(data, splits={"train": rows, "val": rows[:0], "test": test})
-            inputs = fit_pass(sub, pooled=True, stats=True, progress=False)
+            inputs = fit_pass(sub, pooled=True, stats=any(p.head != "linear" for p in plans), progress=False)
             for plan in plans:
                 method, _, _ = fit_method(plan.head, sub, _options(plan, draw, first.split_seed), device, inputs)
                 methods.append(method)

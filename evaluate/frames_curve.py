@@ -21,7 +21,7 @@ def accuracy_vs_frames(scorer: HeadScorer, n: int) -> Dict[str, List[float]]:
     ks, accs = [], []
     for k in frame_counts(n):
         rows = np.asarray(frame_subset(n, k), np.int64)     # [k] row indices
-        hits = scorer.hits(scorer.logits(rows), 1)          # [T]
+        hits = scorer.hits(scorer.rank_scores(rows)[0], 1)  # [T]
         ks.append(k)
         accs.append(float(hits.mean()) if len(hits) else float("nan"))
     return {"frames": ks, "top1": accs}

@@ -21,7 +21,7 @@ class HeadResult:
     truth: np.ndarray                            # [T] cache class index of the test videos
     pred: np.ndarray                             # [T] predicted cache class index, -1 unknown
     scorer: Optional[HeadScorer] = None
-    logits: Optional[np.ndarray] = None          # [T, C'] the head's own test logits every figure comes from
+    logits: Optional[np.ndarray] = None          # [T, C'] an open-set run's test logits (its figures use them)
     curve: Optional[Dict[str, List[float]]] = None
     notes: List[str] = field(default_factory=list)
 
@@ -77,10 +77,11 @@ def score_run(run: Run, reader: CacheReader, device: str, resamples: int,
         if isinstance(trained_k, int) and 0 < trained_k < reader.frames:
             from train.data import frame_subset
             rows = np.asarray(frame_subset(reader.frames, trained_k), np.int64)
-        logits = scorer.logits(rows)                              # [T, C']
-        hits1, hits5 = scorer.hits(logits, 1), scorer.hits(logits, 5)
+        # [T] each; the [T, C'] logits only for an open-set run, whose figures need them.
+        ahead, pred, logits = scorer.rank_scores(rows, keep_logits=bool(run.open_set))
+        hits1, hits5 = scorer.hits(ahead, 1), scorer.hits(ahead, 5)
         result = HeadResult(run, {**M.summarise_hits(hits1, hits5, scorer.truth, resamples), "source": "recomputed"},
-                            scorer.truth, scorer.predicted(logits), scorer, logits)
+                            scorer.truth, pred, scorer, logits)
         result.curve = accuracy_vs_frames(scorer, reader.frames)
     result.row.update({"name": run.name, "head": run.head, "seconds": run.seconds,
                        "test_videos": int(len(result.truth)), "frames": run.metrics.get("frames"),

@@ -1,12 +1,12 @@
 """Score one trained head on its run's test split, with all cached frames or a subset of them."""
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from cache.reader import CacheReader
 from evaluate import metrics as M
 from evaluate.runs import Run, RunError
-from evaluate.video_emb import release
+from train.data import SpillRows
 from train.method import as_float32
 from train.splits import id_order
 
@@ -22,21 +22,15 @@ def test_rows(reader: CacheReader, run: Run) -> np.ndarray:
     return rows[id_order(reader.ids[rows])]
 
 
-def test_frames(reader: CacheReader, rows: np.ndarray) -> np.ndarray:
-    """[T, N, D] float16 frames of `rows` (in that order) in an anonymous memory-mapped temporary file.
-
-    Read in cache order, 4 batches at a time (contiguous runs of the file), and put in place."""
-    from train.data import read_rows, temp_array
-    shape = (len(rows), reader.frames, reader.dim)
-    if not len(rows):
-        return np.zeros(shape, np.float16)
-    out = temp_array(shape, np.float16, "test-frames")
+def test_frames(reader: CacheReader, rows: np.ndarray) -> SpillRows:
+    """[T, N, D] float16 frames of `rows` (in that order) in an unlinked temporary file, read back block
+    by block. Read in cache order, 4 batches at a time (contiguous runs of the cache), and put in place."""
+    from train.data import read_rows
+    out = SpillRows((len(rows), reader.frames, reader.dim), np.float16, "test-frames")
     by_row = np.argsort(rows, kind="stable")                  # [T] positions in cache-row order
     for s in range(0, len(rows), 4 * BATCH):
         pos = by_row[s:s + 4 * BATCH]
-        out[pos] = read_rows(reader, rows[pos])
-    out.flush()
-    release(out)
+        out.write_rows(pos, read_rows(reader, rows[pos]))
     return out
 
 
@@ -53,8 +47,8 @@ class HeadScorer:
             raise RunError(f"cannot load the head: {reason}")
         self.run = run
         self.rows = test_rows(reader, run)                                   # [T]
-        # float16 as cached, in a temporary file read once per split and shared by the heads on it,
-        # so the test frames never count towards the report's memory however large the split is.
+        # float16 as cached, in a temporary file written once per split and shared by the heads on it,
+        # read back a batch at a time: the test frames never count towards the report's memory.
         shared = {} if shared is None else shared
         key = self.rows.tobytes()
         if key not in shared:
@@ -80,30 +74,45 @@ class HeadScorer:
             names += [n for n in unseen if n not in names]
         return names
 
+    def _batches(self, frames: Optional[np.ndarray]) -> Iterator[Tuple[int, np.ndarray]]:
+        """(first row, [b, k, D] float32) over the test videos, read into one reused buffer."""
+        buf = np.empty((BATCH,) + tuple(self.emb.shape[1:]), np.float16)
+        for s in range(0, len(self.rows), BATCH):
+            emb = self.emb.read(s, s + BATCH, buf)                           # [b, N, D]
+            yield s, as_float32(emb if frames is None else emb[:, frames])
+
     def logits(self, frames: Optional[np.ndarray] = None) -> np.ndarray:
         """[T, C'] scores over the candidate classes, using the frame rows in `frames` (all when None)."""
-        out = []
-        for s in range(0, len(self.rows), BATCH):
-            emb = self.emb[s:s + BATCH] if frames is None else self.emb[s:s + BATCH][:, frames]
-            emb = as_float32(emb)                                            # [b, k, D]
-            out.append(np.asarray(self.method.logits(emb, self.text), np.float32))
-        release(self.emb)
-        return np.concatenate(out) if out else np.zeros((0, len(self.candidates)), np.float32)
+        return self.rank_scores(frames, keep_logits=True)[2]
 
-    def hits(self, logits: np.ndarray, k: int) -> np.ndarray:
-        """[T] bool: the true class is among the top k (never, when it is not a candidate)."""
-        ok = self.truth_cand >= 0
-        out = np.zeros(len(self.truth), bool)
-        out[ok] = M.topk_correct(logits[ok], self.truth_cand[ok], k)
-        return out
+    def rank_scores(self, frames: Optional[np.ndarray] = None, keep_logits: bool = False
+                    ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """(ahead [T], predicted [T], logits [T, C'] or None) with the frame rows in `frames` (all when None).
 
-    def predicted(self, logits: np.ndarray) -> np.ndarray:
-        """[T] predicted cache class index (argmax; ties go to the first candidate)."""
-        return self.cand_idx[logits.argmax(1)] if len(logits) else np.zeros(0, np.int64)
+        ahead: how many candidates rank above the true class (a top-k hit when < k; never a hit when the
+        true class is no candidate); predicted: the argmax as a cache class index (ties: the first
+        candidate). One batch of logits at a time: only `keep_logits` holds all of them."""
+        ahead = np.full(len(self.rows), np.iinfo(np.int64).max, np.int64)
+        pred = np.zeros(len(self.rows), np.int64)
+        kept = []
+        for s, x in self._batches(frames):
+            logits = np.asarray(self.method.logits(x, self.text), np.float32)   # [b, C']
+            truth = self.truth_cand[s:s + len(x)]
+            ok = truth >= 0
+            ahead[s:s + len(x)][ok] = M.truth_ahead(logits[ok], truth[ok])
+            pred[s:s + len(x)] = self.cand_idx[logits.argmax(1)]
+            if keep_logits:
+                kept.append(logits)
+        if not keep_logits:
+            return ahead, pred, None
+        return ahead, pred, np.concatenate(kept) if kept else np.zeros((0, len(self.candidates)), np.float32)
+
+    @staticmethod
+    def hits(ahead: np.ndarray, k: int) -> np.ndarray:
+        """[T] bool: the true class is among the top k (ahead from rank_scores)."""
+        return ahead < k
 
     def video_embeddings(self) -> np.ndarray:
         """[T, D] joint-space embeddings of the test videos, unit length."""
-        out = [np.asarray(self.method.video_embeddings(as_float32(self.emb[s:s + BATCH])), np.float32)
-               for s in range(0, len(self.rows), BATCH)]
-        release(self.emb)
+        out = [np.asarray(self.method.video_embeddings(x), np.float32) for _, x in self._batches(None)]
         return M.l2_normalise(np.concatenate(out)) if out else np.zeros((0, self.emb.shape[-1]), np.float32)

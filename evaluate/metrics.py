@@ -4,7 +4,7 @@ from typing import Dict, Sequence
 import numpy as np
 
 from cache.pooling import l2_normalise, mean_pool  # noqa: F401  (one definition, re-exported)
-from train.metrics import topk_correct  # noqa: F401  (one top-k: training reports with the same ties)
+from train.metrics import topk_correct, truth_ahead  # noqa: F401  (one top-k: training's, with its ties)
 
 RECALL_KS = (1, 5, 10)
 

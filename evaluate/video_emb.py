@@ -10,6 +10,7 @@ from train.method import as_float32
 
 if TYPE_CHECKING:
     from train.api import Method
+    from train.data import SpillRows
 
 
 EMBED_BLOCK = 256  # videos per read and per pooling step
@@ -20,28 +21,24 @@ def _blocks(reader: CacheReader, desc: str, progress: bool) -> Iterable[Tuple[in
     return progress_display(reader.iter_emb(EMBED_BLOCK), total=total, desc=desc, unit="block", quiet=not progress)
 
 
-def mean_pooled(reader: CacheReader, progress: bool = False, rows: Optional[np.ndarray] = None) -> np.ndarray:
-    """[V, D] unit mean of unit frame embeddings, read block by block (caches may exceed memory).
+def mean_pooled(reader: CacheReader, progress: bool = False, rows: Optional[np.ndarray] = None) -> "SpillRows":
+    """[V, D] unit mean of unit frame embeddings in a temporary file (index it like an array: rows,
+    slices), read block by block (caches may exceed memory).
 
     With `rows`, only those videos are read and pooled (the others stay zero): a report needs the
     test split and the t-SNE sample, not every video of a large cache.
     """
-    from train.data import read_rows, temp_array
-    shape = (reader.num_videos, reader.dim)
-    if not reader.num_videos:
-        return np.zeros(shape, np.float32)
-    out = temp_array(shape, np.float32, "meanpool")                       # sparse: unread rows cost nothing
+    from train.data import SpillRows, read_rows
+    out = SpillRows((reader.num_videos, reader.dim), np.float32, "meanpool")   # sparse: unread rows cost nothing
     if rows is None:
         for start, block in _blocks(reader, "mean-pooling", progress):
-            out[start:start + len(block)] = M.mean_pool(as_float32(block))
-    else:
-        rows = np.unique(np.asarray(rows, np.int64))
-        steps = range(0, len(rows), 4 * EMBED_BLOCK)
-        for s in progress_display(steps, desc="mean-pooling", unit="block", quiet=not progress):
-            part = rows[s:s + 4 * EMBED_BLOCK]
-            out[part] = M.mean_pool(as_float32(read_rows(reader, part)))  # contiguous runs of the cache
-    out.flush()
-    release(out)
+            out.write(start, M.mean_pool(as_float32(block)))
+        return out
+    rows = np.unique(np.asarray(rows, np.int64))
+    steps = range(0, len(rows), 4 * EMBED_BLOCK)
+    for s in progress_display(steps, desc="mean-pooling", unit="block", quiet=not progress):
+        part = rows[s:s + 4 * EMBED_BLOCK]
+        out.write_rows(part, M.mean_pool(as_float32(read_rows(reader, part))))  # contiguous runs of the cache
     return out
 
 

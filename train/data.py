@@ -1,9 +1,12 @@
 """Cached frame embeddings in memory or streamed from disk, a block-shuffled batch order, frame statistics."""
+import io
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from cache.layout import pread_into, runs as row_runs
 from cache.reader import CacheReader
 
 READ_BLOCK = 512  # videos per scan block; big enough to amortise chunk look-ups, small enough for RAM
@@ -36,12 +39,106 @@ def available_memory() -> int:
     return 4 << 30
 
 
-def temp_array(shape: Tuple[int, ...], dtype, what: str) -> np.ndarray:
-    """A zeroed array mapped from an unlinked temporary file: data that grows with the cache (a [V, D]
-    table, a split's frames) lives in the page cache, not in the process's memory."""
-    import tempfile
-    with tempfile.TemporaryFile(prefix=f"clipvid-{what}-") as f:   # unlinked at once; the map keeps it
-        return np.memmap(f, dtype, "w+", shape=shape)
+class SpillRows:
+    """A [R, ...] array in a file, written and read with pwrite/pread in blocks, never memory-mapped.
+
+    For data that grows with the cache (a [V, D] table, a split's frames, a run's video_emb.npy): its
+    bytes live in the page cache, which the kernel can write back and drop, while the process holds only
+    the block it is working on. (Pages touched through a memory map count in the process's resident set
+    until unmapped, so a scan through a mapped 2 GB file made the process 2 GB larger.)
+    Without `path` the file is an unlinked temporary one; with it, a .npy file that np.load reads.
+    """
+
+    def __init__(self, shape: Tuple[int, ...], dtype, what: str = "rows", path: Optional[str] = None):
+        import tempfile
+        self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        self.row_nbytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self.path = path
+        if path is None:
+            fd, name = tempfile.mkstemp(prefix=f"clipvid-{what}-")
+            os.unlink(name)    # gone from the folder at once; the descriptor keeps the bytes
+            self.offset = 0
+        else:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(
+                header, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                         "shape": self.shape})
+            os.pwrite(fd, header.getvalue(), 0)
+            self.offset = len(header.getvalue())
+        self.fd = fd
+        os.ftruncate(fd, self.offset + self.shape[0] * self.row_nbytes)   # sparse: unwritten rows read as 0
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def write(self, start: int, block: np.ndarray) -> None:
+        """Rows start..start+len(block)-1 = block."""
+        view = memoryview(np.ascontiguousarray(block, self.dtype)).cast("B")
+        at, done = self.offset + int(start) * self.row_nbytes, 0
+        while done < len(view):
+            done += os.pwrite(self.fd, view[done:], at + done)
+
+    def write_rows(self, at: np.ndarray, block: np.ndarray) -> None:
+        """Rows at[i] = block[i] for distinct row indices `at`, one write per run of neighbours."""
+        order = np.argsort(np.asarray(at, np.int64), kind="stable")
+        for pos, first, count in row_runs(np.asarray(at, np.int64)[order]):
+            self.write(first, block[order[pos:pos + count]])
+
+    def read(self, start: int, stop: int, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Rows start..stop-1 [stop - start, ...], into `out` (a reused buffer of at least that many rows)."""
+        stop = min(int(stop), len(self))
+        n = max(stop - int(start), 0)
+        out = np.empty((n,) + self.shape[1:], self.dtype) if out is None else out[:n]
+        if n:
+            pread_into(self.fd, out, self.offset + int(start) * self.row_nbytes, self.path or "spill file")
+        return out
+
+    def __getitem__(self, key) -> np.ndarray:
+        """Rows by slice (step 1) or by index array, read with one pread per run of neighbours."""
+        if isinstance(key, slice) and key.step in (None, 1):
+            start, stop, _ = key.indices(len(self))
+            return self.read(start, max(start, stop))
+        rows = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key, np.int64)
+        uniq, inverse = np.unique(rows, return_inverse=True)
+        out = np.empty((len(uniq),) + self.shape[1:], self.dtype)
+        for pos, first, count in row_runs(uniq):
+            self.read(first, first + count, out[pos:pos + count])
+        return out if len(uniq) == len(rows) and (uniq == rows).all() else out[inverse.reshape(-1)]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self.read(0, len(self))
+        return out if dtype is None else out.astype(dtype)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except (OSError, AttributeError):
+            pass
+
+
+class RowSelection:
+    """Rows `at` of a row-indexable array (an ndarray, SpillRows or another RowSelection), in that order;
+    read only when sliced, so a probe's [n, D] inputs are not copied out of their spill file at once."""
+
+    def __init__(self, base, at: np.ndarray):
+        self.base, self.at = base, np.asarray(at, np.int64)
+        self.shape = (len(self.at),) + tuple(base.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self.base[self.at[key]])
 
 
 def epoch_order(rows: np.ndarray, rng: np.random.Generator, block: Optional[int] = None,

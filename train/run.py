@@ -10,11 +10,12 @@ import torch
 
 from train.baselines import BaselineMethod
 from train.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from train.data import RowSelection
 from train.heads import FORMER_DEFAULTS, HEAD_DEFAULTS
 from train.linear import LinearMethod, fit_linear
 from train.loop import FitConfig, FitResult, fit, set_determinism
 from train.method import Method
-from train.metrics import summarize
+from train.metrics import summarize_ranks
 from train.outputs import METRICS_NAME, SPLIT_NAME, publish_video_emb, write_json, write_predictions, write_split
 from train.prepare import TrainData
 from train.scan import PARTIAL_EMB, FitInputs, Scored, fit_pass, score_parts, score_pass
@@ -78,8 +79,8 @@ def fit_method(name: str, data: TrainData, opts: HeadOptions, device: torch.devi
     # finish) then sees the same batches and the same float sums, so the same seed gives the same run.
     tr_order, va_order = np.argsort(data.rank[tr], kind="stable"), np.argsort(data.rank[va], kind="stable")
     if name == "linear":
-        weight, bias, info = fit_linear(inputs.train_x[tr_order], data.labels[tr][tr_order],
-                                        inputs.val_x[va_order], data.labels[va][va_order],
+        weight, bias, info = fit_linear(RowSelection(inputs.train_x, tr_order), data.labels[tr][tr_order],
+                                        RowSelection(inputs.val_x, va_order), data.labels[va][va_order],
                                         len(data.class_names), opts.seed, device=device)
         config["C"] = info["C"]
         return LinearMethod(name, data.class_names, config, weight, bias), FitResult(), {"linear": info}
@@ -109,22 +110,23 @@ def evaluate_scored(scored: Scored, data: TrainData) -> Dict[str, Any]:
         if name in parts:
             rows, classes = parts[name]
             true = np.searchsorted(classes, data.labels[rows])            # cache class index -> candidate index
-            out[name] = summarize(scored.logits[name], true, [data.class_names[c] for c in classes])
+            out[name] = summarize_ranks(scored.ahead[name], scored.pred[name], true,
+                                        [data.class_names[c] for c in classes])
     if data.seen is not None:
         test, names = data.splits["test"], data.class_names
         is_seen = np.isin(data.labels[test], data.seen)
         for name, mask in (("test_seen", is_seen), ("test_unseen", ~is_seen)):
-            out[name] = summarize(scored.logits["test"][mask], data.labels[test[mask]], names)
+            # The test part's candidates are every class, so its candidate index is the class index.
+            out[name] = summarize_ranks(scored.ahead["test"][mask], scored.pred["test"][mask],
+                                        data.labels[test[mask]], names)
     return out
 
 
-def write_predictions_for(method: Method, data: TrainData, run_dir: str, logits: np.ndarray) -> None:
-    """predictions.csv from the test logits [T, C] the scoring pass computed."""
+def write_predictions_for(data: TrainData, run_dir: str, scored: Scored) -> None:
+    """predictions.csv from the test predictions and confidences the scoring pass kept."""
     test, names = data.splits["test"], data.class_names
-    pred = logits.argmax(axis=1)
-    score = method.probabilities(logits)[np.arange(len(test)), pred]
     write_predictions(run_dir, [data.reader.ids[i] for i in test], [names[data.labels[i]] for i in test],
-                      [names[p] for p in pred], score)
+                      [names[p] for p in scored.pred["test"]], scored.confidence["test"])
 
 
 def train_heads(names: List[str], data: TrainData, out_root: str, opts: HeadOptions, device: torch.device,
@@ -176,14 +178,13 @@ def _train_group(names: List[str], data: TrainData, out_root: str, opts: HeadOpt
             save_checkpoint(os.path.join(run_dir, CHECKPOINT_NAME), name, method.config, data.class_names,
                             data.fingerprint, data.cache_info(), state_of(method), data.text_emb)
             fitted.append((method, result, extra, time.perf_counter() - start))
-        scored, embs, read_seconds = score_pass([f[0] for f in fitted], data, run_dirs, opts.progress,
+        scored, _, read_seconds = score_pass([f[0] for f in fitted], data, run_dirs, opts.progress,
                                                 inputs.pooled)
         out = []
-        for run_dir, (method, result, extra, fit_seconds), score, emb in zip(run_dirs, fitted, scored, embs):
+        for run_dir, (method, result, extra, fit_seconds), score in zip(run_dirs, fitted, scored):
             start = time.perf_counter()
             write_split(run_dir, data.reader.ids, data.splits)
-            write_predictions_for(method, data, run_dir, score.logits["test"])
-            emb.flush()
+            write_predictions_for(data, run_dir, score)
             publish_video_emb(run_dir, os.path.join(run_dir, PARTIAL_EMB), data.reader.ids, data.fingerprint)
             metrics = _metrics(method, data, evaluate_scored(score, data), result, fit_seconds, device, extra)
             # Each method's own fit and scoring time, plus an equal share of the shared read.

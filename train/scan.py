@@ -8,10 +8,11 @@ import numpy as np
 
 from cache.progress import progress as progress_display
 from train.baselines import mean_over_time
-from train.data import READ_BLOCK, StatsAccumulator, temp_array
+from train.data import READ_BLOCK, RowSelection, SpillRows, StatsAccumulator
 from train.device import one_blas_thread
 from train.linear import LinearMethod
 from train.method import Method, as_float32
+from train.metrics import truth_ahead
 from train.prepare import TrainData
 
 PARTIAL_EMB = "video_emb.partial.npy"  # filled during the scan, so [V, D] per head never sits in RAM
@@ -24,10 +25,10 @@ def _bar(total_rows: int, desc: str, progress: bool):
 @dataclass
 class FitInputs:
     """What the linear probe and the trained heads need from one read of the frames."""
-    train_x: Optional[np.ndarray] = None    # [n_train, D] mean-pooled
-    val_x: Optional[np.ndarray] = None      # [n_val, D]
+    train_x: Optional[RowSelection] = None  # [n_train, D] mean-pooled (rows of `pooled`'s spill file)
+    val_x: Optional[RowSelection] = None    # [n_val, D]
     stats: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None  # frame mean, std, dev std [D] each
-    pooled: Optional[np.ndarray] = None     # [V, D] time mean of every video (mapped): pooled_only methods' input
+    pooled: Optional[SpillRows] = None      # [V, D] time mean of every video (on disk): pooled_only methods' input
 
 
 def _float32_buffer(data: TrainData) -> np.ndarray:
@@ -48,21 +49,22 @@ def fit_pass(data: TrainData, pooled: bool, stats: bool, progress: bool = True,
     else:
         rows = np.sort(tr)
     is_train = np.isin(rows, tr)
-    feats = temp_array((len(rows), data.reader.dim), np.float32, "pooled") if pooled else None
+    feats = SpillRows((len(rows), data.reader.dim), np.float32, "pooled") if pooled else None
     acc = StatsAccumulator(data.reader.dim) if stats else None
     buf = _float32_buffer(data) if pooled else None
     bar = _bar(len(rows), "reading frames", progress)
     done = 0
     for part, block in data.source.blocks(rows):                           # block: [b, K, D] float16
         if feats is not None:
-            feats[done:done + len(part)] = mean_over_time(as_float32(block, buf))
+            feats.write(done, mean_over_time(as_float32(block, buf)))
         if acc is not None:
             acc.add(block[is_train[done:done + len(part)]])
         done += len(part)
         bar.update(len(part))
     bar.close()
     if feats is not None:
-        out.train_x, out.val_x = feats[np.searchsorted(rows, tr)], feats[np.searchsorted(rows, va)]
+        out.train_x = RowSelection(feats, np.searchsorted(rows, tr))
+        out.val_x = RowSelection(feats, np.searchsorted(rows, va))
         out.pooled = feats if every_video else None
     if acc is not None:
         out.stats = acc.result()
@@ -71,9 +73,24 @@ def fit_pass(data: TrainData, pooled: bool, stats: bool, progress: bool = True,
 
 @dataclass
 class Scored:
-    """One method's share of the scoring scan: logits per (split part, candidate classes), timing."""
-    logits: Dict[str, np.ndarray] = field(default_factory=dict)   # part name -> [len(rows), len(classes)]
+    """One method's share of the scoring scan, per scored part (name -> one value per row of the part):
+    `ahead`, how many candidate classes rank above the true one (metrics.truth_ahead: top-k hit when < k),
+    `pred`, the argmax candidate, and `confidence`, the method's probability of it. What the metrics and
+    predictions.csv need, kept instead of [rows, classes] logits, which grow with the split."""
+    ahead: Dict[str, np.ndarray] = field(default_factory=dict)
+    pred: Dict[str, np.ndarray] = field(default_factory=dict)
+    confidence: Dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def keep(self, part: str, at: np.ndarray, method: Method, logits: np.ndarray, truth: np.ndarray) -> None:
+        """Summarise one block's logits [b, C] of rows `at` of `part` (their true candidates `truth`)."""
+        # Row-major float32, as a [rows, C] table held them: a column-picked block is column-major, and
+        # the softmax's row sums would then add in another order (1e-7 apart).
+        logits = np.ascontiguousarray(logits, np.float32)
+        pred = logits.argmax(axis=1)
+        self.ahead[part][at] = truth_ahead(logits, truth)
+        self.pred[part][at] = pred
+        self.confidence[part][at] = method.probabilities(logits)[np.arange(len(pred)), pred]
 
 
 def score_parts(data: TrainData) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
@@ -88,15 +105,14 @@ def score_parts(data: TrainData) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     return parts
 
 
-def _new_emb_file(run_dir: str, shape: Tuple[int, int]) -> np.ndarray:
-    return np.lib.format.open_memmap(os.path.join(run_dir, PARTIAL_EMB), mode="w+", dtype=np.float32,
-                                     shape=shape)
+def _new_emb_file(run_dir: str, shape: Tuple[int, int]) -> SpillRows:
+    return SpillRows(shape, np.float32, path=os.path.join(run_dir, PARTIAL_EMB))
 
 
 def score_pass(methods: List[Method], data: TrainData, run_dirs: Optional[List[str]], progress: bool = True,
-               pooled: Optional[np.ndarray] = None) -> Tuple[List[Scored], List[np.ndarray], float]:
-    """One sequential read of every video: each method's video embeddings (into RUN/video_emb.partial.npy)
-    and its logits for every scored part. pooled_only methods score from `pooled` ([V, D] time means,
+               pooled: Optional[SpillRows] = None) -> Tuple[List[Scored], List[SpillRows], float]:
+    """One sequential read of every video: each method's video embeddings (into RUN/video_emb.partial.npy,
+    closed when the scan ends) and its scores (see Scored) for every scored part. pooled_only methods score from `pooled` ([V, D] time means,
     when a fit pass made them), so a group of only those reads no frames at all.
     -> (scores per method, embedding arrays, read seconds).
 
@@ -106,8 +122,10 @@ def score_pass(methods: List[Method], data: TrainData, run_dirs: Optional[List[s
     wanted = None if run_dirs is not None else np.unique(np.concatenate([r for r, _ in parts.values()]))
     # Where each part's rows sit in the scan: sorted once so every block finds its members by bisection.
     lookup = {name: (np.argsort(rows, kind="stable"), np.sort(rows)) for name, (rows, _) in parts.items()}
-    scored = [Scored({n: np.zeros((len(rows), len(c)), np.float32) for n, (rows, c) in parts.items()})
-              for _ in methods]
+    truths = {n: np.searchsorted(c, data.labels[rows]) for n, (rows, c) in parts.items()}  # candidate index
+    scored = [Scored({n: np.zeros(len(r), np.int64) for n, (r, _) in parts.items()},
+                     {n: np.zeros(len(r), np.int64) for n, (r, _) in parts.items()},
+                     {n: np.zeros(len(r), np.float32) for n, (r, _) in parts.items()}) for _ in methods]
     embs = [_new_emb_file(d, (V, D)) for d in run_dirs] if run_dirs is not None else [None] * len(methods)
     text = {n: np.asarray(data.text_emb[c], np.float32) for n, (_, c) in parts.items()}
     # A linear probe scores its own (= the cache's) classes; the scan keeps the candidates' columns.
@@ -136,15 +154,19 @@ def score_pass(methods: List[Method], data: TrainData, run_dirs: Optional[List[s
                 t = time.perf_counter()
                 picks = {name: (pick, part_text[name]) for name, (_, pick) in here.items()}
                 if from_pooled:
-                    video, logits = method.score_pooled(np.asarray(pooled[rows]), picks)
+                    video, logits = method.score_pooled(pooled[rows], picks)
                 else:
                     video, logits = method.embed_and_score(x, picks)
                 if emb is not None:
-                    emb[lo:hi] = video
+                    emb.write(lo, video)
                 for name, (at, _) in here.items():
-                    out.logits[name][at] = logits[name][:, parts[name][1]] if wide else logits[name]
+                    part_logits = logits[name][:, parts[name][1]] if wide else logits[name]
+                    out.keep(name, at, method, part_logits, truths[name][at])
                 out.seconds += time.perf_counter() - t
             bar.update(len(rows))
     bar.close()
+    for emb in embs:
+        if emb is not None:
+            emb.close()
     read_seconds = time.perf_counter() - read_start - sum(s.seconds for s in scored)
     return scored, embs, max(read_seconds, 0.0)
