@@ -22,6 +22,19 @@ def _rate(model, batch: int, images: int) -> float:
     return reps * batch / (time.perf_counter() - t)
 
 
+def precision_rates(spec: str, device: str, images: int, batches=BATCHES) -> Dict[str, Dict[str, float]]:
+    """images/s per batch size: on CUDA fp16 (CLIP's own half weights, as extract loads it) then fp32;
+    on the CPU fp32 only."""
+    import torch
+    from extract.clip_model import load_clip
+    model = load_clip(spec, torch.device(device))
+    out = {"fp16" if device == "cuda" else "fp32": {str(b): _rate(model, b, images) for b in batches}}
+    if device == "cuda":
+        model.model.float()
+        out["fp32"] = {str(b): _rate(model, b, images) for b in batches}
+    return out
+
+
 def main(images: int = 200) -> dict:
     import torch
     from extract.clip_model import load_clip
@@ -37,12 +50,9 @@ def main(images: int = 200) -> dict:
         res["cpu_bf16_autocast_images_per_s_batch_32"] = _rate(cpu, 32, images)
     print(f"embed: cpu bf16 autocast batch 32: {res['cpu_bf16_autocast_images_per_s_batch_32']:.1f} images/s")
     if torch.cuda.is_available():
-        gpu = load_clip("random:ViT-B/32", torch.device("cuda"))
-        res["gpu"] = {"name": torch.cuda.get_device_name(0),
-                      "fp16_autocast_images_per_s": {str(b): _rate(gpu, b, 20 * images) for b in BATCHES},
-                      "fp32_images_per_s": {}}
-        gpu.model.float()
-        res["gpu"]["fp32_images_per_s"] = {str(b): _rate(gpu, b, 20 * images) for b in BATCHES}
+        rates = precision_rates("random:ViT-B/32", "cuda", 20 * images)
+        res["gpu"] = {"name": torch.cuda.get_device_name(0), "fp16_autocast_images_per_s": rates["fp16"],
+                      "fp32_images_per_s": rates["fp32"]}
     else:
         res["gpu"] = None
         res["gpu_note"] = NOTE_NO_GPU

@@ -33,15 +33,9 @@ SOURCES = ("testsrc2", "testsrc", "smptebars", "rgbtestsrc", "mandelbrot", "yuvt
 
 
 def embed_rates(spec: str, device: str, images: int) -> Dict[str, Dict[str, float]]:
-    """images/s of encode_frames per batch size, fp16 (CLIP's own half weights on CUDA) then fp32."""
-    import torch
-    from bench.embed import _rate
-    from extract.clip_model import load_clip
-    model = load_clip(spec, torch.device(device))
-    out = {"fp16" if device == "cuda" else "fp32": {str(b): _rate(model, b, images) for b in BATCHES}}
-    if device == "cuda":
-        model.model.float()
-        out["fp32"] = {str(b): _rate(model, b, images) for b in BATCHES}
+    """encode_frames images/s per batch size, fp16 then fp32 (bench.embed's measure, at this bench's batches)."""
+    from bench.embed import precision_rates
+    out = precision_rates(spec, device, images, BATCHES)
     print(f"gpu embed: {out}", flush=True)
     return out
 

@@ -81,10 +81,6 @@ class HeadScorer:
             emb = self.emb.read(s, s + BATCH, buf)                           # [b, N, D]
             yield s, as_float32(emb if frames is None else emb[:, frames])
 
-    def logits(self, frames: Optional[np.ndarray] = None) -> np.ndarray:
-        """[T, C'] scores over the candidate classes, using the frame rows in `frames` (all when None)."""
-        return self.rank_scores(frames, keep_logits=True)[2]
-
     def rank_scores(self, frames: Optional[np.ndarray] = None, keep_logits: bool = False
                     ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """(ahead [T], predicted [T], logits [T, C'] or None) with the frame rows in `frames` (all when None).

@@ -1,5 +1,5 @@
-"""Keyframe tables of containers whose header we do not parse (Matroska/WebM), read in-process by
-demuxing the video packets (PyAV) without decoding them: ~15 ms for a 2-minute clip (bench/PERFORMANCE.md)."""
+"""Whether PyAV decodes in this process, and keyframe tables of Matroska/WebM from demuxed packets."""
+# The table is read without decoding: ~15 ms for a 2-minute clip (bench/PERFORMANCE.md).
 import os
 import time
 from typing import Optional
