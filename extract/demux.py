@@ -1,4 +1,4 @@
-"""Whether PyAV decodes in this process, and keyframe tables of Matroska/WebM from demuxed packets."""
+"""Whether PyAV decodes in this process, which containers it decodes, and Matroska/WebM keyframe tables."""
 # The table is read without decoding: ~15 ms for a 2-minute clip (bench/PERFORMANCE.md).
 import os
 import time
@@ -8,9 +8,12 @@ import numpy as np
 
 # libavformat's names of the demuxers whose packets carry keyframe flags from the file itself
 # (Matroska's SimpleBlock/BlockGroup flags) and whose timestamps PyAV and the command line read alike
-# (tests/test_extract_inproc.py compares them frame for frame). Not AVI: its frames' times differ
-# between PyAV and the command line on the real fixtures (timestamps made up from the index).
+# (tests/test_extract_inproc.py compares them frame for frame).
 DEMUXED = frozenset({"matroska", "webm"})
+# Demuxers whose files are decoded in-process without a keyframe table (one pass from the start, no
+# seeks), with the command line's frame times rebuilt (extract.clitimes): AVI packets carry only
+# decode times, which PyAV's default AVFMT_FLAG_GENPTS turns into made-up presentation times.
+CLI_TIMED = frozenset({"avi", "gif"})
 
 
 # Set in a process whose threads decode several videos at once (a Dask worker with several task

@@ -10,7 +10,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from extract import sampling
-from extract.demux import available, share_gil  # noqa: F401 (inproc.available, inproc.share_gil: API)
+from extract.clitimes import CliTimes
+from extract.demux import CLI_TIMED, available, share_gil  # noqa: F401 (inproc.available, inproc.share_gil: API)
 from extract.decode import SEEK_WINDOW, filter_text, scale_filters
 from extract.plan import Deadline, Plan
 from extract.probe import VideoError, VideoInfo
@@ -85,9 +86,10 @@ def _filter_graph(av, stream, geo: sampling.Geometry, info: VideoInfo):
 
 def eligible(p: Plan) -> bool:
     """Whether a plan may be decoded in-process: a keyframe table read from a header we believe
-    (MP4/MOV) or from the demuxed packets (Matroska/WebM: extract.demux), a quarter-turn
-    rotation at most."""
-    return (p.keyframes is not None
+    (MP4/MOV) or from the demuxed packets (Matroska/WebM: extract.demux), or an AVI or GIF whose
+    header was read in-process and that one pass samples (decoded from the start, no seeks: see
+    _cli_times); a quarter-turn rotation at most."""
+    return ((p.keyframes is not None or (p.container in CLI_TIMED and p.strategy == "pass"))
             and round(p.info.rotation) % 90 == 0 and p.info.rotation == round(p.info.rotation)
             and available())
 
@@ -109,6 +111,7 @@ def _decode(av, container, p: Plan, n: int, threads: int, deadline: Deadline, st
     stream = container.streams.video[0]
     ctx = stream.codec_context
     ctx.thread_count = threads
+    cli = _cli_times(av, container, p)    # AVI, GIF: the command line's frame times; None: the frames' own
     tb = Fraction(stream.time_base.numerator, stream.time_base.denominator)
     shift = _rescale(-(container.start_time or 0), Fraction(1, 1000000), tb)   # as ffmpeg's ts_offset
     theirs = VideoInfo((container.duration or 0) / 1e6, float(stream.average_rate or 0), ctx.width, ctx.height,
@@ -127,7 +130,8 @@ def _decode(av, container, p: Plan, n: int, threads: int, deadline: Deadline, st
     times: List[float] = []
     parts: List[int] = []
     pos = -np.inf                 # time of the last frame decoded
-    skip = ctx.thread_count == 1  # (with frame threads a skip setting would reach the wrong packet)
+    # (with frame threads a skip setting would reach the wrong packet; with `cli` it would change times)
+    skip = ctx.thread_count == 1 and cli is None
     frames_of = lambda: _frames(container, stream, rule, tb, shift, skip)
     frames_iter = frames_of()                            # from the start, no seek
     sought = None                 # the wanted time of the last seek: one seek per wanted frame at most
@@ -141,9 +145,7 @@ def _decode(av, container, p: Plan, n: int, threads: int, deadline: Deadline, st
         frame = next(frames_iter, None)
         if frame is None:
             break                 # the stream ended
-        if frame.pts is None:
-            raise InprocUnsure("a frame without a timestamp")
-        pts = frame.pts + shift
+        pts = _frame_pts(frame, cli) + shift
         stats["decoded"] += 1
         t = pts * (tb.numerator / tb.denominator)
         pos = t
@@ -164,6 +166,26 @@ def _decode(av, container, p: Plan, n: int, threads: int, deadline: Deadline, st
     if seek:
         _check_seek(parts, t_arr, p.info, n)
     return theirs, (got, t_arr)
+
+
+def _cli_times(av, container, p: Plan) -> Optional[CliTimes]:
+    """For a plan of a CLI_TIMED container (AVI, GIF): PyAV's made-up presentation times switched off
+    (AVFMT_FLAG_GENPTS, which the command line does not set) and the command line's frame times
+    rebuilt (extract.clitimes); None for the others, whose frames keep their own times."""
+    if not p.container:
+        return None
+    if p.container not in container.format.name.split(",") or p.strategy != "pass" or p.keyframes is not None:
+        raise InprocUnsure(f"not the one-pass {p.container} file planned")
+    container.flags &= ~av.container.Flags.gen_pts.value   # (read by each av_read_frame: in time before the first)
+    return CliTimes()
+
+
+def _frame_pts(frame, cli: Optional[CliTimes]) -> int:
+    """A decoded frame's presentation time in its stream's time base, as the command line has it."""
+    pts = frame.pts if cli is None else cli(frame.pts, frame.dts, frame.duration or 0)
+    if pts is None:
+        raise InprocUnsure("a frame without a timestamp")
+    return pts
 
 
 def _planes(frame, size: int, out: np.ndarray) -> None:

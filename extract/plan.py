@@ -6,7 +6,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from extract import sampling
 from extract.aviheader import read_avi_info
 from extract.demux import demux_keyframes
 from extract.mp4header import read_keyframes, read_mp4_info
+from extract.pyavheader import read_pyav_info
 from extract.probe import VideoError, VideoInfo, probe
 
 # An in-process duration this far from ffmpeg's (which prints centiseconds) means the header misled one of us.
@@ -63,14 +64,15 @@ class Plan:
     fallback: str = ""              # why ffmpeg's reading or the frames replaced the header's
     keyframes: Optional[np.ndarray] = None   # [K] keyframe indices (MP4/MOV header, or demuxed: extract.demux), else None
     inproc: bool = True             # a long MP4/MOV may be decoded in-process (extract.inproc); False: ffmpeg only
+    container: str = ""             # 'avi' or 'gif' (extract.demux.CLI_TIMED) when its header was read in-process
 
 
 def plan_video(path: str, n: int, deadline: Deadline, strategy: Optional[str] = None,
                use_header: bool = True) -> Plan:
     """Check the file, read its header and choose pass or seek; raise VideoError."""
     check_file(path)
-    # MP4/MOV and plain AVI headers are read in-process; others cost one short ffmpeg run.
-    info = (read_mp4_info(path) or read_avi_info(path)) if use_header else None
+    # MP4/MOV, AVI and GIF headers are read in-process; others cost one short ffmpeg run.
+    info, container = (_read_header(path) if use_header else (None, ""))
     source = "ffmpeg" if info is None else "header"
     info = info or probe(path, timeout=min(deadline.left(), 60.0))
     if not (math.isfinite(info.duration) and info.duration > 0):
@@ -80,13 +82,26 @@ def plan_video(path: str, n: int, deadline: Deadline, strategy: Optional[str] = 
     w, h = sampling.displayed_size(info.width, info.height, info.rotation)
     # A seek's cost depends on where the keyframes are; MP4/MOV list them (cheap to read, and
     # only believed where the rest of the header was).
-    keyframes = read_keyframes(path) if source == "header" else None
+    keyframes = read_keyframes(path) if source == "header" and not container else None
     chosen = strategy or sampling.choose_strategy(info.duration, info.fps, n, keyframes)
-    if keyframes is None:
+    if keyframes is None and not container:
         # Matroska/WebM: a table from the demuxed packets lets extract.inproc decode them.
         # Read after the choice, which stays the one made without it: the same frames as before.
         keyframes = demux_keyframes(path, info.fps, min(deadline.left(), 30.0))
-    return Plan(path, info, sampling.bounded_geometry(w, h), chosen, source, strategy, keyframes=keyframes)
+    return Plan(path, info, sampling.bounded_geometry(w, h), chosen, source, strategy, keyframes=keyframes,
+                container=container)
+
+
+def _read_header(path: str) -> Tuple[Optional[VideoInfo], str]:
+    """(VideoInfo read in-process or None, 'avi' or 'gif' when the file is one: extract.demux.CLI_TIMED).
+    A plain AVI's own chunks first (no PyAV needed); PyAV reads an AVI with audio, and a GIF."""
+    info = read_mp4_info(path)
+    if info is not None:
+        return info, ""
+    info = read_avi_info(path)
+    if info is not None:
+        return info, "avi"
+    return read_pyav_info(path) or (None, "")
 
 
 def header_disagrees(p: Plan, ffmpeg_info: Optional[VideoInfo]) -> str:

@@ -111,7 +111,7 @@ def test_matroska_and_webm_get_the_command_lines_frames(long_clips, name):
 
 
 def test_demuxed_table_only_for_matroska(long_clips, real_videos, monkeypatch):
-    """MP4 keeps its stss table; AVI and GIF get none (their command line's frames stay theirs);
+    """MP4 keeps its stss table; AVI and GIF get none (decoded from the start: no seeks);
     CLIPVID_INPROC=0 reads none."""
     from extract.demux import demux_keyframes
     assert demux_keyframes(long_clips["fragmented"], 30.0) is None
@@ -138,11 +138,14 @@ def test_switched_off_by_environment(long_clips, monkeypatch):
     assert not inproc.eligible(p)
 
 
-def test_only_mp4_with_a_trusted_table_is_decoded_in_process(real_videos):
+def test_real_fixtures_read_in_process_are_decoded_in_process(real_videos):
+    """MP4 with a trusted keyframe table; AVI and GIF (one pass, no table: tests/test_extract_inproc_avi.py)."""
     for path in real_videos:
         p = plan_video(path, N, Deadline(60))
-        assert inproc.eligible(p) == (path.endswith(".mp4") and p.source == "header"), path
-        assert (p.keyframes is not None) == (path.endswith(".mp4") and p.source == "header"), path
+        assert p.source == "header", path
+        assert inproc.eligible(p), path
+        assert (p.keyframes is not None) == path.endswith(".mp4"), path
+        assert p.container == {".avi": "avi", ".gif": "gif"}.get(os.path.splitext(path)[1], ""), path
 
 
 def _forced(path):
