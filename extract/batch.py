@@ -26,7 +26,7 @@ Result = Union[Sample, Exception]
 
 def batchable(p: Plan) -> bool:
     """Whether one pass over all of this video is cheap enough to share a process with others
-    (MP4/MOV that PyAV decodes in-process start no process at all: 14% less CPU, bench.decode)."""
+    (videos PyAV decodes in-process, extract.inproc.eligible, start no process at all: bench.decode)."""
     pixels = p.info.duration * max(p.info.fps, 1.0) * p.info.width * p.info.height
     return p.strategy == "pass" and pixels <= MAX_VIDEO_PIXELS and not inproc.eligible(p)
 

@@ -1,7 +1,8 @@
 """Decode a planned video's sampled frames in-process (PyAV), seeking once per group of targets:
 each group of pictures that holds a target is decoded only up to its last target, and groups
-that hold none are skipped. The frames kept are the ones the ffmpeg command line keeps (same
-select rule or seek rule, same timestamps), resized by the same filter chain."""
+that hold none are skipped (AVI and GIF: one pass from the start, extract.clitimes). The frames kept
+are the ones the ffmpeg command line keeps (same select rule or seek rule, same timestamps), resized
+by the same filter chain."""
 import bisect
 import math
 from fractions import Fraction
