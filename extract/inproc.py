@@ -5,6 +5,7 @@ are the ones the ffmpeg command line keeps (same select rule or seek rule, same 
 by the same filter chain."""
 import bisect
 import math
+import os
 from fractions import Fraction
 from typing import List, Optional, Tuple
 
@@ -102,7 +103,7 @@ def decode_inproc(p: Plan, n: int, threads: int, deadline: Deadline,
     `stats`, if given, gets the frames decoded and the seeks made."""
     import av
     try:
-        with av.open(p.path) as container:
+        with av.open("file:" + os.path.abspath(p.path)) as container:   # (a name is never a protocol: 'pipe:7.mp4')
             return _decode(av, container, p, n, threads, deadline, {} if stats is None else stats)
     except av.FFmpegError as exc:
         raise InprocUnsure(f"PyAV: {exc}")

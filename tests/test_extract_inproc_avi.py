@@ -166,3 +166,11 @@ def test_printed_values_match_ffmpegs_dump():
     assert printed_duration(3604995000) == 3605.0 and printed_duration(0) == 0.0
     assert printed_fps(100 / 33) == 3.03 and printed_fps(25.0) == 25.0 and printed_fps(30000 / 1001) == 29.97
     assert printed_fps(0.001) == 0.001 and printed_fps(90000.0) == 90000.0
+
+
+def test_a_name_like_a_protocol_is_read_as_a_file(clips, tmp_path, monkeypatch):
+    """'pipe:7.gif' in the working folder: PyAV opens the file, never file descriptor 7."""
+    (tmp_path / "pipe:7.gif").write_bytes(open(clips["uneven.gif"], "rb").read())
+    monkeypatch.chdir(tmp_path)
+    p, ours = _in_process("pipe:7.gif")
+    _same(ours, _in_process(clips["uneven.gif"])[1])
