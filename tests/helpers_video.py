@@ -1,9 +1,12 @@
 """Test helpers: make small videos with ffmpeg and decode every frame at full size."""
+import contextlib
 import os
 import re
 import socket
+import stat
 import subprocess
-from typing import Tuple
+from pathlib import Path
+from typing import Callable, Iterator, Tuple
 
 import numpy as np
 
@@ -39,6 +42,28 @@ def decode_all(path: str) -> Tuple[np.ndarray, np.ndarray]:
     frames = np.frombuffer(out.stdout, np.uint8).reshape(-1, h, w, 3)
     assert len(frames) == len(pts)
     return frames, pts
+
+
+@contextlib.contextmanager
+def counting_ffmpeg(folder, monkeypatch) -> Iterator[Callable[[], int]]:
+    """Inside the block every ffmpeg start goes through a wrapper that logs it, then runs the real one;
+    yields a function that returns how many started since its last call."""
+    log, wrapper = Path(folder) / "runs.log", Path(folder) / "ffmpeg"
+    log.write_text("")
+    wrapper.write_text(f'#!/bin/sh\necho run >> "{log}"\nexec "{ffmpeg_exe()}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("CLIPVID_FFMPEG", os.fspath(wrapper))
+    ffmpeg_exe.cache_clear()
+
+    def started() -> int:
+        count = log.read_text().count("run")
+        log.write_text("")
+        return count
+    try:
+        yield started
+    finally:
+        monkeypatch.delenv("CLIPVID_FFMPEG")
+        ffmpeg_exe.cache_clear()
 
 
 def free_port() -> int:

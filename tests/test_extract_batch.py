@@ -1,15 +1,13 @@
 """Short videos sampled together in one ffmpeg run give exactly what each gives alone."""
 import os
-import stat
 
 import numpy as np
 import pytest
 
 from extract import batch
 from extract.decode import sample_video
-from extract.ffmpeg_bin import ffmpeg_exe
 from extract.probe import VideoError, VideoInfo
-from tests.helpers_video import ffmpeg, make_video
+from tests.helpers_video import counting_ffmpeg, ffmpeg, make_video
 
 N = 40
 
@@ -79,23 +77,13 @@ def test_iter_samples_yields_every_index_once(mixed):
 def test_short_videos_share_one_ffmpeg_run(tmp_path, monkeypatch):
     """Counted through a wrapper that logs each real ffmpeg start, then runs it."""
     clips = [make_video(tmp_path / f"c{i}.mp4", seconds=1 + i % 3, fps=12, size="96x72") for i in range(6)]
-    log = tmp_path / "runs.log"
-    wrapper = tmp_path / "ffmpeg"
-    wrapper.write_text(f'#!/bin/sh\necho run >> "{log}"\nexec "{ffmpeg_exe()}" "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
     alone = [sample_video(c, N) for c in clips]
-    monkeypatch.setenv("CLIPVID_FFMPEG", os.fspath(wrapper))
-    ffmpeg_exe.cache_clear()
     runs = {}
-    try:
+    with counting_ffmpeg(tmp_path, monkeypatch) as started:
         # MP4s go to the in-process decoder (no process at all); with it off, to one shared run.
         for inproc in ("1", "0"):
             monkeypatch.setenv("CLIPVID_INPROC", inproc)
-            log.write_text("")
-            runs[inproc] = batch.sample_videos(clips, N), log.read_text().count("run")
-    finally:
-        monkeypatch.delenv("CLIPVID_FFMPEG")
-        ffmpeg_exe.cache_clear()
+            runs[inproc] = batch.sample_videos(clips, N), started()
     assert runs["1"][1] == 0 and runs["0"][1] == 1    # six videos: none, or one process
     for together, _ in runs.values():
         for a, b in zip(alone, together):

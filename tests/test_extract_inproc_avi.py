@@ -4,7 +4,6 @@ presentation times switched off, libavcodec's best-effort times rebuilt), the sa
 ffmpeg process; seeks and other containers stay with the command line."""
 import dataclasses
 import os
-import stat
 
 import numpy as np
 import pytest
@@ -13,11 +12,10 @@ from extract import batch, inproc
 from extract.aviheader import read_avi_info
 from extract.clitimes import CliTimes
 from extract.decode import finish, sample_video
-from extract.ffmpeg_bin import ffmpeg_exe
 from extract.plan import Deadline, plan_video
 from extract.probe import probe
 from extract.pyavheader import printed_duration, printed_fps, read_pyav_info
-from tests.helpers_video import decode_all, ffmpeg
+from tests.helpers_video import counting_ffmpeg, decode_all, ffmpeg
 from tests.test_extract_inproc import N, _ffmpeg_only, _same
 
 SRC = ("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=3")
@@ -108,21 +106,11 @@ def test_avi_and_gif_start_no_process(clips, real_videos, tmp_path, monkeypatch)
     """Counted through a wrapper that logs each ffmpeg start: none for the AVIs and the GIF (neither
     header run nor decode run) with in-process decoding on; with it off, the command line's frames."""
     paths = [f for f in real_videos if not f.endswith(".mp4")] + [clips["h264_bframes_audio.avi"], clips["uneven.gif"]]
-    log = tmp_path / "runs.log"
-    wrapper = tmp_path / "ffmpeg"
-    wrapper.write_text(f'#!/bin/sh\necho run >> "{log}"\nexec "{ffmpeg_exe()}" "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("CLIPVID_FFMPEG", os.fspath(wrapper))
-    ffmpeg_exe.cache_clear()
     runs = {}
-    try:
+    with counting_ffmpeg(tmp_path, monkeypatch) as started:
         for setting in ("1", "0"):
             monkeypatch.setenv("CLIPVID_INPROC", setting)
-            log.write_text("")
-            runs[setting] = batch.sample_videos(paths, N), log.read_text().count("run")
-    finally:
-        monkeypatch.delenv("CLIPVID_FFMPEG")
-        ffmpeg_exe.cache_clear()
+            runs[setting] = batch.sample_videos(paths, N), started()
     assert runs["1"][1] == 0 and runs["0"][1] > 0, {k: v[1] for k, v in runs.items()}
     for a, b in zip(*(r[0] for r in runs.values())):
         _same(a, b)
