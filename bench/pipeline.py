@@ -4,13 +4,15 @@ import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from bench import common
 
 N = 100
 # Videos per measurement (ViT-B/32 is ~50x slower).
 MODELS = {"random:tiny": 288, "random:ViT-B/32": 16}
+# Runs of each rate (1 and 2 workers, decode-only, embed-only), round-robin; the best is kept.
+REPEATS = 2
 
 
 def _link_source(files: List[str], root: str) -> str:
@@ -67,8 +69,9 @@ def _embed_worker(files: List[str], spec: str, barrier, out) -> None:
 
 
 def _two_processes(target, files: List[str], *args) -> float:
-    """Videos/s of two processes started together, each on half the files: the sum of their rates
-    (the slower one's time alone would charge one process's unlucky half to both)."""
+    """Videos/s of two processes started together, each on half the files: all the files over the
+    mean of their times, the rate of two cores that share the work evenly (the slower one's time
+    alone would charge one process's unlucky half to both; the sum of their rates overstates it)."""
     ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(2), ctx.Queue()
     procs = [ctx.Process(target=target, args=(files[i::2], *args, barrier, out)) for i in range(2)]
@@ -77,7 +80,17 @@ def _two_processes(target, files: List[str], *args) -> float:
     times = [out.get() for _ in procs]
     for p in procs:
         p.join()
-    return sum(count / seconds for count, seconds in times)
+    return sum(count for count, _ in times) / (sum(seconds for _, seconds in times) / len(times))
+
+
+def _best_rates(fns: Dict[str, Callable[[], float]], repeats: int) -> Dict[str, float]:
+    """The highest videos/s of each measurement over `repeats` round-robin runs: another process's
+    load only ever slows a run, so the best run is the one least disturbed, for every figure alike."""
+    best: Dict[str, float] = {}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            best[name] = max(best.get(name, 0.0), fn())
+    return best
 
 
 def bare_scaling(files: List[str], repeats: int = 3) -> float:
@@ -99,10 +112,11 @@ def main() -> dict:
     for spec, count in MODELS.items():
         files = demo[::max(1, len(demo) // count)][:count]
         print(f"pipeline: {spec}, {len(files)} demo videos", flush=True)
-        r1 = extraction_rate(files, spec, 1)
-        r2 = extraction_rate(files, spec, 2)
-        dec = _two_processes(_decode_worker, files)
-        emb = _two_processes(_embed_worker, files, spec)
+        best = _best_rates({"r1": lambda: extraction_rate(files, spec, 1),
+                            "r2": lambda: extraction_rate(files, spec, 2),
+                            "dec": lambda: _two_processes(_decode_worker, files),
+                            "emb": lambda: _two_processes(_embed_worker, files, spec)}, REPEATS)
+        r1, r2, dec, emb = best["r1"], best["r2"], best["dec"], best["emb"]
         bare = bare_scaling(files)
         m = {"videos": len(files), "videos_per_s_1_worker": r1, "videos_per_s_2_workers": r2,
              "decode_only_videos_per_s": dec, "embed_only_videos_per_s": emb,
@@ -123,9 +137,9 @@ def main() -> dict:
     res["overlap_of_ceiling"] = min(m["overlap_of_ceiling"] for m in res["models"].values())
     res["goals"] = {"overlap": 0.85, "scaling_efficiency": 0.9, "overlap_of_ceiling": 0.9}
     res["method"] = ("demo videos; videos/s from the first video sent to the last result (cluster start-up and "
-                     "model loading excluded); "
-                     "decode-only and embed-only: two processes on the same files; overlap uses the 2-worker "
-                     "rate; headline figures are the worse of the two models")
+                     "model loading excluded); decode-only and embed-only: two processes on the same files, "
+                     "all files over the mean of their times; every rate the best of %d round-robin runs; "
+                     "overlap uses the 2-worker rate; headline figures are the worse of the two models" % REPEATS)
     common.write_result("pipeline", res)
     print(common.table(["model", "1 worker v/s", "2 workers v/s", "decode-only v/s", "embed-only v/s",
                         "overlap", "CPU bound", "of ceiling", "scaling eff."], rows))

@@ -31,12 +31,17 @@ def fingerprint(path: str) -> str:
     return f"{size}:{h.hexdigest()}"
 
 
+# One pool for the process (its threads start on first use): extract calls fingerprints() once per
+# task, and a pool per call started and joined eight threads each time, on the main process that
+# also feeds the workers.
+_POOL = ThreadPoolExecutor(THREADS, thread_name_prefix="fingerprint")
+
+
 def fingerprints(paths: Sequence[str]) -> List[str]:
     """fingerprint() of many files, several at a time, in order."""
     if len(paths) < 2:
         return [fingerprint(p) for p in paths]
-    with ThreadPoolExecutor(min(THREADS, len(paths))) as pool:
-        return list(pool.map(fingerprint, paths))
+    return list(_POOL.map(fingerprint, paths))
 
 
 def changed_items(items: Sequence, stored: Callable[[str], str], out: str, replace: bool) -> list:

@@ -59,6 +59,7 @@ class Summary:
 
 def make_client(opts: Options):
     """A Dask client: an existing scheduler, or a LocalCluster of worker processes."""
+    import dask
     from dask.distributed import Client, LocalCluster
     if opts.scheduler:
         client = Client(opts.scheduler, timeout="30s")
@@ -72,9 +73,13 @@ def make_client(opts: Options):
     with _sigint_deferred() as interrupted:
         try:
             # The scheduler always serves HTTP; a free local port, not 8787, so two runs never warn.
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
-                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
-                                   memory_limit=0)
+            # Dask's workers sample their own stacks every 10 ms for the dashboard's profile:
+            # that thread takes the GIL from the decoding thread (bench.pipeline). Nobody reads
+            # the profile of our own cluster; a scheduler the user started keeps its settings.
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                                       dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+                                       memory_limit=0)
         except Exception:
             # A Ctrl-C can reach a worker in the instant between its fork and its wrapper's trap,
             # which fails the start: that is the interrupt, not an error.
