@@ -18,6 +18,8 @@ from extract.decode import SEEK_WINDOW, filter_text, scale_filters
 from extract.plan import Deadline, Plan
 from extract.probe import VideoError, VideoInfo
 
+_FIRST = (0,)      # a pass serves one target per kept frame
+
 # Seeks start this far before the wanted time, then further back while the first frame decoded
 # after the seek is not a keyframe at or before it (a B-frame stream's keyframe shows after its
 # decode time; an open group of pictures begins with frames that need the one before).
@@ -137,21 +139,26 @@ def _decode(av, container, p: Plan, n: int, threads: int, deadline: Deadline, st
     frames_of = lambda: _frames(container, stream, rule, tb, shift, skip)
     frames_iter = frames_of()                            # from the start, no seek
     sought = None                 # the wanted time of the last seek: one seek per wanted frame at most
-    stats.update(decoded=0, seeks=0)
+    sec = tb.numerator / tb.denominator
+    # Per decoded frame only a few comparisons: the loop runs for every frame of the clip.
+    next_kf = _next_keyframe(kf_times, pos)     # the first keyframe time after pos
+    decoded = seeks = 0
     while not rule.done():
         deadline.left()                                   # raises once the video's time is up
         wanted = rule.wanted
-        if wanted != sought and pos > -np.inf and _keyframe_between(kf_times, pos, wanted):
+        if next_kf <= wanted and wanted != sought and pos > -np.inf:     # a keyframe in (pos, wanted]
             frames_iter, sought = _seek(container, stream, wanted, tb, shift, frames_of), wanted
-            stats["seeks"] += 1
+            seeks += 1
         frame = next(frames_iter, None)
         if frame is None:
             break                 # the stream ended
         pts = _frame_pts(frame, cli) + shift
-        stats["decoded"] += 1
-        t = pts * (tb.numerator / tb.denominator)
+        decoded += 1
+        t = pts * sec
+        if t >= next_kf or t < pos:               # past it, or back after a seek
+            next_kf = _next_keyframe(kf_times, t)
         pos = t
-        served = rule.serve(pts, t) if seek else ([0] if rule.keep(t) else [])
+        served = rule.serve(pts, t) if seek else (_FIRST if rule.keep(t) else ())
         if served:
             if count + len(served) > len(buf):
                 buf = np.concatenate([buf, np.empty_like(buf)])
@@ -161,6 +168,7 @@ def _decode(av, container, p: Plan, n: int, threads: int, deadline: Deadline, st
             count += len(served)
             times += [float(time_string(t))] * len(served)  # what showinfo prints and decode reads back
             parts += served
+    stats.update(decoded=decoded, seeks=seeks)
     if not count:
         raise VideoError("no frames could be decoded")
     got = buf[:count]                                      # [F, 3, S, S] G, B, R
@@ -196,10 +204,10 @@ def _planes(frame, size: int, out: np.ndarray) -> None:
         out[i] = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:size, :size]
 
 
-def _keyframe_between(kf_times: List[float], after: float, upto: float) -> bool:
-    """Whether a keyframe time lies in (after, upto]; kf_times sorted."""
+def _next_keyframe(kf_times: List[float], after: float) -> float:
+    """The first keyframe time after `after` (inf when none); kf_times sorted."""
     i = bisect.bisect_right(kf_times, after)
-    return i < len(kf_times) and kf_times[i] <= upto
+    return kf_times[i] if i < len(kf_times) else math.inf
 
 
 def _seek(container, stream, wanted: float, tb: Fraction, shift: int, frames_of):
@@ -227,7 +235,8 @@ def _frames(container, stream, rule, tb: Fraction, shift: int, skip: bool):
     setting = None
     for packet in container.demux(stream):
         if skip:
-            early = packet.pts is not None and (packet.pts + shift + 1) * sec < rule.wanted
+            pts = packet.pts
+            early = pts is not None and (pts + shift + 1) * sec < rule.wanted
             if early is not setting:            # (set only when it changes: a property call per packet)
                 ctx.skip_frame = "NONREF" if early else "DEFAULT"
                 setting = early
