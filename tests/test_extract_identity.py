@@ -84,3 +84,23 @@ def test_changed_file_is_refused_then_replaced(cached, tmp_path):
         assert r.content[rows["a/v1.mp4"]] == fingerprint(os.fspath(src / "a" / "v1.mp4"))
     again = extract(src, out)                                  # and now it is the cached file
     assert again.returncode == EXIT_OK and "skipped 3 already cached" in again.stdout
+
+
+def test_fingerprints_of_many_files_reuse_one_pool(tmp_path):
+    """extract fingerprints each task's files on the main process that feeds the workers: its
+    threads outlive a call and never grow past THREADS, and every file gets what fingerprint() gives."""
+    import threading
+    from extract.identity import THREADS, fingerprints
+    paths = []
+    for k in range(12):
+        p = tmp_path / f"f{k}.bin"
+        p.write_bytes(os.urandom(1000 + k) + (b"x" * (3 << 20) if k % 3 == 0 else b""))
+        paths.append(os.fspath(p))
+    paths.append(os.fspath(tmp_path / "missing.bin"))
+    first = fingerprints(paths)
+    for _ in range(4):
+        again = fingerprints(paths[::-1])
+    pool = [t for t in threading.enumerate() if t.name.startswith("fingerprint")]
+    assert 1 <= len(pool) <= THREADS
+    assert first == [fingerprint(p) for p in paths] and again == first[::-1]
+    assert first[-1] == "" and len(set(first[:-1])) == 12

@@ -68,3 +68,18 @@ def test_local_workers_are_numbered_so_they_spread_evenly_over_gpus():
         cluster.close()
     assert indices == [0, 1]
     assert worker_tasks._worker_index() == os.getpid()      # outside a worker: the process id
+
+
+def test_our_own_cluster_runs_no_stack_profiler():
+    """Dask's workers sample their stacks every 10 ms for a dashboard nobody reads here, taking the
+    GIL from the decoding thread; the user's own Dask settings in this process stay as they were."""
+    import dask
+    before = dask.config.get("distributed.worker.profile.enabled")
+    client, cluster = pipeline.make_client(pipeline.Options(workers=2, threads_per_worker=1, device="cpu"))
+    try:
+        profiling = client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
+    finally:
+        client.close()
+        cluster.close()
+    assert len(profiling) == 2 and not any(profiling.values())
+    assert dask.config.get("distributed.worker.profile.enabled") == before
