@@ -57,6 +57,15 @@ class Summary:
     strategies: Dict[str, int] = field(default_factory=dict)
 
 
+# Housekeeping that our own cluster's processes need not do so often: each wake-up takes the GIL
+# from the thread that decodes (bench.pipeline). The workers sample their stacks every 10 ms for the
+# dashboard's profile, every process's event loop checks itself every 20 ms, and a system monitor
+# samples CPU and memory every 0.5 s for plots nobody opens here. A scheduler the user started
+# keeps its own settings.
+QUIET_DASK = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
+              "distributed.admin.system-monitor.interval": "5s"}
+
+
 def make_client(opts: Options):
     """A Dask client: an existing scheduler, or a LocalCluster of worker processes."""
     import dask
@@ -73,10 +82,7 @@ def make_client(opts: Options):
     with _sigint_deferred() as interrupted:
         try:
             # The scheduler always serves HTTP; a free local port, not 8787, so two runs never warn.
-            # Dask's workers sample their own stacks every 10 ms for the dashboard's profile:
-            # that thread takes the GIL from the decoding thread (bench.pipeline). Nobody reads
-            # the profile of our own cluster; a scheduler the user started keeps its settings.
-            with dask.config.set({"distributed.worker.profile.enabled": False}):
+            with dask.config.set(QUIET_DASK):
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
                                        dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
                                        memory_limit=0)

@@ -70,16 +70,20 @@ def test_local_workers_are_numbered_so_they_spread_evenly_over_gpus():
     assert worker_tasks._worker_index() == os.getpid()      # outside a worker: the process id
 
 
-def test_our_own_cluster_runs_no_stack_profiler():
-    """Dask's workers sample their stacks every 10 ms for a dashboard nobody reads here, taking the
-    GIL from the decoding thread; the user's own Dask settings in this process stay as they were."""
+def test_our_own_cluster_runs_quiet_housekeeping():
+    """Dask's workers sample their stacks every 10 ms for a dashboard nobody reads here, and every
+    process wakes every 20 ms to check its event loop, each time taking the GIL from decoding; the
+    user's own Dask settings in this process stay as they were."""
     import dask
-    before = dask.config.get("distributed.worker.profile.enabled")
+    before = {k: dask.config.get(k) for k in pipeline.QUIET_DASK}
     client, cluster = pipeline.make_client(pipeline.Options(workers=2, threads_per_worker=1, device="cpu"))
     try:
         profiling = client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
+        settings = client.run(lambda: {k: dask.config.get(k) for k in pipeline.QUIET_DASK})
     finally:
         client.close()
         cluster.close()
     assert len(profiling) == 2 and not any(profiling.values())
-    assert dask.config.get("distributed.worker.profile.enabled") == before
+    assert all(got == pipeline.QUIET_DASK for got in settings.values())
+    assert {k: dask.config.get(k) for k in pipeline.QUIET_DASK} == before
+    assert before["distributed.admin.tick.interval"] != pipeline.QUIET_DASK["distributed.admin.tick.interval"]
