@@ -58,13 +58,12 @@ class Summary:
 
 
 # Housekeeping that our own cluster's processes need not do so often: each wake-up takes the GIL
-# from the thread that decodes, or a core from the workers (bench.pipeline). The workers sample their
-# stacks every 10 ms for the dashboard's profile, every process's event loop checks itself every
-# 20 ms, a system monitor samples CPU and memory every 0.5 s for plots nobody opens here, and the
-# scheduler looks for tasks to move every 0.1 s although its queue already hands a worker at most
-# one task beyond those it runs. A scheduler the user started keeps its own settings.
+# from the thread that decodes (bench.pipeline). The workers sample their stacks every 10 ms for the
+# dashboard's profile, every process's event loop checks itself every 20 ms, and a system monitor
+# samples CPU and memory every 0.5 s for plots nobody opens here. A scheduler the user started
+# keeps its own settings.
 QUIET_DASK = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
-              "distributed.admin.system-monitor.interval": "5s", "distributed.scheduler.work-stealing": False}
+              "distributed.admin.system-monitor.interval": "5s"}
 
 
 def make_client(opts: Options):
