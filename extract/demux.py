@@ -41,6 +41,13 @@ def available() -> bool:
         return False
 
 
+def open_file(path: str):
+    """A PyAV container for the file at `path`, read as a file whatever its name: a relative name
+    like 'pipe:7.mp4' would otherwise be taken for a protocol (file descriptor 7)."""
+    import av
+    return av.open("file:" + os.path.abspath(path))
+
+
 def demux_keyframes(path: str, fps: float, seconds: float = 30.0) -> Optional[np.ndarray]:
     """[K] the video keyframes of a Matroska/WebM file as frame indices at `fps` (their times
     from the container's start times fps, so index / fps is the keyframe's time, as
@@ -48,9 +55,8 @@ def demux_keyframes(path: str, fps: float, seconds: float = 30.0) -> Optional[np
     demuxing takes more than `seconds` (a damaged file: the command line then decodes it as before)."""
     if fps <= 0 or not available():
         return None
-    import av
     try:
-        with av.open(path) as container:
+        with open_file(path) as container:
             if not DEMUXED & set(container.format.name.split(",")):
                 return None
             stream = container.streams.video[0]

@@ -5,7 +5,6 @@ are the ones the ffmpeg command line keeps (same select rule or seek rule, same 
 by the same filter chain."""
 import bisect
 import math
-import os
 from fractions import Fraction
 from typing import List, Optional, Tuple
 
@@ -13,7 +12,7 @@ import numpy as np
 
 from extract import sampling
 from extract.clitimes import CliTimes
-from extract.demux import CLI_TIMED, available, share_gil  # noqa: F401 (inproc.available, inproc.share_gil: API)
+from extract.demux import CLI_TIMED, available, open_file, share_gil  # noqa: F401 (inproc.available, inproc.share_gil: API)
 from extract.decode import SEEK_WINDOW, filter_text, scale_filters
 from extract.plan import Deadline, Plan
 from extract.probe import VideoError, VideoInfo
@@ -105,7 +104,7 @@ def decode_inproc(p: Plan, n: int, threads: int, deadline: Deadline,
     `stats`, if given, gets the frames decoded and the seeks made."""
     import av
     try:
-        with av.open("file:" + os.path.abspath(p.path)) as container:   # (a name is never a protocol: 'pipe:7.mp4')
+        with open_file(p.path) as container:
             return _decode(av, container, p, n, threads, deadline, {} if stats is None else stats)
     except av.FFmpegError as exc:
         raise InprocUnsure(f"PyAV: {exc}")

@@ -1,11 +1,10 @@
 """Read an AVI's or GIF's header in-process with PyAV: duration, fps and size as ffmpeg's header dump
 prints them, so the plan is the one extract.probe's ffmpeg run would give (no process started)."""
-import os
 from typing import Optional, Tuple
 
 import numpy as np
 
-from extract.demux import CLI_TIMED, available
+from extract.demux import CLI_TIMED, available, open_file
 from extract.probe import VideoInfo
 
 # A cheap look at the first bytes first: files of other kinds are never opened here.
@@ -49,7 +48,7 @@ def read_pyav_info(path: str) -> Optional[Tuple[VideoInfo, str]]:
         return None
     import av
     try:
-        with av.open("file:" + os.path.abspath(path)) as container:     # (never a protocol: 'pipe:7.gif')
+        with open_file(path) as container:
             names = CLI_TIMED & set(container.format.name.split(","))
             if len(names) != 1 or not container.streams.video or not container.duration:
                 return None
