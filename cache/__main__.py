@@ -4,8 +4,8 @@ import json
 import sys
 from collections import Counter
 
-from cache.helptext import add_examples
-from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, stdout_closed
+from clipvid.helptext import add_examples
+from clipvid.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, stdout_closed
 from cache.reader import open_cache
 from cache.validate import validate
 

@@ -5,8 +5,8 @@ import sys
 import warnings
 from typing import List, Optional
 
-from cache.helptext import add_examples
-from cache.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from clipvid.helptext import add_examples
+from clipvid.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -4,8 +4,8 @@ import csv
 import sys
 from typing import List, Optional
 
-from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_USAGE
-from cache.helptext import add_examples
+from clipvid.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_USAGE
+from clipvid.helptext import add_examples
 
 CSV_COLUMNS = ["query_line", "query", "rank", "id", "score", "time", "label", "caption"]
 
@@ -87,7 +87,7 @@ def write_hits_csv(out, answered: list) -> None:
 
 
 def _answer_file(searcher, args, queries: List[tuple], progress: bool) -> int:
-    from cache.progress import progress as progress_display
+    from clipvid.progress import progress as progress_display
     emb = searcher.encode([q for _, q in queries], progress=progress)                  # [Q, D]
     answered = [(line, q, searcher.hits(e, args.top))
                 for (line, q), e in progress_display(list(zip(queries, emb)), desc="searching", unit="query",

@@ -4,8 +4,8 @@ import os
 import signal
 import sys
 
-from cache.helptext import add_examples
-from cache.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from clipvid.helptext import add_examples
+from clipvid.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
 EPILOG = """exit status: 0 every video is cached; 1 some videos failed (listed, and kept in
 /failures of the cache); 2 usage error (nothing done); 3 the cache file cannot be used or written."""

@@ -9,12 +9,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from cache.progress import progress
+from clipvid.progress import progress
 from cache.reader import read_settings
 from cache.schema import make_settings, settings_mismatch
 from cache.layout import journal_file
 from cache.writer import CacheWriter
-from cache.errors import CacheError
+from clipvid.errors import CacheError
 from extract import identity, worker_tasks
 from extract.layout import default_layout
 from extract.weights import file_hash, resolve_weights

@@ -52,7 +52,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status (errors are one line on stderr, no traceback)."""
     args = build_parser().parse_args(argv)
     from predict.run import run
-    from train.errors import exit_status
+    from clipvid.errors import exit_status
     return exit_status(lambda: run(args), args.out, "interrupted: extracted videos are kept in the cache; "
                                                     "run the same command to resume")
 

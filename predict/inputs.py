@@ -3,8 +3,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Set
 
-from cache.errors import CacheError
-from train.errors import UsageError
+from clipvid.errors import CacheError, UsageError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 

@@ -6,11 +6,10 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from cache.errors import EXIT_OK, EXIT_PARTIAL
+from clipvid.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from predict import outputs as O
 from predict.classes import Candidates, encode_names, parse_labels
 from predict.inputs import Space, extract_into, is_cache_file, open_existing
-from train.errors import UsageError
 
 DEFAULT_MODEL = "ViT-B/32"
 DEFAULT_FRAMES = 100
@@ -122,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
                               cands.names, req, args.out, progress)
         summary = _summary(args, head, cands, reader, prepared, outcome, req)
     _write_failures(args.out, prepared.failures)
-    from train.outputs import write_json
+    from clipvid.jsonfile import write_json
     write_json(os.path.join(args.out, O.SUMMARY), summary)
     page = None
     if args.html:

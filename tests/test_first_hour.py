@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cache.errors import EXIT_OK, EXIT_USAGE
+from clipvid.errors import EXIT_OK, EXIT_USAGE
 from hostile_media import ROOT, clip, one_line_error
 from conftest import run_cli
 from train.cli import main as train_main

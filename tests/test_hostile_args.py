@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from cache.errors import EXIT_USAGE
+from clipvid.errors import EXIT_USAGE
 from hostile_media import ROOT, clip, one_line_error, tmpfs
 from conftest import run_cli
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from cache.errors import EXIT_PARTIAL, EXIT_USAGE
+from clipvid.errors import EXIT_PARTIAL, EXIT_USAGE
 from cache.reader import open_cache
 from extract.sources import SourceError, load_source
 from hostile_media import ROOT, clip, extract, one_line_error

@@ -5,12 +5,11 @@ import shlex
 import sys
 from typing import List, Optional
 
-from cache.helptext import add_examples
-from cache.errors import EXIT_INTERRUPTED, EXIT_OK
+from clipvid.helptext import add_examples
+from clipvid.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError, exit_status
 from cache.reader import open_cache
 from train.checkpoint import CHECKPOINT_NAME
 from train.device import resolve_device, set_cpu_threads
-from train.errors import UsageError, exit_status
 from train.prepare import prepare
 from train.heads import HEAD_DEFAULTS
 from train.outputs import run_dir_for, settings_tag
