@@ -28,7 +28,7 @@ SAMPLER = {"times": "centre of N equal slices of the duration", "pick": "nearest
 WARM_TIMEOUT = 120.0   # seconds to wait for every worker to load the model before the first video
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Options:
     clip_model: str = "ViT-B/32"
     frames: int = 100
