@@ -3,7 +3,6 @@
 Half the classes come in pairs that are time reversals of each other (the same frames, opposite
 order), so only methods that look at frame order can tell a pair apart."""
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import numpy as np
 
 from clipvid.errors import EXIT_OK, exit_status
 from clipvid.helptext import add_examples
+from clipvid.jsonfile import write_json
 from clipvid.options import Parser, add_quiet, check_counts
 from clipvid.progress import progress as progress_display
 from extract.ffmpeg_bin import ffmpeg_exe
@@ -158,8 +158,7 @@ def make_demo(out: str, per_class: int = 24, seed: int = 0, progress: bool = Tru
         encode(frames, fps, os.path.join(folder, f"{name.replace(' ', '_')}_{k:03d}.mp4"))
     meta = {"pairs": [[a, b] for a, b, _ in PAIRS], "singles": list(SINGLES), "per_class": per_class,
             "seed": seed}
-    with open(os.path.join(out, "pairs.json"), "w") as f:
-        json.dump(meta, f, indent=2)
+    write_json(os.path.join(out, "pairs.json"), meta)
     return meta
 
 
