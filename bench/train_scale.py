@@ -25,8 +25,6 @@ from clipvid.jsonfile import write_json
 
 FRAMES, DIM, CLASSES = 100, 512, 400
 SIZES = (10_000, 50_000, 200_000)
-BASELINES = "meanpool,maxpool,vote,midframe"
-TRAINED = "lstm,transformer,xclip"
 # The trained heads only need to exist for evaluate (its work per head does not depend on how well they
 # trained): one epoch on 8 frames keeps the 200k size inside the bench's half hour.
 TRAINED_ARGS = ["--epochs", "1", "--frames", "8"]
@@ -112,9 +110,8 @@ def ooc_overhead(path: str, steps: int = 20, device: str = "cpu") -> Dict[str, f
     import torch
     from cache.reader import open_cache
     from train.data import FrameSource
-    from train.heads import HEAD_DEFAULTS
     from train.loop import FitConfig, fit
-    from train.registry import build_module
+    from train.registry import HEADS, build_module
     out = {}
     with open_cache(path) as r:
         rows = np.flatnonzero(r.splits == "train")
@@ -123,7 +120,7 @@ def ooc_overhead(path: str, steps: int = 20, device: str = "cpu") -> Dict[str, f
         labels = r.labels[rows].astype(np.int64)
         text = np.asarray(r.text_emb, np.float32)
         config = {"head": "transformer", "dim": DIM, "frames": FRAMES, "pos_len": FRAMES, "seed": 0,
-                  **HEAD_DEFAULTS["transformer"]}
+                  **HEADS["transformer"].defaults}
         need = r.num_videos * FRAMES * DIM * 2
         empty = np.zeros(0, np.int64)
         for name, budget in (("memory", None), ("disk", need // 2)):
@@ -167,16 +164,17 @@ def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True) -> Di
     try:
         res["build_seconds"] = build(videos, root)
         res["cache_gib"] = os.path.getsize(path) / 2 ** 30
+        from train.registry import BASELINES, PROBE, TRAINED
         train = ["-m", "train", path, "--quiet", "--out", runs]
         with _lock(True):   # two exclusive holds per size (each a few minutes), not one per step
             sequential_read(path)                                             # same page-cache state for all
             res["read"] = {**sequential_read(path), "load_average_before": _load()}
             res["meanpool"] = _timed([*train, "--head", "meanpool"])
-            res["baselines"] = _timed([*train, "--head", BASELINES])     # replaces the meanpool run
-            res["linear"] = _timed([*train, "--head", "linear"])
+            res["baselines"] = _timed([*train, "--head", ",".join(BASELINES)])     # replaces the meanpool run
+            res["linear"] = _timed([*train, "--head", PROBE])
         if trained:
             with _lock(False):
-                res["trained"] = _timed([*train, "--head", TRAINED, *TRAINED_ARGS])
+                res["trained"] = _timed([*train, "--head", ",".join(TRAINED), *TRAINED_ARGS])
         with _lock(True):
             res["evaluate"] = _timed(["-m", "evaluate", path, "--runs", runs, "--out", report, "--quiet"])
             if with_ooc:
