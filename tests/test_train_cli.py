@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -106,7 +107,15 @@ def test_mismatched_checkpoints_are_refused(runs, tmp_path):
                 assert expect in msg and os.path.join(head_run(runs, head), "head.pt") in msg and "\n" not in msg
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_method(str(tmp_path / "nothing"))
-    assert isinstance(CheckpointError("x", "y"), ValueError)
+    for name, damage in (("truncated", lambda b: b[:len(b) // 2]), ("scribbled", lambda b: b"not a checkpoint")):
+        run = tmp_path / name                      # a real checkpoint, then damaged as a disk or a copy might
+        shutil.copytree(head_run(runs, "lstm"), run)
+        blob = (run / "head.pt").read_bytes()
+        (run / "head.pt").write_bytes(damage(blob))
+        with pytest.raises(ValueError) as err:     # the API promises a ValueError (CheckpointError) naming the file
+            load_method(str(run))
+        msg = str(err.value)
+        assert isinstance(err.value, CheckpointError) and str(run / "head.pt") in msg and "\n" not in msg, msg
 
 
 def test_cpu_training_repeats_exactly(cache, runs, tmp_path):
