@@ -132,6 +132,7 @@ for i in range(start, start + 100000):
 """
 
 
+@pytest.mark.slow
 def test_sigkill_during_appends_then_resume(tmp_path):
     path = os.fspath(tmp_path / "k.h5")
     rng = random.Random(11)
@@ -169,6 +170,7 @@ def _folder_bytes(path: str) -> int:
     return total
 
 
+@pytest.mark.slow
 def test_sigkill_during_compaction(tmp_path):
     path = os.fspath(tmp_path / "c.h5")
     for run in range(30):                                          # 30 runs, 30 small shards

@@ -13,6 +13,8 @@ from cache.validate import validate
 from tests.conftest import ROOT, run_cli
 from tests.helpers_video import free_port, listening, make_video
 
+pytestmark = pytest.mark.slow
+
 N = 8
 
 

@@ -112,6 +112,7 @@ def _refused(proc, path) -> None:
         assert lines and all(line.startswith(f"{path}: ") for line in lines), proc.stderr
 
 
+@pytest.mark.slow
 def test_hostile_cache_random_corruption_never_a_traceback(good, tmp_path):
     """64 bytes scribbled anywhere in the manifest: validate refuses in one line, or the cache reads exactly
     as it did (the bytes were unused)."""
@@ -128,6 +129,7 @@ def test_hostile_cache_random_corruption_never_a_traceback(good, tmp_path):
             _refused(proc, path)
 
 
+@pytest.mark.slow
 def test_hostile_cache_every_scribbled_frame_file_is_noticed(good, tmp_path):
     """Every committed byte of the frame files is checksummed: a scribble in any of them fails validate."""
     rng = np.random.default_rng(11)
@@ -168,6 +170,7 @@ w.close()
 """
 
 
+@pytest.mark.slow
 def test_hostile_reader_while_writer_appends(tmp_path):
     path = os.fspath(tmp_path / "live.h5")
     writer = subprocess.Popen([sys.executable, "-c", WRITER, path], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))

@@ -11,6 +11,8 @@ from cache.reader import open_cache
 from hostile_media import FAST, ROOT, cache_cli, clip, kill_group, wait_for
 from tests.helpers_video import free_port, listening
 
+pytestmark = pytest.mark.slow
+
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
 VIDEOS = [f"c{i % 2}/v{i}.mp4" for i in range(24)]   # 8 tasks of 3 videos
 

@@ -111,6 +111,7 @@ def _env():
     return env
 
 
+@pytest.mark.slow
 def test_train_log_has_one_line_per_epoch_and_no_redraws(small_cache, tmp_path):
     out = subprocess.run(_train_cmd(small_cache, str(tmp_path / "runs")), cwd=ROOT, capture_output=True,
                          text=True, timeout=300, env=_env())
@@ -124,6 +125,7 @@ def test_train_log_has_one_line_per_epoch_and_no_redraws(small_cache, tmp_path):
     assert quiet.returncode == 0 and "epoch" not in quiet.stderr, quiet.stderr
 
 
+@pytest.mark.slow
 def test_train_on_a_terminal_draws_bars(small_cache, tmp_path):
     """A real pseudo-terminal: the per-batch bars redraw in place, and no epoch lines are printed."""
     pid, fd = pty.fork()

@@ -136,6 +136,7 @@ def test_chunked_reads_give_the_same_run(cache, runs, tmp_path):
     assert a["history"] == b["history"] and a["test"] == b["test"]
 
 
+@pytest.mark.slow
 def test_training_needs_only_the_cache(cache, tmp_path):
     # Poison clip, extract and ffmpeg in sys.modules: importing any of them raises ImportError.
     code = ("import sys\n"
@@ -209,6 +210,7 @@ def test_ids_that_need_quoting_survive_predictions_csv(tmp_path):
         assert {p["true"] for p in preds} == set(r.class_names)
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_with_exit_status(cache, tmp_path, capsys):
     one_class = str(tmp_path / "one.h5")
     write_synthetic_cache(one_class, num_classes=1, per_class=5, frames=4, dim=8, num_pairs=0)
