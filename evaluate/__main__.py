@@ -7,6 +7,7 @@ from typing import List, Optional
 
 from cache.helptext import add_examples
 from cache.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from clipvid.device import DEVICE_HELP
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
                                   "one (cross-dataset: every labelled video of a class the head knows)")
     ap.add_argument("--runs", required=True, help="a folder of run folders (any depth), or one head's folder")
     ap.add_argument("--out", required=True, help="folder to write the report into (created if needed)")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    ap.add_argument("--device", default="auto", help=DEVICE_HELP)
     ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
     ap.add_argument("--clip-model", default=None,
                     help="CLIP for encoding captions (default: the model recorded in the cache)")
@@ -70,14 +71,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     from cache.reader import open_cache
     from evaluate.collect import collect
     from evaluate.report import write_report
-    from train.device import resolve_device
+    from clipvid.device import announce, resolve
     try:
-        resolve_device(args.device)
+        resolve(args.device)
     except ValueError as exc:
         return _fail("--device", str(exc), EXIT_USAGE)
     try:
         with open_cache(args.cache) as reader, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # library chatter (t-SNE, sklearn) would bury the summary
+            announce(args.device, "train", "evaluate", args.quiet)
             data, figures = collect(reader, args.runs, args.device, args.resamples, args.clip_model,
                                     progress=not args.quiet, shots=shots, draws=args.shot_draws)
     except CacheError as exc:

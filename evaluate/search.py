@@ -6,6 +6,7 @@ from typing import List, Optional
 
 from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_USAGE
 from cache.helptext import add_examples
+from clipvid.device import DEVICE_HELP
 
 CSV_COLUMNS = ["query_line", "query", "rank", "id", "score", "time", "label", "caption"]
 
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                                                  "each best moment")
     ap.add_argument("--root", default=None, help="folder the video ids are relative to, for thumbnails and videos "
                                                  "(default: the cache's source_root, else the cache's folder)")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    ap.add_argument("--device", default="auto", help=DEVICE_HELP)
     ap.add_argument("--quiet", action="store_true", help="no progress display")
     return add_examples(ap, EXAMPLES)
 
@@ -172,6 +173,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not queries:
             return _fail(args.queries, "no queries in the file (one per line)", EXIT_DATA)
     from cache.reader import open_cache
+    from clipvid.device import announce
     from evaluate.clip_text import ClipMismatch
     from evaluate.search_page import RANDOM_BANNER
     from evaluate.searcher import open_searcher
@@ -185,6 +187,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             root = args.root or default_root(args.cache, reader.settings.get("source_root"))
             banner = RANDOM_BANNER if reader.random_weights else ""
             if args.serve:
+                try:
+                    announce(args.device, "embed", "search", args.quiet)
+                except ValueError as exc:
+                    return _fail("--device", str(exc), EXIT_USAGE)
                 return _serve(reader, args, root, banner, progress)
             try:
                 # One query scans the stored index once; many queries pay for packing it first.
@@ -196,6 +202,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 return _fail(exc.path, exc.reason, EXIT_DATA)
             except ValueError as exc:  # --device cuda without a GPU
                 return _fail("--device", str(exc), EXIT_USAGE)
+            announce(args.device, "embed", "search", args.quiet)
             if reader.random_weights:
                 print("!!! RANDOM CLIP WEIGHTS: scores carry no meaning !!!", file=sys.stderr)
             if args.queries:

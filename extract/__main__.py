@@ -6,6 +6,7 @@ import sys
 
 from cache.helptext import add_examples
 from cache.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from clipvid.device import DEVICE_HELP
 
 EPILOG = """exit status: 0 every video is cached; 1 some videos failed (listed, and kept in
 /failures of the cache); 2 usage error (nothing done); 3 the cache file cannot be used or written."""
@@ -28,8 +29,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     ap.add_argument("--torch-threads", type=int,
                     help="CPU threads each worker's CLIP uses (default: the host's cores / its workers)")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                    help="where CLIP runs (default auto: CUDA when present, else CPU)")
+    ap.add_argument("--device", default="auto",
+                    help="where CLIP runs: " + DEVICE_HELP)
     ap.add_argument("--batch-size", type=int, default=100, help="frames per CLIP forward pass (default 100)")
     ap.add_argument("--videos", help="folder of downloaded clips, for a Kinetics CSV (default: the CSV's folder)")
     ap.add_argument("--video-timeout", type=float, default=300.0,
@@ -69,11 +70,11 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.out}: {folder} is not a folder")
     if not os.access(folder, os.W_OK):
         raise ValueError(f"{args.out}: folder {folder} is not writable")
-    if args.device == "cuda" and not args.scheduler:
-        from extract.layout import cuda_count
-        if not cuda_count():
-            raise ValueError("--device cuda: this machine has no CUDA GPU that torch can use; "
-                             "use --device auto or cpu (or --scheduler with GPU workers)")
+    from clipvid.device import parse, resolve
+    try:   # a scheduler's workers decide on their own machines; here, only whether the value means anything
+        parse(args.device) if args.scheduler else resolve(args.device, "embed", detail=False)
+    except ValueError as exc:
+        raise ValueError(f"--device: {exc}")
 
 
 def _term_as_interrupt(*_):
@@ -140,7 +141,11 @@ def main(argv=None) -> int:
           f"failed {len(summary.failed)}"
           + (f" (+{len(summary.still_failed)} failed earlier; --retry-failed retries)" if summary.still_failed else "")
           + f"; {summary.seconds:.1f} s, {rate:.2f} videos/s; sampling: {ways}")
-    return EXIT_PARTIAL if summary.failed or summary.still_failed else EXIT_OK
+    if summary.deferred:
+        print(f"not embedded: {len(summary.deferred)} videos, for lack of GPU memory "
+              f"({next(iter(summary.deferred.values()))}); not recorded as failed: run the same command "
+              "again, with fewer --workers or a smaller --batch-size", file=sys.stderr)
+    return EXIT_PARTIAL if summary.failed or summary.still_failed or summary.deferred else EXIT_OK
 
 
 if __name__ == "__main__":

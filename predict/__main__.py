@@ -2,6 +2,7 @@
 import argparse
 import sys
 from typing import List, Optional
+from clipvid.device import DEVICE_HELP
 
 
 EPILOG = """Writes PRED/predictions.csv (id,label,pred_1,score_1,...), PRED/summary.json, PRED/failures.csv;
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--videos", help="folder of downloaded clips, for a Kinetics CSV")
     ap.add_argument("--workers", type=int, help="Dask worker processes for extraction (default: per core, up to 8)")
     ap.add_argument("--scheduler", help="an existing Dask scheduler for extraction, e.g. tcp://host:8786")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda, for CLIP and the head (default auto)")
+    ap.add_argument("--device", default="auto", help=DEVICE_HELP)
     ap.add_argument("--video-timeout", type=float, default=300.0, help="seconds per video (default 300)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     return ap

@@ -41,7 +41,7 @@ def test_extract_cuda_without_cuda_is_a_usage_error(videos):
     proc = _run("-m", "extract", videos / "lists", "--out", videos / "cuda.h5", "--device", "cuda",
                 "--clip-model", "random:tiny")
     assert proc.returncode == EXIT_USAGE
-    assert "--device cuda: this machine has no CUDA GPU" in one_line_error(proc)
+    assert "--device: cuda asked for, but torch sees no CUDA or ROCm GPU" in one_line_error(proc)
     assert not [f for f in os.listdir(videos) if f.startswith("cuda.h5")]
 
 

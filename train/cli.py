@@ -9,13 +9,15 @@ from cache.helptext import add_examples
 from cache.errors import EXIT_INTERRUPTED, EXIT_OK
 from cache.reader import open_cache
 from train.checkpoint import CHECKPOINT_NAME
-from train.device import resolve_device, set_cpu_threads
+from clipvid.device import announce, resolve_device
+from train.device import set_cpu_threads
 from train.errors import UsageError, exit_status
 from train.prepare import prepare
 from train.heads import HEAD_DEFAULTS
 from train.outputs import run_dir_for, settings_tag
 from train.registry import ALL_METHODS, BASELINES
 from train.run import HeadOptions, train_heads
+from clipvid.device import DEVICE_HELP
 
 EPILOG = f"""heads: {', '.join(ALL_METHODS)} (or all).
 Outputs RUNS/<head>-<settings>/seed<k>/: head.pt, metrics.json, predictions.csv, split.json, video_emb.npy.
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seeds", metavar="K[,K...]", help="train one run per seed, e.g. 0,1,2 (default: --seed)")
     ap.add_argument("--split-seed", type=int, default=0,
                     help="seed for the train/val/test split and held-out classes, fixed across --seeds (default 0)")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: CUDA when present)")
+    ap.add_argument("--device", default="auto", help=DEVICE_HELP)
     ap.add_argument("--frames", type=int, metavar="K", help="use K evenly spaced rows of the N cached (all)")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--holdout-classes", type=int, metavar="K",
@@ -163,6 +165,7 @@ def _train(args: argparse.Namespace, heads: List[str], seeds: List[int], device,
               file=sys.stderr)
     if data.source.disk_note:
         print(f"note: {data.source.disk_note}", file=sys.stderr)
+    announce(args.device, "train", "train", args.quiet)
     set_cpu_threads(device, args.threads, len(data.splits["train"]) * len(data.frames) * data.reader.dim)
     lines: List[str] = []
     try:
