@@ -113,3 +113,16 @@ def spill_dir(tmp_dir: Optional[str] = None, beside: Optional[str] = None) -> st
         if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
             return candidate
     return tempfile.gettempdir()
+
+
+TMP_DIR_HELP = ("folder for temporary spill files, which grow with the cache (default: $CLIPVID_TMPDIR, else "
+                "beside the cache when writable, else the system's temporary folder)")
+
+
+def use_tmp_dir(path: Optional[str]) -> None:
+    """Make --tmp-dir the spill folder of this process and its children; ValueError when unusable."""
+    if not path:
+        return
+    if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{path}: not a writable folder")
+    os.environ["CLIPVID_TMPDIR"] = os.path.abspath(path)

@@ -8,6 +8,7 @@ from typing import List, Optional
 from cache.helptext import add_examples
 from cache.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from clipvid.device import DEVICE_HELP
+from clipvid.resources import TMP_DIR_HELP, use_tmp_dir
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--runs", required=True, help="a folder of run folders (any depth), or one head's folder")
     ap.add_argument("--out", required=True, help="folder to write the report into (created if needed)")
     ap.add_argument("--device", default="auto", help=DEVICE_HELP)
+    ap.add_argument("--tmp-dir", help=TMP_DIR_HELP)
     ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
     ap.add_argument("--clip-model", default=None,
                     help="CLIP for encoding captions (default: the model recorded in the cache)")
@@ -76,6 +78,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         resolve(args.device)
     except ValueError as exc:
         return _fail("--device", str(exc), EXIT_USAGE)
+    try:
+        use_tmp_dir(args.tmp_dir)
+    except ValueError as exc:
+        return _fail("--tmp-dir", str(exc), EXIT_USAGE)
     try:
         with open_cache(args.cache) as reader, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # library chatter (t-SNE, sklearn) would bury the summary

@@ -3,6 +3,7 @@ import argparse
 import sys
 from typing import List, Optional
 from clipvid.device import DEVICE_HELP
+from clipvid.resources import TMP_DIR_HELP
 
 
 EPILOG = """Writes PRED/predictions.csv (id,label,pred_1,score_1,...), PRED/summary.json, PRED/failures.csv;
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--workers", type=int, help="Dask worker processes for extraction (default: per core, up to 8)")
     ap.add_argument("--scheduler", help="an existing Dask scheduler for extraction, e.g. tcp://host:8786")
     ap.add_argument("--device", default="auto", help=DEVICE_HELP)
+    ap.add_argument("--tmp-dir", help=TMP_DIR_HELP)
     ap.add_argument("--video-timeout", type=float, default=300.0, help="seconds per video (default 300)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     return ap

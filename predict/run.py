@@ -86,10 +86,15 @@ def run(args: argparse.Namespace) -> int:
     if args.run is None and labels is None:
         raise UsageError("give --run RUN_DIR (a trained head) or --labels/--labels-file (zero-shot class names)")
     from clipvid.device import announce, resolve
+    from clipvid.resources import use_tmp_dir
     try:
         resolve(args.device)
     except ValueError as exc:
         raise UsageError(f"--device: {exc}")
+    try:
+        use_tmp_dir(args.tmp_dir)
+    except ValueError as exc:
+        raise UsageError(f"--tmp-dir: {exc}")
     head = None
     if args.run is not None:
         from train.api import load_head

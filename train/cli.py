@@ -18,6 +18,7 @@ from train.outputs import run_dir_for, settings_tag
 from train.registry import ALL_METHODS, BASELINES
 from train.run import HeadOptions, train_heads
 from clipvid.device import DEVICE_HELP
+from clipvid.resources import TMP_DIR_HELP, use_tmp_dir
 
 EPILOG = f"""heads: {', '.join(ALL_METHODS)} (or all).
 Outputs RUNS/<head>-<settings>/seed<k>/: head.pt, metrics.json, predictions.csv, split.json, video_emb.npy.
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--split-seed", type=int, default=0,
                     help="seed for the train/val/test split and held-out classes, fixed across --seeds (default 0)")
     ap.add_argument("--device", default="auto", help=DEVICE_HELP)
+    ap.add_argument("--tmp-dir", help=TMP_DIR_HELP)
     ap.add_argument("--frames", type=int, metavar="K", help="use K evenly spaced rows of the N cached (all)")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--holdout-classes", type=int, metavar="K",
@@ -146,6 +148,10 @@ def _run(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(f"--device: {exc}")
+    try:
+        use_tmp_dir(args.tmp_dir)
+    except ValueError as exc:
+        raise UsageError(f"--tmp-dir: {exc}")
     classes = read_class_file(args.train_classes) if args.train_classes else None
     try:
         os.makedirs(args.out, exist_ok=True)
