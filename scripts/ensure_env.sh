@@ -5,6 +5,7 @@
 #   CLIPVID_PYTHON=/path/to/python3.11   the interpreter to build .venv from (default: the newest found)
 #   CLIPVID_TORCH_INDEX=URL              a torch wheel index: CPU-only, or a CUDA your driver runs
 #   CLIPVID_SYSTEM_SITE=1                let .venv see the interpreter's packages (a torch already there)
+#   CLIPVID_PY=/path/to/python           an environment you manage (conda, module load): no .venv at all
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -39,7 +40,12 @@ venv_ok() {   # a .venv whose creation or first install did not stop half-way
   [ -x "$VENV/bin/python" ] && python_ok "$VENV/bin/python" && "$VENV/bin/python" -m pip --version >/dev/null 2>&1
 }
 
-if [ ! -f "$STAMP" ]; then
+if [ -n "${CLIPVID_PY:-}" ]; then
+  if ! "$CLIPVID_PY" -c 'import torch, torchvision, clip, h5py, av, dask.distributed' >/dev/null 2>&1; then
+    echo "error: CLIPVID_PY=$CLIPVID_PY cannot import clipvid's requirements (pip install -r $ROOT/requirements.txt)" >&2
+    exit 2
+  fi
+elif [ ! -f "$STAMP" ]; then
   echo "[setup] creating $VENV and installing requirements (first run only; a few minutes)" >&2
   if [ -e "$VENV" ] && ! venv_ok; then
     echo "[setup] $VENV is incomplete (an earlier set-up stopped half-way): building it again" >&2
@@ -70,7 +76,7 @@ if [ ! -f "$STAMP" ]; then
   rm -f "$VENV"/.clipvid-*
   touch "$STAMP"
 fi
-PY="$VENV/bin/python"
+PY="${CLIPVID_PY:-$VENV/bin/python}"
 # ffmpeg: $CLIPVID_FFMPEG, else the static binary from imageio-ffmpeg, else one on PATH.
 if ! "$PY" -c "from extract.ffmpeg_bin import check_ffmpeg; check_ffmpeg()" >/dev/null; then
   echo "error: no working ffmpeg; set CLIPVID_FFMPEG or install ffmpeg" >&2

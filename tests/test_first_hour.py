@@ -173,4 +173,4 @@ def test_run_pipeline_help_states_the_model_fallback():
                           timeout=60)
     assert proc.returncode == 0
     assert "default: ViT-B/32 when ~/.cache/clip/ViT-B-32.pt exists, else random:tiny" in proc.stdout
-    assert "--quiet" in proc.stdout and proc.stdout.rstrip().split("examples:\n")[1].count("./run_pipeline.sh") == 3
+    assert "--quiet" in proc.stdout and proc.stdout.rstrip().split("examples:\n")[1].count("run_pipeline.sh ") == 3
