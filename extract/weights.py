@@ -4,6 +4,9 @@ import os
 import warnings
 from typing import Dict
 
+from clipvid.atomic import atomic_path
+from clipvid.errors import UsageError
+
 # Chatter from inside CLIP's loader that a user can do nothing about: clip imports pkg_resources,
 # and clip.load tries torch.jit.load before reading a plain state dict. Silenced here, by message,
 # because every path to `import clip` in clipvid goes through this module.
@@ -21,8 +24,9 @@ RANDOM_ARCHS: Dict[str, tuple] = {
 RANDOM_SEED = 0
 
 
-class WeightsUnavailable(RuntimeError):
-    """The requested CLIP weights are not on this machine (and cannot be downloaded here)."""
+class WeightsUnavailable(UsageError):
+    """The requested --clip-model is unknown or its weights are not on this machine (and cannot be
+    downloaded here): a usage error, exit 2."""
 
 
 def home() -> str:
@@ -42,9 +46,8 @@ def _random_weights_file(arch: str) -> str:
         torch.manual_seed(RANDOM_SEED)
         state = CLIP(*RANDOM_ARCHS[arch]).state_dict()
         torch.random.set_rng_state(gen_state)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # several workers may race to make it; each write is whole
+        with atomic_path(path) as tmp:   # several workers may race to make it; each write is whole
+            torch.save(state, tmp)
     return path
 
 
