@@ -46,6 +46,7 @@ def test_hostile_csv_bom_crlf_read_faithfully(base):
     assert any("empty label" in w for w in src.warnings)
 
 
+@pytest.mark.slow
 def test_hostile_csv_extract_keeps_good_and_records_unknown(base):
     proc = extract(base / "list.csv", base / "c.h5")
     assert proc.returncode == EXIT_PARTIAL, proc.stderr

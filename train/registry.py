@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Mapping, Optional, Type
 import numpy as np
 import torch
 
-from train.device import autocast
+from clipvid.device import autocast
 from train.baselines import POOLS, BaselineMethod
 from train.heads import LSTMHead, TemporalHead, TransformerHead
 from train.linear import LinearMethod
