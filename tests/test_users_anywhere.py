@@ -9,6 +9,7 @@ import tempfile
 
 import pytest
 
+from clipvid.errors import EXIT_DATA
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -49,7 +50,7 @@ def test_pipeline_from_another_folder_with_relative_paths(tmp_path):
 def test_a_bad_relative_source_is_named_as_the_caller_wrote_it(tmp_path):
     proc = subprocess.run([os.path.join(ROOT, "run_pipeline.sh"), "nowhere/", "--out", "out/", "--clip-model",
                            "random:tiny"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 2 and "nowhere/: no such file or folder" in proc.stderr
+    assert proc.returncode == EXIT_DATA and "error: nowhere/: no such file or folder" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
