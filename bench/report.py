@@ -228,13 +228,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", action="store_true", help="rewrite the marked tables in " + ", ".join(DOCS))
     ap.add_argument("--check", action="store_true", help="only say which docs differ (exit 1 if any)")
+    ap.add_argument("--root", default=common.REPO, help="the checkout whose docs to write (default: this one)")
     args = ap.parse_args(argv)
     if not (args.docs or args.check):
         print(tables(load_all())["figures"])
         return 0
-    changed = stale()
+    changed = stale(args.root)
     for path, text in changed.items():
-        print(f"{'stale' if args.check else 'wrote'}: {os.path.relpath(path, common.REPO)}")
+        print(f"{'stale' if args.check else 'wrote'}: {os.path.relpath(path, args.root)}")
         if args.docs:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(text)
