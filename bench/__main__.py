@@ -5,7 +5,7 @@ import sys
 import time
 
 from bench import common
-from cache.helptext import add_examples
+from clipvid.helptext import add_examples
 
 ALL = ("decode", "pipeline", "embed", "train", "memory", "search", "scale", "scale_search", "train_scale", "predict",
        "gpu")
