@@ -89,13 +89,16 @@ _LOCK: Dict[str, object] = {"file": None, "depth": 0}
 
 
 def commit() -> str:
-    """`git describe --always --dirty` of the code measured ("unknown" outside a git checkout)."""
+    """`git describe --always --dirty` of the code measured ("unknown" outside a git checkout); the
+    result files themselves do not count as a change (a rerun rewrites them)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=60).stdout.strip()
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True,
-                             timeout=30)
+        described = git("describe", "--always")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip() or "unknown"
+    return (described + ("-dirty" if changed else "")) if described else "unknown"
 
 
 def spread(samples: Sequence[float]) -> Dict[str, float]:
