@@ -117,3 +117,21 @@ def test_evict_pages_covers_the_cache_and_its_side_folder(tmp_path):
     (tmp_path / "c.h5.d" / "sub" / "b.num").write_bytes(b"z" * 10)
     assert common.evict_pages(str(path)) == 3
     assert path.read_bytes() == b"x" * 8192          # eviction drops cached pages, never data
+
+
+def test_decode_headlines_are_the_ratios_of_each_round():
+    from bench.decode import round_ratios
+    rounds = {"ours": [2.0, 3.0], "bare": [4.0, 3.0], "opencv": [1.0, 6.0]}
+    classes = {"short": {"cpu_s_rounds": rounds, "best_peer": "opencv"},
+               "long_sparse": {"cpu_s_rounds": {"ours": [1.0, 1.0], "bare": [2.0, 4.0]}, "best_peer": None},
+               "long_dense": {"cpu_s_rounds": {"ours": [3.0, 3.0], "bare": [2.0, 4.0]}, "best_peer": None}}
+    got = round_ratios(classes)
+    assert got["short_ratio"] == [0.5, 1.0] and got["peer_ratio_short"] == [2.0, 0.5]
+    assert got["long_ratio"] == [4.0 / 4.0, 4.0 / 8.0] and "peer_ratio_long_sparse" not in got
+
+
+def test_floor_is_the_read_or_the_vote_products_whichever_is_longer():
+    from bench.train_scale import CLASSES, DIM, FRAMES, floor_seconds
+    flops = 2 * 1000 * FRAMES * DIM * CLASSES                    # the vote's products for 1,000 videos
+    assert floor_seconds(1000, 2.0, flops / 1e9) == 2.0           # 1 s of products: the read is longer
+    assert floor_seconds(1000, 0.5, flops / 1e9) == pytest.approx(1.0)
