@@ -190,7 +190,10 @@ def main(argv: List[str] = None) -> dict:
     run = common.Run("gpu", RESULT_KEYS)
     res: Dict[str, object] = {"model": args.model, "frames": N,
                               "gpu_name": torch.cuda.get_device_name(0) if args.device == "cuda" else None}
-    root = tempfile.mkdtemp(prefix="bench_gpu_", dir=os.environ.get("CLIPVID_SCALE_DIR"))
+    scale_dir = os.environ.get("CLIPVID_SCALE_DIR")
+    if scale_dir:
+        os.makedirs(scale_dir, exist_ok=True)
+    root = tempfile.mkdtemp(prefix="bench_gpu_", dir=scale_dir)
     parts = {"embed": lambda: embed_rates(args.model, args.device, args.images),
              "fed": lambda: fed(make_clips(os.path.join(root, "clips"), args.clips), args.model, args.device,
                                 args.layouts, res.setdefault(key, {})),

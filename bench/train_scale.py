@@ -1,7 +1,7 @@
 """bench.train_scale: train and evaluate on Kinetics-shaped synthetic caches (10k / 50k / 200k videos).
 
-Usage: python -m bench.train_scale [SIZE ...] [--skip-trained] [--classes C]   (default 10000 50000
-200000, 400 classes). Caches (N=100, D=512, float16, 80/10/10 splits) are built by streaming into
+Usage: python -m bench.train_scale [SIZE ...] [--skip-trained] [--classes C] [--repeats R]   (default
+10000 50000 200000, 400 classes, 3 rounds of the read, the baselines and evaluate per size). Caches (N=100, D=512, float16, 80/10/10 splits) are built by streaming into
 $CLIPVID_SCALE_DIR (default /work/tmp/12), one at a time, and deleted afterwards. The whole run holds
 the bench lock; the result file holds the sizes this run measured. `--build-only SIZE ...` only streams
 those caches (for a later run to time and delete); `--skip-trained` leaves out the three trained heads,
@@ -174,9 +174,10 @@ def build(videos: int, root: str, classes: int = CLASSES) -> float:
 
 
 def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True, classes: int = CLASSES,
-             gflops: float = 0.0) -> Dict[str, object]:
-    """Every figure of one cache size: a warm read, the train commands, evaluate, and (with_ooc) the
-    out-of-core steps; the cache and the runs are deleted afterwards."""
+             gflops: float = 0.0, repeats: int = 1) -> Dict[str, object]:
+    """Every figure of one cache size: the train commands, then `repeats` rounds of a warm read, the four
+    baselines and evaluate (`rounds`; read, baselines and evaluate at the top are the first round's),
+    and (with_ooc) the out-of-core steps; the cache and the runs are deleted afterwards."""
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, f"scale_{videos}.h5")
     runs, report = os.path.join(root, f"runs_{videos}"), os.path.join(root, f"report_{videos}")
@@ -186,19 +187,25 @@ def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True, class
         res["cache_gib"] = os.path.getsize(path) / 2 ** 30
         train = ["-m", "train", path, "--quiet", "--out", runs]
         sequential_read(path)                                             # same page-cache state for all
-        res["read"] = {**sequential_read(path), "load_average_before": _load()}
         res["meanpool"] = _timed([*train, "--head", "meanpool"])
-        res["baselines"] = _timed([*train, "--head", BASELINES])     # replaces the meanpool run
         res["linear"] = _timed([*train, "--head", "linear"])
         if trained:
             res["trained"] = _timed([*train, "--head", TRAINED, *TRAINED_ARGS])
-        res["evaluate"] = _timed(["-m", "evaluate", path, "--runs", runs, "--out", report, "--quiet"])
+        res["rounds"] = []
+        for _ in range(repeats):
+            shutil.rmtree(report, ignore_errors=True)
+            rnd = {"read": {**sequential_read(path), "load_average_before": _load()},
+                   "baselines": _timed([*train, "--head", BASELINES]),          # replaces the meanpool run
+                   "evaluate": _timed(["-m", "evaluate", path, "--runs", runs, "--out", report, "--quiet"])}
+            rnd["floor_seconds"] = floor_seconds(videos, rnd["read"]["seconds"], gflops, classes)
+            rnd["baseline_vs_floor"] = rnd["baselines"]["seconds"] / rnd["floor_seconds"]
+            res["rounds"].append(rnd)
+        res.update({k: res["rounds"][0][k] for k in ("read", "baselines", "evaluate", "floor_seconds")})
         if with_ooc:
             res["ooc"] = {**ooc_overhead(path), "load_average_before": _load()}
         with open(os.path.join(report, "metrics.json")) as f:
             res["evaluate_heads"] = len(json.load(f)["heads"])
-        res["floor_seconds"] = floor_seconds(videos, res["read"]["seconds"], gflops, classes)
-        res["baseline_vs_floor"] = res["baselines"]["seconds"] / res["floor_seconds"]
+        res["baseline_vs_floor"] = common.spread([r["baseline_vs_floor"] for r in res["rounds"]])["median"]
         res["linear_vs_meanpool"] = res["linear"]["seconds"] / res["meanpool"]["seconds"]
         print(f"train_scale {videos}: {res}", flush=True)
     finally:
@@ -223,15 +230,21 @@ def main(argv: List[str] = None) -> dict:
         i = args.index("--classes")
         classes = int(args.pop(i + 1))
         args.pop(i)
+    repeats = 3
+    if "--repeats" in args:                     # rounds of read, baselines and evaluate per size
+        i = args.index("--repeats")
+        repeats = int(args.pop(i + 1))
+        args.pop(i)
     sizes = sorted(int(a) for a in args if a != "--skip-trained") or list(SIZES)
     run = common.Run("train_scale", RESULT_KEYS)
     res: Dict[str, object] = {"frames": FRAMES, "dim": DIM, "classes": classes, "sizes": {},
                               "blas_gflops": blas_gflops(classes=classes)}
     for videos in sizes:
-        res["sizes"][str(videos)] = one_size(videos, root, videos == sizes[0], trained, classes, res["blas_gflops"])
+        res["sizes"][str(videos)] = one_size(videos, root, videos == sizes[0], trained, classes, res["blas_gflops"],
+                                             repeats)
     summarise(res, run)
     run.write(res, state={"read, train, evaluate": "warm (the cache read once untimed first)",
-                          "ooc_overhead": "memory preloaded, disk cold (pages evicted)"}, repeats=1)
+                          "ooc_overhead": "memory preloaded, disk cold (pages evicted)"}, repeats=repeats)
     _print_table(res["sizes"])
     return res
 
@@ -244,15 +257,17 @@ def summarise(res: Dict[str, object], run: common.Run) -> None:
         res["ooc_overhead"], res["ooc_videos"] = sizes[0]["ooc"]["ooc_overhead"], sizes[0]["videos"]
         run.headline("ooc_overhead", [res["ooc_overhead"]])
     mid = sizes[len(sizes) // 2] if len(sizes) > 2 else sizes[-1]
-    res["baseline_vs_floor"] = run.headline("baseline_vs_floor", [mid["baseline_vs_floor"]])
+    res["baseline_vs_floor"] = run.headline("baseline_vs_floor", [r["baseline_vs_floor"] for r in mid["rounds"]])
     res["linear_vs_meanpool"] = mid["linear_vs_meanpool"]     # reported, not held on the CPU (the GPU's is the goal)
     if len(sizes) >= 2:
         small, big = sizes[-2], sizes[-1]
-        d_read = big["read"]["seconds"] - small["read"]["seconds"]
-        if d_read > 0:
-            slope = (big["evaluate"]["seconds"] - small["evaluate"]["seconds"]) / d_read
-            res["evaluate_slope"] = run.headline("evaluate_slope", [slope])
-            res["evaluate_fixed_seconds"] = small["evaluate"]["seconds"] - slope * small["read"]["seconds"]
+        pairs = [(b["evaluate"]["seconds"] - s["evaluate"]["seconds"], b["read"]["seconds"] - s["read"]["seconds"],
+                  s) for s, b in zip(small["rounds"], big["rounds"])]
+        slopes = [(d_eval / d_read, s) for d_eval, d_read, s in pairs if d_read > 0]
+        if slopes:     # round by round: round i of the smaller size against round i of the larger
+            res["evaluate_slope"] = run.headline("evaluate_slope", [k for k, _ in slopes])
+            res["evaluate_fixed_seconds"] = common.spread(
+                [s["evaluate"]["seconds"] - k * s["read"]["seconds"] for k, s in slopes])["median"]
         res["evaluate_rss_growth"] = run.headline(
             "evaluate_rss_growth", [big["evaluate"]["peak_rss_mib"] / small["evaluate"]["peak_rss_mib"]])
     res["goals"] = dict(GOALS)
