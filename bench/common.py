@@ -10,6 +10,9 @@ import subprocess
 import time
 from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Tuple
 
+from clipvid.atomic import atomic_path
+from clipvid.jsonfile import json_text, write_json
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_VIDEOS = os.path.join(REPO, "..", "shared", "fixtures", "real_videos")
@@ -174,16 +177,13 @@ class Run:
         extra = sorted(set(data) - self.keys - {"headlines", "stamp"})
         if extra:
             raise ValueError(f"bench.{self.name}: keys not declared in its RESULT_KEYS: {', '.join(extra)}")
-        out = json.loads(json.dumps({**data, "headlines": dict(self.headlines)}))   # as it will read back
+        out = json.loads(json_text({**data, "headlines": dict(self.headlines)}))   # as it will read back
         out["stamp"] = {"commit": commit(), "machine": machine(), "load_before": self.load_before,
                         "load_after": _load(), "state": state, "repeats": repeats, "started_at": self.started_at,
                         "measured_at": _now(), "digest": digest(out)}
         os.makedirs(results_dir(), exist_ok=True)
         path = os.path.join(results_dir(), f"{self.name}.json")
-        with open(path + ".part", "w") as f:
-            json.dump(out, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(path + ".part", path)
+        write_json(path, out, sort_keys=True)
         self.close()
         return path
 
@@ -246,15 +246,14 @@ def make_test_video(path: str, seconds: float, size: str = "640x360", fps: int =
     if os.path.exists(path):
         return path
     from extract.ffmpeg_bin import ffmpeg_exe
-    tmp = path + ".part" + os.path.splitext(path)[1]
     args = ["-g", str(gop)] if gop else []
     args += ["-bf", str(bframes)] if bframes >= 0 else []
     # libvpx-vp9's realtime mode: a VP9 stream in seconds, not minutes (decoding cost is what we measure).
     args += ["-preset", "veryfast"] if codec == "libx264" else ["-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M"]
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
-                    "-i", f"{src}=size={size}:rate={fps}", "-t", str(seconds), "-c:v", codec,
-                    "-pix_fmt", "yuv420p", *args, tmp], check=True)
-    os.replace(tmp, path)
+    with atomic_path(path, os.path.splitext(path)[1]) as tmp:   # ffmpeg picks the container by the extension
+        subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
+                        "-i", f"{src}=size={size}:rate={fps}", "-t", str(seconds), "-c:v", codec,
+                        "-pix_fmt", "yuv420p", *args, tmp], check=True)
     return path
 
 

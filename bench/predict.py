@@ -17,7 +17,8 @@ CLIPS_PER_CLASS = 17           # x 12 demo classes = 204 clips
 VIDEOS, FRAMES, DIM, CLASSES = 10_000, 100, 512, 25
 SLOPE_SIZES = (1_000, VIDEOS)  # timeline_slope: the growth between these two cache sizes
 PAIRS = 3                      # interleaved extract/predict pairs, and timeline repeats
-WORK = os.path.join("/work", "tmp", "10", "bench") if os.path.isdir("/work/tmp") else None
+# Where the caches and the runs go: $CLIPVID_SCALE_DIR, else the bench cache folder.
+WORK = os.environ.get("CLIPVID_SCALE_DIR") or None
 # A Python process and the command's imports: the start every command pays, reported beside the slope.
 IMPORTS = "import torch, h5py, numpy, predict.run, predict.score, train.api, train.checkpoint\n"
 RESULT_KEYS = frozenset({"predict_overhead", "timeline_slope", "overhead", "timeline", "goals", "method"})

@@ -2,7 +2,7 @@
 
 Usage: python -m bench.train_scale [SIZE ...] [--skip-trained] [--classes C] [--repeats R]   (default
 10000 50000 200000, 400 classes, 3 rounds of the read, the baselines and evaluate per size). Caches (N=100, D=512, float16, 80/10/10 splits) are built by streaming into
-$CLIPVID_SCALE_DIR (default /work/tmp/12), one at a time, and deleted afterwards. The whole run holds
+$CLIPVID_SCALE_DIR (default ~/.cache/clipvid/bench/train_scale, or $CLIPVID_BENCH_CACHE/train_scale), one at a time, and deleted afterwards. The whole run holds
 the bench lock; the result file holds the sizes this run measured. `--build-only SIZE ...` only streams
 those caches (for a later run to time and delete); `--skip-trained` leaves out the three trained heads,
 so evaluate scores the five training-free runs.
@@ -18,11 +18,10 @@ from typing import Dict, List
 import numpy as np
 
 from bench import common
+from clipvid.jsonfile import write_json
 
 FRAMES, DIM, CLASSES = 100, 512, 400
 SIZES = (10_000, 50_000, 200_000)
-BASELINES = "meanpool,maxpool,vote,midframe"
-TRAINED = "lstm,transformer,xclip"
 # The trained heads only need to exist for evaluate (its work per head does not depend on how well they
 # trained): one epoch on 8 frames keeps the 200k size inside the bench's half hour.
 TRAINED_ARGS = ["--epochs", "1", "--frames", "8"]
@@ -99,9 +98,8 @@ def ooc_overhead(path: str, steps: int = 20, device: str = "cpu") -> Dict[str, f
     import torch
     from cache.reader import open_cache
     from train.data import FrameSource
-    from train.heads import HEAD_DEFAULTS
     from train.loop import FitConfig, fit
-    from train.registry import build_module
+    from train.registry import HEADS, build_module
     out = {}
     with open_cache(path) as r:
         rows = np.flatnonzero(r.splits == "train")
@@ -110,7 +108,7 @@ def ooc_overhead(path: str, steps: int = 20, device: str = "cpu") -> Dict[str, f
         labels = r.labels[rows].astype(np.int64)
         text = np.asarray(r.text_emb, np.float32)
         config = {"head": "transformer", "dim": DIM, "frames": FRAMES, "pos_len": FRAMES, "seed": 0,
-                  **HEAD_DEFAULTS["transformer"]}
+                  **HEADS["transformer"].defaults}
         need = r.num_videos * FRAMES * DIM * 2
         empty = np.zeros(0, np.int64)
         for name, budget in (("memory", None), ("disk", need // 2)):
@@ -162,14 +160,9 @@ def build(videos: int, root: str, classes: int = CLASSES) -> float:
             return float(json.load(f)["seconds"])
     with common.bench_lock():
         start = time.perf_counter()
-        try:
-            stream_synthetic_cache(path, videos, classes, FRAMES, DIM, seed=0, progress=False)
-        finally:
-            if os.path.exists(path + ".part"):
-                os.remove(path + ".part")
+        stream_synthetic_cache(path, videos, classes, FRAMES, DIM, seed=0, progress=False)   # whole or absent
         seconds = time.perf_counter() - start
-    with open(path + ".build.json", "w") as f:
-        json.dump({"seconds": seconds}, f)
+    write_json(path + ".build.json", {"seconds": seconds})
     return seconds
 
 
@@ -185,17 +178,18 @@ def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True, class
     try:
         res["build_seconds"] = build(videos, root, classes)
         res["cache_gib"] = os.path.getsize(path) / 2 ** 30
+        from train.registry import BASELINES, PROBE, TRAINED
         train = ["-m", "train", path, "--quiet", "--out", runs]
         sequential_read(path)                                             # same page-cache state for all
         res["meanpool"] = _timed([*train, "--head", "meanpool"])
-        res["linear"] = _timed([*train, "--head", "linear"])
+        res["linear"] = _timed([*train, "--head", PROBE])
         if trained:
-            res["trained"] = _timed([*train, "--head", TRAINED, *TRAINED_ARGS])
+            res["trained"] = _timed([*train, "--head", ",".join(TRAINED), *TRAINED_ARGS])
         res["rounds"] = []
         for _ in range(repeats):
             shutil.rmtree(report, ignore_errors=True)
             rnd = {"read": {**sequential_read(path), "load_average_before": _load()},
-                   "baselines": _timed([*train, "--head", BASELINES]),          # replaces the meanpool run
+                   "baselines": _timed([*train, "--head", ",".join(BASELINES)]),          # replaces the meanpool run
                    "evaluate": _timed(["-m", "evaluate", path, "--runs", runs, "--out", report, "--quiet"])}
             rnd["floor_seconds"] = floor_seconds(videos, rnd["read"]["seconds"], gflops, classes)
             rnd["baseline_vs_floor"] = rnd["baselines"]["seconds"] / rnd["floor_seconds"]
@@ -219,7 +213,7 @@ def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True, class
 
 def main(argv: List[str] = None) -> dict:
     args = list(argv if argv is not None else sys.argv[1:])
-    root = os.environ.get("CLIPVID_SCALE_DIR", "/work/tmp/12")
+    root = os.environ.get("CLIPVID_SCALE_DIR") or common.cache_dir("train_scale")
     if args[:1] == ["--build-only"]:  # make caches ahead of a run (it reuses them, then deletes them)
         for videos in map(int, args[1:]):
             print(f"built {videos} videos in {build(videos, root):.0f} s", flush=True)
