@@ -31,8 +31,8 @@ def open_file(path: str):
 
 def sample_pyav(path: str, n: int, geometries: Sequence[Geometry], threads: int, deadline: Deadline,
                 strategy: Optional[str] = None) -> Sample:
-    """Sample n rows of a video with PyAV; raises VideoError (the file's fault) or PyAVFailed."""
-    import av
+    """Sample n rows of a video with PyAV; raises VideoError (the file's fault) or PyAVFailed (any
+    other failure of PyAV's: its libraries' errors, a header its bindings cannot represent)."""
     try:
         try:
             with open_file(path) as container:
@@ -40,8 +40,10 @@ def sample_pyav(path: str, n: int, geometries: Sequence[Geometry], threads: int,
         except InexactSeek:
             with open_file(path) as container:
                 return _Video(container, n, threads, deadline).sample(geometries, "pass")
-    except av.FFmpegError as exc:
-        raise PyAVFailed(" ".join(str(exc).split())[:200]) from exc
+    except (VideoError, PyAVFailed, MemoryError):
+        raise
+    except Exception as exc:
+        raise PyAVFailed(" ".join(str(exc).split())[:200] or type(exc).__name__) from exc
 
 
 class _Video:
@@ -55,6 +57,8 @@ class _Video:
         if not streams:
             raise VideoError("no video stream (audio or data only)")
         self.stream = s = streams[0]
+        if s.codec_context is None:
+            raise PyAVFailed("no decoder for its video codec")
         s.codec_context.thread_count = threads
         # The bitstream's crop exactly, as the command line applies it: by default libavcodec keeps
         # the left edge aligned in memory and crops fewer columns there.
