@@ -129,12 +129,11 @@ def fed(files: List[str], spec: str, device: str, layouts: Optional[str] = None,
     """Extraction videos/s per layout beside the decode-only and embed-only ceilings, filled into `out`
     as measured (a run stopped by its time limit keeps the layouts it finished)."""
     from bench.pipeline import extraction_rate
-    from extract import inproc
     from extract.layout import default_layout
     cores = os.cpu_count() or 1
     out = {} if out is None else out
     out.update({"clips": len(files), "cores": cores, "default_layout": list(default_layout(device, None, None)),
-                "decoder": "in-process (PyAV)" if inproc.available() else "ffmpeg command line"})
+                "decoder": "PyAV, one task per worker process (sampler version 2)"})
     out["decode_only_videos_per_s"] = decode_only(files, cores)
     out["embed_only_videos_per_s"] = embed_only(files, spec, device, min(len(files), 400))
     print(f"gpu fed: ceilings {out}", flush=True)
@@ -207,9 +206,8 @@ def main(argv: List[str] = None) -> dict:
     try:
         for name in args.parts.split(","):
             key = name
-            if name == "fed":   # each decoder's figures under their own key: fed (command line), fed_pyav
-                from extract import inproc
-                key = "fed_pyav" if inproc.available() else "fed"
+            if name == "fed":   # sampler version 2's figures under their own key (PyAV alone, one task per worker)
+                key = "fed_v2"
             try:   # one part failing on a borrowed machine must not lose the others' figures
                 res[key] = parts[name]()
             except Exception as exc:
