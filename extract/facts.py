@@ -53,10 +53,11 @@ class Deadline:
     """One time limit (--video-timeout) shared by everything done for one video."""
 
     def __init__(self, seconds: float):
+        self.seconds = seconds
         self.end = time.monotonic() + seconds
 
     def left(self) -> float:
         remaining = self.end - time.monotonic()
         if remaining <= 0:
-            raise VideoError("decoding did not finish within the per-video time limit (--video-timeout)")
+            raise VideoError(f"decoding did not finish within {self.seconds:.0f} s (--video-timeout)")
         return remaining

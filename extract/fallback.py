@@ -50,11 +50,11 @@ def running(args: List[str], deadline: Deadline) -> Iterator[subprocess.Popen]:
             timer.cancel()
             proc.stdout.close()
         if expired.is_set():
-            raise VideoError("decoding did not finish within the per-video time limit (--video-timeout)")
+            raise VideoError(f"decoding did not finish within {deadline.seconds:.0f} s (--video-timeout)")
         err.seek(0)
         lines = [ln for ln in err.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-        if code and lines:
-            raise VideoError(f"ffmpeg: {lines[-1].strip()[:300]}")
+        if code and lines:          # the first complaint names the cause; the later ones wrap it up
+            raise VideoError(f"ffmpeg: {lines[0].strip()[:300]}")
 
 
 def _input(path: str):

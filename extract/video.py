@@ -1,5 +1,6 @@
 """Sample a video through PyAV: one open gives the stream facts, the plan (pass or seeks), the decode
 and, per geometry, the conversion of the picked frames."""
+import functools
 import math
 import os
 from typing import Iterator, Optional, Sequence
@@ -23,10 +24,22 @@ class InexactSeek(Exception):
     """Seeking lands after its targets (a container without an index): one pass samples the video."""
 
 
+# Demuxers that open the files a playlist names: such an open can block for ever (a FIFO with no
+# writer) where nothing in-process can interrupt it. PyAV never opens them; the command line,
+# which a timer can kill, samples those files.
+OPENS_OTHER_FILES = frozenset({"concat", "hls", "dash", "imf"})
+
+
+@functools.lru_cache(maxsize=1)
+def _demuxers() -> str:
+    import av
+    return ",".join(sorted(set(av.formats_available) - OPENS_OTHER_FILES))
+
+
 def open_file(path: str):
     """A PyAV container for the file at `path`, read as a file whatever its name ('pipe:7.mp4')."""
     import av
-    return av.open("file:" + os.path.abspath(path))
+    return av.open("file:" + os.path.abspath(path), options={"format_whitelist": _demuxers()})
 
 
 def sample_pyav(path: str, n: int, geometries: Sequence[Geometry], threads: int, deadline: Deadline,
