@@ -86,6 +86,10 @@ class _Video:
         self.fps = float(s.average_rate or s.guessed_rate or 0)
         self.end = -math.inf      # s: the end of the last video packet read
         self.draining = False     # read packets only (their times), decode nothing
+        self.wanted = math.inf    # s: the next target; packets well before it need no picture
+        # (with frame threads a skip setting would reach another packet than the one it was set for)
+        self.may_skip = threads == 1
+        self.gap = 1.0 / self.fps if self.fps > 0 else 0.0
 
     def duration(self) -> float:
         """The video stream's own span where the header gives it (audio may run on), else the file's."""
@@ -119,7 +123,7 @@ class _Video:
         got = self.decode(duration, geometries, chosen, kf)
         # Frames that stop well before the header's duration, or run well past it (a frame count
         # that lies): sample again over the span that has pictures.
-        slack = max(1.5 * duration / self.n, 1.5 / self.fps if self.fps > 0 else 0.0)
+        slack = max(1.5 * duration / self.n, 1.5 * self.gap)
         if math.isfinite(self.end) and abs(self.end - duration) > slack:
             note = f"header duration {duration:.2f} s, frames run to {self.end:.2f} s"
             self.container.seek(0, stream=self.stream, backward=True)
@@ -133,12 +137,12 @@ class _Video:
         last frame decoded; then read the rest of the packets (from near the end, when seeking)
         to learn where the pictures end. Picks go straight into a Collector."""
         picker = sampling.Picker(sampling.target_times(duration, self.n))
+        self.wanted = picker.wanted
         got = Collector(self.n, geometries)
         seek = strategy == "seek"
-        frame_gap = 1.0 / self.fps if self.fps > 0 else 0.0
         frames, pos, number, sought = self._frames(), -math.inf, 0, None
         while picker.wanted < math.inf:
-            goal = picker.wanted - frame_gap           # the frame before the target may be the nearest
+            goal = picker.wanted - self.gap           # the frame before the target may be the nearest
             ahead = _next(kf, pos) <= goal if kf is not None else goal - pos > SEEK_GAP
             if seek and ahead and sought != picker.wanted:       # (one seek per target at most)
                 frames, sought = self._seek(goal, picker.wanted), picker.wanted
@@ -147,6 +151,7 @@ class _Video:
                 break
             pos, number = self._time(frame, pos), number + 1
             got.take(picker.push(pos, (number, frame)))
+            self.wanted = picker.wanted
         got.take(picker.finish())
         self.draining = True
         if seek and pos < duration - SEEK_GAP:
@@ -154,7 +159,7 @@ class _Video:
         for _ in self._frames():
             pass
         self.draining = False
-        self.end = max(self.end, pos + frame_gap)
+        self.end = max(self.end, pos + self.gap)
         return got
 
     def _time(self, frame, prev: float) -> float:
@@ -166,12 +171,20 @@ class _Video:
 
     def _frames(self) -> Iterator:
         """Decoded frames from the demuxer's position; every packet's end time noted in self.end. A
-        packet that cannot be decoded costs its picture only, as on the command line."""
+        packet that cannot be decoded costs its picture only, as on the command line. A packet whose
+        picture shows two frame intervals or more before the next target can never be picked: where
+        no other picture refers to it (a non-reference B-frame) the decoder skips it (AVDISCARD_NONREF),
+        which changes no other picture."""
         import av
+        ctx, skipping = self.stream.codec_context, None
         for packet in self.container.demux(self.stream):
             self.deadline.left()
             if packet.pts is not None:
-                self.end = max(self.end, (packet.pts + (packet.duration or 0)) * self.tb - self.start)
+                t = packet.pts * self.tb - self.start
+                self.end = max(self.end, t + (packet.duration or 0) * self.tb)
+                early = self.may_skip and t + 2 * self.gap < self.wanted
+                if early is not skipping:          # (set only when it changes: a property call per packet)
+                    ctx.skip_frame, skipping = ("NONREF" if early else "DEFAULT"), early
             if self.draining:
                 continue
             try:
