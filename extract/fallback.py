@@ -31,7 +31,7 @@ def grow_pipe(fd: int) -> None:
 @contextmanager
 def running(args: List[str], deadline: Deadline) -> Iterator[subprocess.Popen]:
     """ffmpeg with `args` (stdout a pipe, errors only in stderr), killed at the deadline; raises
-    VideoError with ffmpeg's last error line when it fails, or when it ran out of time."""
+    VideoError with ffmpeg's first error line when it fails, or when it ran out of time."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *args],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
