@@ -95,7 +95,9 @@ def sample_cli(path: str, n: int, geometries: Sequence[Geometry], deadline: Dead
     picker = sampling.Picker(sampling.target_times(duration, n))
     got = Collector(n, geometries, rotate=False)
     stream = _input(path).video.filter("select", sampling.select_expression(duration, n, fps))
-    cmd = stream.output("pipe:", format="nut", vcodec="rawvideo", pix_fmt="rgb24", fps_mode="passthrough").get_args()
+    # (the input's time base kept: NUT would otherwise round the times to one of its own)
+    cmd = stream.output("pipe:", format="nut", vcodec="rawvideo", pix_fmt="rgb24", fps_mode="passthrough",
+                        enc_time_base="demux").get_args()
     with running(cmd, deadline) as proc:
         try:
             with av.open(proc.stdout, format="nut") as nut:

@@ -65,6 +65,10 @@ class _Video:
     def __init__(self, container, n: int, threads: int, deadline: Deadline):
         import av
         self.container, self.n, self.deadline = container, n, deadline
+        # No made-up presentation times (PyAV's default AVFMT_FLAG_GENPTS, which ffmpeg's tools do
+        # not set): an AVI B-frame stream's would go backwards; without them a frame has the time
+        # ffprobe gives it (its own, else its packet's decode time).
+        container.flags &= ~av.container.Flags.gen_pts.value
         streams = [s for s in container.streams.video
                    if not s.disposition & av.stream.Disposition.attached_pic]
         if not streams:
@@ -179,12 +183,13 @@ class _Video:
         ctx, skipping = self.stream.codec_context, None
         for packet in self.container.demux(self.stream):
             self.deadline.left()
-            if packet.pts is not None:
-                t = packet.pts * self.tb - self.start
-                self.end = max(self.end, t + (packet.duration or 0) * self.tb)
-                early = self.may_skip and t + 2 * self.gap < self.wanted
-                if early is not skipping:          # (set only when it changes: a property call per packet)
-                    ctx.skip_frame, skipping = ("NONREF" if early else "DEFAULT"), early
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is not None:
+                self.end = max(self.end, (ts + (packet.duration or 0)) * self.tb - self.start)
+            # (a decode time may come before its picture's time by the reorder delay: no skip on it)
+            early = self.may_skip and packet.pts is not None and packet.pts * self.tb - self.start + 2 * self.gap < self.wanted
+            if early is not skipping:              # (set only when it changes: a property call per packet)
+                ctx.skip_frame, skipping = ("NONREF" if early else "DEFAULT"), early
             if self.draining:
                 continue
             try:

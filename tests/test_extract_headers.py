@@ -47,7 +47,7 @@ def _check_against_ffmpeg(name: str, path: str, s) -> None:
     assert times.max() - frame - 1e-3 <= s.info.duration <= times.max() + max(s.info.duration / N, 0.25), \
         (name, s.info, times.max())
     want = nearest_rows(times, target_times(s.info.duration, N))                  # [N]
-    # The same frame, or (where the two builds' times differ by a frame, AVI) its neighbour in time.
+    # The same frame, or its neighbour where the target lies halfway between two (a float tie).
     assert np.abs(times[want] - s.t).max() <= frame + 1e-3, (name, times[want], s.t)
     convert, out = Converter(CLIP, []), np.empty((3, CLIP.size, CLIP.size), np.uint8)
     import av
