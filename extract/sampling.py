@@ -93,8 +93,3 @@ def choose_strategy(duration: float, fps: float, n: int, keyframes: Optional[np.
         cost = seek_frames(duration, fps, n, keyframes) * SEEK_FRAME_COST + n * SEEK_INPUT_COST
         return "seek" if cost < total else "pass"
     return "seek" if total / max(n, 1) >= SEEK_MIN_FRAMES_PER_SAMPLE else "pass"
-
-
-def count_distinct(rows: np.ndarray) -> int:
-    """How many different source frames the rows use."""
-    return int(len(np.unique(rows)))

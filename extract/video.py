@@ -1,6 +1,7 @@
 """Sample a video through PyAV: one open gives the stream facts, the plan (pass or seeks), the decode
 and, per geometry, the conversion of the picked frames."""
 import functools
+import itertools
 import math
 import os
 from typing import Iterator, Optional, Sequence
@@ -187,7 +188,8 @@ class _Video:
             if ts is not None:
                 self.end = max(self.end, (ts + (packet.duration or 0)) * self.tb - self.start)
             # (a decode time may come before its picture's time by the reorder delay: no skip on it)
-            early = self.may_skip and packet.pts is not None and packet.pts * self.tb - self.start + 2 * self.gap < self.wanted
+            shows = packet.pts * self.tb - self.start if packet.pts is not None else math.inf
+            early = self.may_skip and shows + 2 * self.gap < self.wanted
             if early is not skipping:              # (set only when it changes: a property call per packet)
                 ctx.skip_frame, skipping = ("NONREF" if early else "DEFAULT"), early
             if self.draining:
@@ -214,7 +216,7 @@ class _Video:
             if first is None:
                 return iter(())
             if self._time(first, -math.inf) <= target:
-                return _chain(first, frames)
+                return itertools.chain([first], frames)
         raise InexactSeek(f"seeking lands after {target:.3f} s")
 
 
@@ -222,8 +224,3 @@ def _next(kf: np.ndarray, t: float) -> float:
     """The first keyframe time after t (inf when none)."""
     i = int(np.searchsorted(kf, t, side="right"))
     return float(kf[i]) if i < len(kf) else math.inf
-
-
-def _chain(first, rest) -> Iterator:
-    yield first
-    yield from rest

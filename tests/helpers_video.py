@@ -34,8 +34,8 @@ def decode_all(path: str) -> Tuple[np.ndarray, np.ndarray]:
     its time from the container's start: [F, H, W, 3] uint8, [F] s (raw frames in NUT, read by PyAV)."""
     import av
     proc = subprocess.Popen([ffmpeg_exe(), "-v", "error", "-nostdin", "-i", "file:" + os.path.abspath(path),
-                             "-map", "0:v:0", "-fps_mode", "passthrough", "-enc_time_base", "demux", "-c:v", "rawvideo", "-pix_fmt", "rgb24",
-                             "-f", "nut", "pipe:"], stdout=subprocess.PIPE)
+                             "-map", "0:v:0", "-fps_mode", "passthrough", "-enc_time_base", "demux",
+                             "-c:v", "rawvideo", "-pix_fmt", "rgb24", "-f", "nut", "pipe:"], stdout=subprocess.PIPE)
     with av.open(proc.stdout, format="nut") as nut:
         got = [(f.to_ndarray(), float(f.time)) for f in nut.decode(video=0)]
     assert proc.wait() == 0 and got, path
