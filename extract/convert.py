@@ -3,6 +3,7 @@ import math
 from fractions import Fraction
 from typing import List, Optional, Sequence, Tuple
 
+import av
 import numpy as np
 
 from extract import geometry
@@ -41,8 +42,7 @@ def orientation(matrix: Optional[Sequence[int]]) -> List[Tuple[str, str]]:
 
 def display_matrix(frame) -> Optional[List[int]]:
     """The frame's display matrix side data (the stream's, which the decoder attaches), or None."""
-    from av.sidedata.sidedata import Type
-    data = frame.side_data.get(Type.DISPLAYMATRIX)
+    data = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
     return None if data is None else np.frombuffer(bytes(data), "<i4", 9).tolist()
 
 
@@ -60,7 +60,6 @@ class Converter:
         self.graph, self.key = None, None
 
     def _build(self, frame) -> None:
-        import av
         graph = av.filter.Graph()
         nodes = [graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
                                   time_base=frame.time_base or Fraction(1, 1000000))]

@@ -7,6 +7,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator, List, Sequence, Tuple
 
+import av
 import ffmpeg
 import numpy as np
 
@@ -86,7 +87,6 @@ def sample_cli(path: str, n: int, geometries: Sequence[Geometry], deadline: Dead
     """Sample n rows through the command line: the packets' times give the duration; one decode
     keeps ~n frames (sampling.select_expression), turned upright by ffmpeg and sent as raw RGB in
     NUT, which PyAV reads from the pipe with each frame's time."""
-    import av
     starts, end = packet_times(path, deadline)
     duration = end - min(starts[0], 0.0)
     fps = len(starts) / duration if duration > 0 else 0.0

@@ -1,11 +1,13 @@
 """Sample a video through PyAV: one open gives the stream facts, the plan (pass or seeks), the decode
 and, per geometry, the conversion of the picked frames."""
+import contextlib
 import functools
 import itertools
 import math
 import os
 from typing import Iterator, Optional, Sequence
 
+import av
 import numpy as np
 
 from extract import sampling
@@ -33,13 +35,11 @@ OPENS_OTHER_FILES = frozenset({"concat", "hls", "dash", "imf"})
 
 @functools.lru_cache(maxsize=1)
 def _demuxers() -> str:
-    import av
     return ",".join(sorted(set(av.formats_available) - OPENS_OTHER_FILES))
 
 
 def open_file(path: str):
     """A PyAV container for the file at `path`, read as a file whatever its name ('pipe:7.mp4')."""
-    import av
     return av.open("file:" + os.path.abspath(path), options={"format_whitelist": _demuxers()})
 
 
@@ -64,7 +64,6 @@ class _Video:
     """One open file: its video stream's facts, then decodes over a duration."""
 
     def __init__(self, container, n: int, threads: int, deadline: Deadline):
-        import av
         self.container, self.n, self.deadline = container, n, deadline
         # No made-up presentation times (PyAV's default AVFMT_FLAG_GENPTS, which ffmpeg's tools do
         # not set): an AVI B-frame stream's would go backwards; without them a frame has the time
@@ -108,6 +107,9 @@ class _Video:
         long videos only (short ones always take one pass); None when the index is empty."""
         if duration < sampling.SEEK_MIN_DURATION or self.fps <= 0:
             return None
+        if len(self.stream.index_entries) < 2:        # Matroska reads its cues at the first seek
+            with contextlib.suppress(av.FFmpegError):
+                self.container.seek(0, stream=self.stream, backward=True)
         entries = self.stream.index_entries
         times = [e.timestamp for e in entries if e.is_keyframe] if len(entries) else []
         return np.sort(np.asarray(times, np.float64)) * self.tb - self.start if times else None
@@ -180,7 +182,6 @@ class _Video:
         picture shows two frame intervals or more before the next target can never be picked: where
         no other picture refers to it (a non-reference B-frame) the decoder skips it (AVDISCARD_NONREF),
         which changes no other picture."""
-        import av
         ctx, skipping = self.stream.codec_context, None
         for packet in self.container.demux(self.stream):
             self.deadline.left()
@@ -205,7 +206,6 @@ class _Video:
     def _seek(self, goal: float, target: float) -> Iterator:
         """Frames from a keyframe at or before `goal`: further back while the first frame decoded
         lands after `target`; InexactSeek when it still does (then one pass samples the video)."""
-        import av
         for back in SEEK_BACKOFF:
             try:
                 self._seek_to(max(goal - back, 0.0))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from cache import open_cache
-from cache.errors import CacheError
+from clipvid.errors import CacheError
 from cache.schema import make_settings
 from cache.writer import CacheWriter
 from extract import pipeline
