@@ -19,19 +19,9 @@ def target_times(duration: float, n: int) -> np.ndarray:
     return (np.arange(n, dtype=np.float64) + 0.5) * (duration / n)
 
 
-def nearest_rows(frame_times: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """For each target, the index of the nearest of sorted frame times (ties go to the earlier). [n]"""
-    frame_times = np.asarray(frame_times, dtype=np.float64)
-    if len(frame_times) == 1:
-        return np.zeros(len(targets), dtype=np.int64)
-    pos = np.clip(np.searchsorted(frame_times, targets), 1, max(len(frame_times) - 1, 1))
-    before, after = frame_times[pos - 1], frame_times[pos]
-    return np.where(targets - before <= after - targets, pos - 1, pos).astype(np.int64)
-
-
 class Picker:
-    """Decoded frames in, in time order; out, for each target, the nearest frame (ties: the earlier),
-    as nearest_rows would choose over every frame, while holding only the last frame seen."""
+    """Decoded frames in, in time order; out, for each target, the nearest frame (ties: the earlier)
+    of all the frames, while holding only the last frame seen."""
 
     def __init__(self, targets: np.ndarray):
         self.targets = targets.tolist()

@@ -42,6 +42,13 @@ def decode_all(path: str) -> Tuple[np.ndarray, np.ndarray]:
     return np.stack([f for f, _ in got]), np.array([t for _, t in got])
 
 
+def nearest_rows(frame_times: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """The reference choice: for each target, the index of the nearest of sorted frame times, ties to
+    the earlier (brute force over every frame). [n]"""
+    dist = np.abs(np.asarray(targets)[:, None] - np.asarray(frame_times)[None, :])      # [n, F]
+    return np.argmin(dist, axis=1).astype(np.int64)        # (argmin: the first of equal distances)
+
+
 def ffprobe(path: str) -> dict:
     """ffprobe's reading of the first video stream: displayed width and height (the display matrix's
     quarter turns applied), rotation, duration (the stream's, else the file's) and average fps."""

@@ -12,11 +12,11 @@ from extract.convert import Converter
 from extract.decode import sample_video, sample_videos
 from extract.facts import VideoError
 from extract.geometry import CLIP
-from extract.sampling import nearest_rows, target_times
+from extract.sampling import target_times
 from tests.conftest import REAL_VIDEOS, run_cli
 from tests.header_media import (add_flips_and_fallback, find_box, long_clip, make_all, set_avi_height_zero,
                                 set_stts_count)
-from tests.helpers_video import decode_all, ffmpeg, ffprobe
+from tests.helpers_video import decode_all, ffmpeg, ffprobe, nearest_rows
 from tests.limited import run_limited
 
 N = 8

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from extract import convert, geometry, sampling
+from tests.helpers_video import nearest_rows
 
 EXTRACT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "extract")
 
@@ -19,7 +20,7 @@ def test_target_times_are_centred_and_inside():
 
 
 def test_picker_chooses_what_nearest_rows_chooses_over_every_frame():
-    """Streaming frames through the Picker keeps nearest_rows' choice (ties: the earlier frame),
+    """Streaming frames through the Picker keeps the brute-force choice (ties: the earlier frame),
     also for frames that repeat a time or go back (skipped), and targets after the last frame."""
     rng = np.random.default_rng(0)
     for _ in range(200):
@@ -32,13 +33,15 @@ def test_picker_chooses_what_nearest_rows_chooses_over_every_frame():
             got += [i for _, i in picker.push(float(t), k)]
         got += [i for _, i in picker.finish()]
         unique = np.unique(times, return_index=True)[1]        # the first frame of each time
-        want = unique[sampling.nearest_rows(times[unique], targets)]
+        want = unique[nearest_rows(times[unique], targets)]
         assert got == want.tolist()
 
 
 def test_short_video_repeats_nearest_frames():
-    frames = np.arange(30) / 3.0          # 30 frames over 10 s
-    rows = sampling.nearest_rows(frames, sampling.target_times(10.0, 100))
+    picker, rows = sampling.Picker(sampling.target_times(10.0, 100)), []
+    for k, t in enumerate(np.arange(30) / 3.0):           # 30 frames over 10 s
+        rows += [i for _, i in picker.push(float(t), k)]
+    rows += [i for _, i in picker.finish()]
     assert len(rows) == 100 and len(np.unique(rows)) == 30
     assert (np.diff(rows) >= 0).all()
 
