@@ -28,18 +28,10 @@ def fallbacks(files: List[str]) -> Dict[str, object]:
 
 
 def fallback_only() -> dict:
-    """`python -m bench.decode fallback`: measure only the fallback rate; merge it into decode.json."""
-    import json
-    import time
+    """`python -m bench.decode fallback`: measure only the fallback rate (decode.json then holds only it)."""
+    run = common.Run("decode", RESULT_KEYS)
     res = fallbacks(common.real_videos() + common.demo_videos() + common.long_videos())
-    res.update(machine=common.machine(), measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    path = os.path.join(common.RESULTS, "decode.json")
-    with open(path) as f:
-        whole = json.load(f)          # the ratios keep their own date; this key carries its own
-    whole["header_fallbacks"] = res
-    with open(path, "w") as f:
-        json.dump(whole, f, indent=2, sort_keys=True)
-        f.write("\n")
+    run.write({"header_fallbacks": res}, state="clips generated before, in the page cache", repeats=1)
     return res
 
 
@@ -48,6 +40,8 @@ REPEATS = 3
 # Issue 23: CPU at most 1.0x the best peer decoder on every class.
 GOALS = {"short_ratio": 1.3, "long_ratio": 1.0, "peer_ratio_short": 1.0, "peer_ratio_long_sparse": 1.0,
          "peer_ratio_long_dense": 1.0}
+RESULT_KEYS = frozenset({*GOALS, "classes", "goals", "frames", "method", "header_fallbacks", "wall"})
+HEADLINES = tuple(GOALS)
 
 
 def class_files(name: str) -> List[str]:
@@ -86,7 +80,6 @@ def measure_class(name: str, repeats: int = REPEATS) -> Dict[str, object]:
     found, versions, missing = peer_decoders.available()
     for peer, why in missing.items():
         print(f"  {peer}: skipped ({why})", flush=True)
-    load_start = os.getloadavg()
     fidelity = _fidelity(files, found)
     usable = [f for f in files if all(not isinstance(fidelity[p][os.path.basename(f)], str) for p in found)]
     print(f"decode {name}: {len(files)} clips ({len(usable)} every peer samples), N={peers.N}, "
@@ -97,18 +90,18 @@ def measure_class(name: str, repeats: int = REPEATS) -> Dict[str, object]:
         methods["ours_all"] = lambda: peers.ours_many(files)
         methods["bare_all"] = lambda: [peers.bare_decode(f) for f in files]
     times = common.interleaved(methods, repeats)
-    cpu = {k: min(c for _, c in v) for k, v in times.items()}
+    rounds = {k: [c for _, c in v] for k, v in times.items()}                  # CPU s of each round
+    cpu = {k: min(v) for k, v in rounds.items()}
     wall = {k: min(w for w, _ in v) for k, v in times.items()}
     print("  CPU s: " + "  ".join(f"{k} {v:.2f}" for k, v in cpu.items()), flush=True)
     best = min(found, key=lambda p: cpu[p]) if found else None
     return {"clips": [os.path.basename(f) for f in files], "peer_clips": [os.path.basename(f) for f in usable],
-            "cpu_s": cpu, "wall_s": wall, "best_peer": best,
+            "cpu_s": cpu, "wall_s": wall, "best_peer": best, "cpu_s_rounds": rounds,
             "peer_ratio": cpu["ours"] / cpu[best] if best else None,
             "peer_ratio_wall": wall["ours"] / wall[best] if best else None,
             "ours_bare_cpu": [cpu.get("ours_all", cpu["ours"]), cpu.get("bare_all", cpu["bare"])],
             "ours_bare_wall": [wall.get("ours_all", wall["ours"]), wall.get("bare_all", wall["bare"])],
             "peer_versions": versions, "peers_missing": missing, "fidelity_mean_abs_diff_to_ours": fidelity,
-            "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]},
             "repeats": repeats}
 
 
@@ -140,22 +133,30 @@ def peer_table(classes: Dict[str, Dict[str, object]]) -> str:
     return common.table(["class", *methods, "best peer", "ours / best"], rows)
 
 
+def round_ratios(classes: Dict[str, Dict[str, object]]) -> Dict[str, List[float]]:
+    """Each headline ratio per interleaved round (CPU seconds), for its median, min and max."""
+    out: Dict[str, List[float]] = {}
+    for name, c in classes.items():
+        r = c["cpu_s_rounds"]
+        if c.get("best_peer"):
+            out[f"peer_ratio_{name}"] = [o / p for o, p in zip(r["ours"], r[c["best_peer"]])]
+    ours_bare = lambda c: zip(c["cpu_s_rounds"].get("ours_all", c["cpu_s_rounds"]["ours"]),  # noqa: E731
+                              c["cpu_s_rounds"].get("bare_all", c["cpu_s_rounds"]["bare"]))
+    if "short" in classes:
+        out["short_ratio"] = [o / b for o, b in ours_bare(classes["short"])]
+    longs = [list(ours_bare(classes[k])) for k in ("long_sparse", "long_dense") if k in classes]
+    if longs:
+        out["long_ratio"] = [sum(o for o, _ in rnd) / sum(b for _, b in rnd) for rnd in zip(*longs)]
+    return out
+
+
 def main(names: List[str] = None, repeats: int = REPEATS) -> dict:
-    """Measure the named classes (default: all, then the header fallbacks) and merge them into
-    bench/results/decode.json, so each class can run under its own short lock."""
-    import json
-    import time
+    """Measure the named classes (default: all, then the header fallbacks); bench/results/decode.json
+    holds what this run measured."""
+    run = common.Run("decode", RESULT_KEYS)
     names = list(names or CLASSES)
-    path = os.path.join(common.RESULTS, "decode.json")
-    whole = json.load(open(path)) if os.path.exists(path) else {}
-    classes = whole.get("classes", {})
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    for name in names:
-        classes[name] = {**measure_class(name, repeats), "measured_at": stamp, "machine": common.machine()}
-    for stale in ("naive_ratio", "peer_ratio", "short_alone_ratio", "short_peer_ratio", "long_peer_ratio",
-                  "per_file_seconds", "short_set_seconds", "long_strategies", "wall", *GOALS):
-        whole.pop(stale, None)     # figures of the earlier bench (OpenCV-only peer), replaced by the classes
-    whole.update(headline(classes), classes=classes, goals=GOALS, frames=peers.N, method=(
+    classes = {name: measure_class(name, repeats) for name in names}
+    whole = dict(headline(classes), classes=classes, goals=GOALS, frames=peers.N, method=(
         "three clip classes (short: the 8 real fixtures + one demo clip per class; long_sparse: 120 s 360p, "
         "keyframe every 250 frames, x264 with and without B-frames and one VP9; long_dense: 90 s 720p x264, "
         "keyframe every 30 frames, with and without B-frames). Per class, every method samples the whole "
@@ -163,13 +164,12 @@ def main(names: List[str] = None, repeats: int = REPEATS) -> dict:
         "(ffmpeg). ours = the worker path (extract.decode.iter_samples); bare = ffmpeg -threads 1 -f null; "
         "peers single-threaded, N=100 frames nearest the slice centres, short side 224 bicubic, centre "
         "crop. peer_ratio_<class> = ours / the best peer over the clips every peer samples; short_ratio, "
-        "long_ratio = ours / bare over the whole class") % repeats)
+        "long_ratio = ours / bare over the whole class; `headlines`: the same ratios per round") % repeats)
+    for key, samples in round_ratios(classes).items():
+        run.headline(key, samples)
     if set(names) == set(CLASSES):
         whole["header_fallbacks"] = fallbacks(common.real_videos() + common.demo_videos() + common.long_videos())
-    whole["machine"], whole["measured_at"] = common.machine(), stamp
-    with open(path, "w") as f:
-        json.dump(whole, f, indent=2, sort_keys=True)
-        f.write("\n")
+    run.write(whole, state="clips generated before and read once untimed (page cache warm)", repeats=repeats)
     print(peer_table(classes))
     rows = [(k, f"{whole[k]:.3f}", f"{whole['wall'][k]:.3f}", GOALS[k], common.goal(whole[k], GOALS[k]))
             for k in GOALS if k in whole]

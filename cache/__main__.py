@@ -6,7 +6,7 @@ from collections import Counter
 
 from clipvid.errors import EXIT_OK, EXIT_PARTIAL, CacheError, exit_status
 from clipvid.helptext import add_examples
-from clipvid.options import Parser
+from clipvid.options import Parser, add_quiet
 from cache.reader import open_cache
 from cache.validate import validate
 
@@ -69,6 +69,7 @@ def main(argv=None) -> int:
                                              "old frames, merges small shards; needs free disk for one copy)"),
                          ["python -m cache compact cache.h5", "python -m cache compact cache.h5 && python -m cache info cache.h5"])
     p_com.add_argument("file", help="a cache written by python -m extract (.h5)")
+    add_quiet(p_com)
     args = ap.parse_args(argv)
     return exit_status(lambda: _command(args), interrupted=lambda: "interrupted: nothing more was written")
 
@@ -79,7 +80,7 @@ def _command(args: argparse.Namespace) -> int:
             return info(args.file, args.json)
         if args.cmd == "compact":
             from cache.compact import compact
-            before, after = compact(args.file)
+            before, after = compact(args.file, progress=not args.quiet)
             print(f"{args.file}: {before} shards -> {after}" if before != after else f"{args.file}: already compact")
             return EXIT_OK
         problems = validate(args.file)

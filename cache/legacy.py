@@ -8,6 +8,7 @@ import numpy as np
 
 from cache import layout as L
 from cache.pooling import mean_pool
+from clipvid.progress import progress as progress_display
 
 if TYPE_CHECKING:
     from cache.reader import CacheReader
@@ -23,14 +24,11 @@ def index_key(path: str, videos: int) -> str:
 
 
 def pooled_blocks(reader: "CacheReader", progress: bool, what: str):
-    """Yield (start, [b, D] float16 unit mean-pooled rows) over the whole cache, with a progress line."""
-    V = reader.num_videos
-    for start, block in reader.iter_emb(_BLOCK):
-        if progress:
-            print(f"\r{what}: {min(start + _BLOCK, V)}/{V} videos", end="", file=sys.stderr, flush=True)
-        yield start, mean_pool(block).astype(np.float16)
-    if progress and V:
-        print(file=sys.stderr, flush=True)
+    """Yield (start, [b, D] float16 unit mean-pooled rows) over the whole cache, with the one progress display."""
+    with progress_display(total=reader.num_videos, desc=what, unit="video", quiet=not progress) as shown:
+        for start, block in reader.iter_emb(_BLOCK):   # [b, N, D]
+            yield start, mean_pool(block).astype(np.float16)
+            shown.update(len(block))
 
 
 def legacy_index(reader: "CacheReader", progress: bool = True) -> L.RowView:
@@ -73,18 +71,18 @@ def migrate(reader: "CacheReader", st, append_row) -> object:
     st.classes = list(reader.class_names)
     st.text = {n: reader.text_emb[i] for i, n in enumerate(reader.class_names)}
     st.failed = {i: why for i, why in reader.failures}
-    for start, block in reader.iter_emb(_BLOCK):
-        print(f"\r{reader.path}: migrating to cache schema 2 (a one-time copy): "
-              f"{min(start + _BLOCK, V)}/{V} videos", end="", file=sys.stderr, flush=True)
-        times = reader.times(np.arange(start, start + len(block)))
-        for k in range(len(block)):
-            i = start + k
-            physical, _ = append_row(row_arrays(block[k], times[k], int(reader.labels[i]), int(reader.n_distinct[i]),
-                                                float(reader.duration[i]), float(reader.fps[i]),
-                                                (reader.ids[i], reader.splits[i], reader.captions[i], "", "")))
-            st.put_video(str(reader.ids[i]), physical, "")
-    if V:
-        print(file=sys.stderr, flush=True)
+    print(f"note: {reader.path}: migrating to cache schema 2 (a one-time copy of {V} videos)", file=sys.stderr)
+    with progress_display(total=V, desc=f"{reader.path}: migrating", unit="video") as shown:
+        for start, block in reader.iter_emb(_BLOCK):   # [b, N, D]
+            times = reader.times(np.arange(start, start + len(block)))
+            for k in range(len(block)):
+                i = start + k
+                physical, _ = append_row(row_arrays(block[k], times[k], int(reader.labels[i]),
+                                                    int(reader.n_distinct[i]), float(reader.duration[i]),
+                                                    float(reader.fps[i]),
+                                                    (reader.ids[i], reader.splits[i], reader.captions[i], "", "")))
+                st.put_video(str(reader.ids[i]), physical, "")
+            shown.update(len(block))
     return st
 
 

@@ -19,6 +19,8 @@ from tests.header_media import (add_flips_and_fallback, find_box, long_clip, mak
 from tests.helpers_video import decode_all, ffmpeg, ffprobe, nearest_rows
 from tests.limited import run_limited
 
+pytestmark = pytest.mark.slow
+
 N = 8
 MAX_PIXEL_DIFF = 6.0    # mean |difference| of 255 between our picture and ffmpeg's frame through the
                         # same resize: they differ in the order of colour conversion and scaling

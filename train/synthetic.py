@@ -8,6 +8,7 @@ from typing import List, Optional
 import numpy as np
 
 from cache import schema as S
+from clipvid.atomic import atomic_path
 from clipvid.helptext import add_examples
 from cache.writer import CacheWriter
 
@@ -122,8 +123,7 @@ def stream_synthetic_cache(path: str, videos: int, num_classes: int = 400, frame
     # The single-file layout (schema 1), which CacheReader still reads: one HDF5 file written block by block.
     settings["schema_version"] = 1
     text_dtype = h5py.string_dtype("utf-8")
-    tmp = path + ".part"
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for key, val in settings.items():
             f.attrs[key] = val
         emb = f.create_dataset(S.EMB, (videos, frames, dim), np.float16, chunks=(1, frames, dim),
@@ -146,7 +146,6 @@ def stream_synthetic_cache(path: str, videos: int, num_classes: int = 400, frame
         f.create_dataset(S.TEXT_EMB, data=text.astype(np.float16))
         f.create_dataset(S.FAIL_IDS, data=np.array([], dtype=object), dtype=text_dtype)
         f.create_dataset(S.FAIL_REASONS, data=np.array([], dtype=object), dtype=text_dtype)
-    os.replace(tmp, path)
 
 
 def write_synthetic_cache(path: str, num_classes: int = 8, per_class: int = 30, frames: int = 32,
