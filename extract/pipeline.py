@@ -157,7 +157,7 @@ def precheck(out: str, settings: dict, allow_new_root: bool = False) -> None:
         old = read_settings(out)
         why = settings_mismatch(old, dict(settings, dim=old.get("dim")))
         if why and sampler_version(old) != SAMPLER["version"]:
-            raise CacheError(out, f"refusing to append: its frames were chosen by sampler version "
+            raise CacheError(out, f"refusing to append: {why}; its frames were chosen by sampler version "
                                   f"{sampler_version(old)}, this run's sampler is version {SAMPLER['version']}; "
                                   f"extract into a new --out cache (or re-extract these videos into one)")
         if why:
