@@ -80,7 +80,7 @@ def migrate(reader: "CacheReader", st, append_row) -> object:
                 physical, _ = append_row(row_arrays(block[k], times[k], int(reader.labels[i]),
                                                     int(reader.n_distinct[i]), float(reader.duration[i]),
                                                     float(reader.fps[i]),
-                                                    (reader.ids[i], reader.splits[i], reader.captions[i], "")))
+                                                    (reader.ids[i], reader.splits[i], reader.captions[i], "", "")))
                 st.put_video(str(reader.ids[i]), physical, "")
             shown.update(len(block))
     return st
