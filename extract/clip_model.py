@@ -35,6 +35,9 @@ def load_clip(spec: str, device: torch.device) -> LoadedClip:
     except Exception as exc:  # a damaged or foreign file: say which and why, in one line
         raise WeightsUnavailable(f"cannot load CLIP weights from {path}: {str(exc).splitlines()[0][:200]}")
     model.eval()
+    from clipvid.device import amp_dtype
+    if amp_dtype(device, "embed") is None:
+        model.float()   # clip.load keeps half weights on every device but the CPU; fp32 was decided (MPS)
     dim = int(model.text_projection.shape[1])
     return LoadedClip(model, spec, path, file_hash(path), is_random, dim,
                       int(model.visual.input_resolution), torch.device(device))
