@@ -7,8 +7,8 @@ without one, results untouched; `--device cpu` with small sizes only checks that
           10 s 640x360 H.264 clips, for extract's default GPU layout and others, beside the
           decode-only rate (every core decoding) and the embed-only rate (the GPU alone);
           every layout and the default in one run, each with and without the cluster start and model
-          loads; figures with the in-process decoder go under fed_pyav, with the ffmpeg command line
-          under fed; `--parts` measures only those parts (the result file then holds only them);
+          loads (PyAV decodes, one task per worker process, since sampler version 2; fed_pyav holds
+          older runs' in-process figures); `--parts` measures only those parts (the result file then holds only them);
   train   a Kinetics-shaped synthetic cache of --videos videos: the same transformer steps from
           memory and from disk (budget forced to half), and `python -m train` wall seconds for the
           transformer (1 epoch), meanpool and the linear probe on the GPU.
@@ -207,8 +207,6 @@ def main(argv: List[str] = None) -> dict:
     try:
         for name in args.parts.split(","):
             key = name
-            if name == "fed":   # sampler version 2's figures under their own key (PyAV alone, one task per worker)
-                key = "fed_v2"
             try:   # one part failing on a borrowed machine must not lose the others' figures
                 res[key] = parts[name]()
             except Exception as exc:

@@ -16,7 +16,7 @@ EPILOG = """exit status: 0 every video is cached; 1 some videos failed (listed, 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = Parser(
         prog="python -m extract", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Sample N frames per video with ffmpeg, embed them with CLIP on a Dask cluster, "
+        description="Sample N frames per video with FFmpeg (PyAV), embed them with CLIP on a Dask cluster, "
                     "and cache them in HDF5. Running it again resumes.")
     ap.add_argument("source", help="folder with one sub-folder per class, a path[,label,split,caption] "
                                    "CSV (relative paths are resolved against the CSV's own folder), "

@@ -77,6 +77,8 @@ class _Video:
         if s.codec_context is None:
             raise PyAVFailed("no decoder for its video codec")
         s.codec_context.thread_count = threads
+        if threads > 1:                       # (PyAV's default would split slices only)
+            s.codec_context.thread_type = "AUTO"
         # The bitstream's crop exactly, as the command line applies it: by default libavcodec keeps
         # the left edge aligned in memory and crops fewer columns there.
         s.codec_context.flags |= av.codec.context.Flags.unaligned

@@ -52,7 +52,8 @@ def nearest_rows(frame_times: np.ndarray, targets: np.ndarray) -> np.ndarray:
 def ffprobe(path: str) -> dict:
     """ffprobe's reading of the first video stream: displayed width and height (the display matrix's
     quarter turns applied), rotation, duration (the stream's, else the file's) and average fps."""
-    out = subprocess.run(["ffprobe", "-v", "error", "-of", "json", "-select_streams", "v:0", "-show_streams",
+    from tests.needs import ffprobe as ffprobe_exe
+    out = subprocess.run([ffprobe_exe(), "-v", "error", "-of", "json", "-select_streams", "v:0", "-show_streams",
                           "-show_format", path], capture_output=True, text=True, check=True)
     info = json.loads(out.stdout)
     st, fmt = info["streams"][0], info["format"]

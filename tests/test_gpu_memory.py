@@ -7,7 +7,7 @@ from extract import pipeline, worker_tasks
 
 
 class Sample:
-    """What extract.batch yields for one video: distinct frames and which of them each row shows."""
+    """What extract.decode yields for one video: distinct frames and which of them each row shows."""
     def __init__(self, n: int = 10):
         self.distinct = np.zeros((n, 4, 4, 3), np.uint8)
         self.rows = np.arange(n)
