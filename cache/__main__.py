@@ -1,4 +1,4 @@
-"""`python -m cache info|validate|compact FILE`: describe, check or compact a clipvid cache."""
+"""`python -m cache info|validate|compact|migrate FILE`: describe, check, compact or upgrade a clipvid cache."""
 import argparse
 import json
 import sys
@@ -47,14 +47,28 @@ def info(path: str, as_json: bool = False) -> int:
     return EXIT_OK
 
 
+def migrate(path: str) -> int:
+    from cache.reader import read_settings
+    from cache.schema import SCHEMA_VERSION
+    from cache.writer import CacheWriter
+    with open_cache(path) as r:
+        old = r.schema_version
+    if old == SCHEMA_VERSION:
+        print(f"{path}: already schema {SCHEMA_VERSION}")
+        return EXIT_OK
+    CacheWriter(path, read_settings(path)).close()
+    print(f"{path}: schema {old} -> {SCHEMA_VERSION}")
+    return EXIT_OK
+
+
 EPILOG = "exit status: 0 ok; 1 validate found problems (listed); 2 usage error; 3 unusable cache."
 EXAMPLES = ["python -m cache info out/cache/demo-random_tiny-N100.h5", "python -m cache info cache.h5 --json > cache.json",
             "python -m cache validate cache.h5 && echo whole"]
 
 
 def main(argv=None) -> int:
-    ap = add_examples(argparse.ArgumentParser(prog="python -m cache", description="Describe, check or compact a "
-                                              "clipvid cache.", epilog=EPILOG), EXAMPLES)
+    ap = add_examples(argparse.ArgumentParser(prog="python -m cache", description="Describe, check, compact or "
+                                              "upgrade a clipvid cache.", epilog=EPILOG), EXAMPLES)
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
     p_info = add_examples(sub.add_parser("info", help="counts, settings and failures of a cache", epilog=EPILOG),
                           EXAMPLES)
@@ -68,6 +82,11 @@ def main(argv=None) -> int:
                                              "old frames, merges small shards; needs free disk for one copy)"),
                          ["python -m cache compact cache.h5", "python -m cache compact cache.h5 && python -m cache info cache.h5"])
     p_com.add_argument("file", help="a cache written by python -m extract (.h5)")
+    p_mig = add_examples(sub.add_parser("migrate", epilog=EPILOG,
+                                        help="upgrade a cache of an older clipvid (schema 1 or 2) to the current "
+                                             "plain-HDF5 layout, once (an append does it too)"),
+                         ["python -m cache migrate old.h5", "python -m cache migrate old.h5 && python -m cache validate old.h5"])
+    p_mig.add_argument("file", help="a cache written by python -m extract (.h5)")
     args = ap.parse_args(argv)
     if args.cmd is None:
         print(f"error: python -m cache needs a command: {', '.join(sub.choices)} (--help for more)", file=sys.stderr)
@@ -75,6 +94,8 @@ def main(argv=None) -> int:
     try:
         if args.cmd == "info":
             return info(args.file, args.json)
+        if args.cmd == "migrate":
+            return migrate(args.file)
         if args.cmd == "compact":
             from cache.compact import compact
             before, after = compact(args.file)
