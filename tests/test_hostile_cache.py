@@ -56,7 +56,7 @@ def _newer(path):
 
 def _no_rows(path):
     with h5py.File(path, "r+") as f:
-        del f["videos/row"]
+        del f["shards/runs"]
 
 
 def _not_ours(path):
@@ -66,8 +66,8 @@ def _not_ours(path):
 
 CASES = {"truncated.h5": (_truncate, "not a readable HDF5 file"),
          "newer.h5": (_newer, "schema version 99 is newer"),
-         "no_rows.h5": (_no_rows, "missing videos/row"),
-         "no_shard.h5": (lambda p: os.unlink(f"{p}.d/000001.emb"), "shard file"),
+         "no_rows.h5": (_no_rows, "missing shards/runs"),
+         "no_shard.h5": (lambda p: os.unlink(f"{p}.d/000001.frames.h5"), "shard file"),
          "foreign.h5": (_not_ours, "not a clipvid cache"),
          "text.h5": (lambda p: open(p, "w").write("hello"), "not a readable HDF5 file"),
          "empty.h5": (lambda p: open(p, "w").close(), "not a readable HDF5 file")}
