@@ -80,7 +80,7 @@ if [ -z "$MODEL" ]; then
       echo "########################################################################"
       echo "# WARNING: CLIP ViT-B/32 weights are not in ~/.cache/clip and cannot be"
       echo "# downloaded here. Continuing with RANDOM weights (random:tiny): the"
-      echo "# report will measure the heads only, not CLIP. See README (weights)."
+      echo "# report will measure the heads only, not CLIP. See docs/weights.md."
       echo "########################################################################"
     } >&2
   fi

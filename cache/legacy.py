@@ -59,7 +59,7 @@ def load(r: "CacheReader", f) -> None:
         r.row_map = np.arange(n, dtype=np.int64)
         r._shards = {"emb": H5Rows(f[S.EMB]), "t": H5Rows(f[S.TIMES])}
         if f[S.EMB].shape[0] != n:
-            from cache.errors import CacheError
+            from clipvid.errors import CacheError
             raise CacheError(r.path, f"damaged cache: {f[S.EMB].shape[0]} embedding rows for {n} ids")
         return
     r._require("shards/name", "shards/rows", "shards/str_bytes", "shards/crc", "videos/row")

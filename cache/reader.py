@@ -13,7 +13,7 @@ import numpy as np
 
 from cache import layout as L
 from cache import schema as S
-from cache.errors import CacheError
+from clipvid.errors import CacheError
 from cache.manifest import read_videos
 
 _ATTRS = {"id": "ids", "label": "labels", "split": "splits", "caption": "captions", "content": "content",

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 from evaluate import sections as S
 from evaluate.html import render_html
 from evaluate.markdown import render_markdown
-from train.outputs import jsonable
+from clipvid.jsonfile import jsonable
 
 TITLE = "clipvid evaluation report"
 RANDOM_BANNER = ("RANDOM CLIP WEIGHTS: these embeddings carry no learned meaning. "

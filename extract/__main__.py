@@ -4,15 +4,17 @@ import os
 import signal
 import sys
 
-from cache.helptext import add_examples
-from cache.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from clipvid.errors import EXIT_OK, EXIT_PARTIAL, CacheError, UsageError, exit_status
+from clipvid.helptext import add_examples
+from clipvid.options import Parser, add_clip_model, add_device, add_quiet, add_video_timeout, add_workers, check_counts
+from clipvid.paths import require_input, writable_file
 
 EPILOG = """exit status: 0 every video is cached; 1 some videos failed (listed, and kept in
-/failures of the cache); 2 usage error (nothing done); 3 the cache file cannot be used or written."""
+/failures of the cache); 2 usage error (nothing done); 3 the source or the cache file is missing or unusable."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="python -m extract", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Sample N frames per video with ffmpeg, embed them with CLIP on a Dask cluster, "
                     "and cache them in HDF5. Running it again resumes.")
@@ -20,27 +22,23 @@ def parse_args(argv=None) -> argparse.Namespace:
                                    "CSV (relative paths are resolved against the CSV's own folder), "
                                    "or a Kinetics annotation CSV")
     ap.add_argument("--out", required=True, help="cache file to create or extend (.h5); missing folders are made")
-    ap.add_argument("--clip-model", default="ViT-B/32",
-                    help="CLIP model name, path to a weights file, or random:<arch> (default ViT-B/32)")
+    add_clip_model(ap, "ViT-B/32")
     ap.add_argument("--frames", type=int, default=100, help="frames sampled per video, N (default 100)")
-    ap.add_argument("--workers", type=int, help="Dask worker processes (default: one per core up to 8; with GPUs, one per 2 cores, up to 8 per GPU and one per 3 GiB of its memory)")
+    add_workers(ap)
     ap.add_argument("--threads-per-worker", type=int, help="tasks at once per worker (default 1 on CPU; with GPUs, the cores / the workers, at least 2)")
     ap.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     ap.add_argument("--torch-threads", type=int,
                     help="CPU threads each worker's CLIP uses (default: the host's cores / its workers)")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                    help="where CLIP runs (default auto: CUDA when present, else CPU)")
+    add_device(ap, "CLIP")
     ap.add_argument("--batch-size", type=int, default=100, help="frames per CLIP forward pass (default 100)")
     ap.add_argument("--videos", help="folder of downloaded clips, for a Kinetics CSV (default: the CSV's folder)")
-    ap.add_argument("--video-timeout", type=float, default=300.0,
-                    help="seconds ffmpeg may spend on one video before it is recorded as failed (default 300)")
+    add_video_timeout(ap)
     ap.add_argument("--retry-failed", action="store_true", help="try again the videos recorded as failed")
     ap.add_argument("--replace-changed", action="store_true",
                     help="re-extract cached videos whose file changed (default: refuse, naming the first one)")
     ap.add_argument("--allow-new-root", action="store_true",
                     help="add videos of another source folder to an existing cache (default: refuse)")
-    ap.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
-                    help="no progress display (a bar on a terminal, a line every few seconds in a log)")
+    add_quiet(ap)
     add_examples(ap, ["python -m extract videos/ --out cache.h5 --clip-model ViT-B/32",
                       "python -m extract list.csv --out runs/cache.h5 --frames 32 --quiet",
                       "python -m extract kinetics400_val.csv --videos clips/ --out k400.h5 --device cuda"])
@@ -48,31 +46,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Usage errors, found before any work starts."""
-    if args.frames < 1:
-        raise ValueError(f"--frames must be at least 1 (got {args.frames})")
-    for name in ("workers", "threads_per_worker", "batch_size", "torch_threads"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
-    if args.video_timeout <= 0:
-        raise ValueError("--video-timeout must be positive")
-    if not os.path.exists(args.source):
-        raise ValueError(f"{args.source}: no such file or folder")
-    if os.path.isdir(args.out):
-        raise ValueError(f"{args.out}: is a directory; --out takes a file name")
-    # Missing folders are made (after every other check); the first existing one must be writable.
-    folder = os.path.dirname(os.path.abspath(args.out))
-    while not os.path.exists(folder):
-        folder = os.path.dirname(folder)
-    if not os.path.isdir(folder):
-        raise ValueError(f"{args.out}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"{args.out}: folder {folder} is not writable")
+    """Mistakes found before any work starts (and before torch is imported)."""
+    check_counts(args, "frames", "workers", "threads_per_worker", "batch_size", "torch_threads")
+    if args.device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"--device: extract takes auto, cpu or cuda (got {args.device!r})")
+    require_input(args.source)
+    writable_file(args.out)   # missing folders are made (after every other check)
     if args.device == "cuda" and not args.scheduler:
         from extract.layout import cuda_count
         if not cuda_count():
-            raise ValueError("--device cuda: this machine has no CUDA GPU that torch can use; "
+            raise UsageError("--device cuda: this machine has no CUDA GPU that torch can use; "
                              "use --device auto or cpu (or --scheduler with GPU workers)")
 
 
@@ -92,40 +75,30 @@ def _cached_count(out: str) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        check_args(args)   # before importing torch: usage errors come back at once
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        from extract.weights import WeightsUnavailable, resolve_weights
-        from extract.sources import SourceError, load_source
-        resolve_weights(args.clip_model)
-        source = load_source(args.source, args.videos)
-    except (ValueError, WeightsUnavailable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    return exit_status(lambda: _extract(args), out=args.out, interrupted=lambda: (
+        f"interrupted: {_cached_count(args.out)} videos kept in {args.out}; run the same command to resume"))
+
+
+def _extract(args: argparse.Namespace) -> int:
+    check_args(args)
+    from extract.weights import resolve_weights
+    from extract.sources import load_source
+    resolve_weights(args.clip_model)
+    source = load_source(args.source, args.videos)
     for w in source.warnings:
         print(f"warning: {w}", file=sys.stderr)
     from extract.pipeline import Options, run
     try:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     except OSError as exc:
-        print(f"error: {args.out}: cannot create its folder ({exc.strerror or exc})", file=sys.stderr)
-        return EXIT_USAGE
-    opts = Options(args.clip_model, args.frames, args.workers, args.threads_per_worker, args.scheduler,
-                   args.device, args.batch_size, args.video_timeout, args.retry_failed, not args.quiet,
-                   args.torch_threads, replace_changed=args.replace_changed, allow_new_root=args.allow_new_root)
+        raise UsageError(f"{args.out}: cannot create its folder ({exc.strerror or exc})")
+    opts = Options(clip_model=args.clip_model, frames=args.frames, workers=args.workers,
+                   threads_per_worker=args.threads_per_worker, scheduler=args.scheduler, device=args.device,
+                   batch_size=args.batch_size, video_timeout=args.video_timeout, retry_failed=args.retry_failed,
+                   progress=not args.quiet, torch_threads=args.torch_threads,
+                   replace_changed=args.replace_changed, allow_new_root=args.allow_new_root)
     signal.signal(signal.SIGTERM, _term_as_interrupt)
-    try:
-        summary = run(source, args.out, opts)
-    except CacheError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
-    except KeyboardInterrupt:
-        print(f"interrupted: {_cached_count(args.out)} videos kept in {args.out}; run the same command to resume",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    summary = run(source, args.out, opts)
     if "random:" in args.clip_model:
         print("!!! RANDOM CLIP WEIGHTS: these embeddings carry no learned meaning !!!", file=sys.stderr)
     paths = {item.id: item.path for item in source.items} if summary.failed else {}
@@ -141,7 +114,6 @@ def main(argv=None) -> int:
           + (f" (+{len(summary.still_failed)} failed earlier; --retry-failed retries)" if summary.still_failed else "")
           + f"; {summary.seconds:.1f} s, {rate:.2f} videos/s; sampling: {ways}")
     return EXIT_PARTIAL if summary.failed or summary.still_failed else EXIT_OK
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,8 +11,8 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-from cache.helptext import add_examples
-from cache.progress import progress as progress_display
+from clipvid.helptext import add_examples
+from clipvid.progress import progress as progress_display
 from extract.ffmpeg_bin import ffmpeg_exe
 
 Frames = np.ndarray  # [T, H, W, 3] uint8

@@ -4,6 +4,8 @@ import os
 import warnings
 from typing import Dict
 
+from clipvid.errors import UsageError
+
 # Chatter from inside CLIP's loader that a user can do nothing about: clip imports pkg_resources,
 # and clip.load tries torch.jit.load before reading a plain state dict. Silenced here, by message,
 # because every path to `import clip` in clipvid goes through this module.
@@ -21,8 +23,9 @@ RANDOM_ARCHS: Dict[str, tuple] = {
 RANDOM_SEED = 0
 
 
-class WeightsUnavailable(RuntimeError):
-    """The requested CLIP weights are not on this machine (and cannot be downloaded here)."""
+class WeightsUnavailable(UsageError):
+    """The requested --clip-model is unknown or its weights are not on this machine (and cannot be
+    downloaded here): a usage error, exit 2."""
 
 
 def home() -> str:

@@ -4,7 +4,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from train.errors import UsageError
+from clipvid.errors import UsageError
 
 
 @dataclass

@@ -6,7 +6,7 @@ import os
 import pathlib
 from typing import Any, Dict, List, Optional
 
-from cache.progress import progress as progress_display
+from clipvid.progress import progress as progress_display
 
 from predict import outputs as O
 from predict.score import VideoResult

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from cache.progress import progress as progress_display
+from clipvid.progress import progress as progress_display
 from cache.reader import CacheReader
 from predict import outputs as O
 from train.data import prefetched

@@ -7,8 +7,10 @@ import sys
 
 import pytest
 
+from needs import real_videos_dir, real_videos as find_real_videos
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REAL_VIDEOS = os.path.join(os.path.dirname(ROOT), "shared", "fixtures", "real_videos")
+REAL_VIDEOS = real_videos_dir()
 
 
 def run_cli(*args, check=True, timeout=600, **kw) -> subprocess.CompletedProcess:
@@ -32,10 +34,8 @@ def head_run(runs, head: str, seed: int = 0) -> str:
 
 @pytest.fixture(scope="session")
 def real_videos():
-    """The eight real clips in ../shared/fixtures/real_videos (never copied into the project)."""
-    files = sorted(os.path.join(REAL_VIDEOS, f) for f in os.listdir(REAL_VIDEOS) if not f.endswith(".md"))
-    assert len(files) == 8, f"expected the eight fixture clips in {REAL_VIDEOS}"
-    return files
+    """The eight real clips in $CLIPVID_REAL_VIDEOS or ../shared/fixtures/real_videos; skipped when absent."""
+    return find_real_videos()
 
 
 @pytest.fixture(scope="session")

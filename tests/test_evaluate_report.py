@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from cache.errors import EXIT_DATA, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from clipvid.errors import EXIT_DATA, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from evaluate.__main__ import main
 from test_evaluate_support import EVIL, clustered_videos, make_cache, tiny_clip_hash, unit
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import run_cli
 
-from cache.errors import EXIT_DATA, EXIT_OK, EXIT_USAGE
+from clipvid.errors import EXIT_DATA, EXIT_OK, EXIT_USAGE
 from evaluate.search import main
 from test_evaluate_support import EVIL, make_cache, make_video, tiny_clip_hash, unit
 

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from cache.errors import EXIT_DATA, EXIT_OK
+from clipvid.errors import EXIT_DATA, EXIT_OK
 from cache.reader import open_cache
 from cache.validate import validate
 from extract.identity import fingerprint

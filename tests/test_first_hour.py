@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cache.errors import EXIT_OK, EXIT_USAGE
+from clipvid.errors import EXIT_DATA, EXIT_OK, EXIT_USAGE
 from hostile_media import ROOT, clip, one_line_error
 from conftest import run_cli
 from train.cli import main as train_main
@@ -50,7 +50,7 @@ def test_csv_whose_paths_resolve_nowhere_names_the_resolved_path(videos):
     with open(videos / "lists" / "wrong.csv", "w") as f:
         f.write("path,label\nlists/clips/a.mp4,a\nlists/clips/b.mp4,b\n")
     proc = _run("-m", "extract", "lists/wrong.csv", "--out", "w.h5", "--clip-model", "random:tiny", cwd=videos)
-    assert proc.returncode == EXIT_USAGE
+    assert proc.returncode == EXIT_DATA
     line = one_line_error(proc)
     assert "none of its 2 videos exist" in line
     assert os.fspath(videos / "lists" / "lists" / "clips" / "a.mp4") in line
@@ -80,7 +80,7 @@ def test_cache_without_a_command_says_which_exist():
     proc = _run("-m", "cache")
     assert proc.returncode == EXIT_USAGE
     line = one_line_error(proc)
-    assert "needs a command" in line and "info" in line and "validate" in line
+    assert "required" in line and "info" in line and "validate" in line
 
 
 def test_cache_info_into_a_closed_pipe_is_not_damage(syn):

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cache.errors import EXIT_DATA, CacheError
+from clipvid.errors import EXIT_DATA, CacheError
 from cache.reader import open_cache
 from cache.schema import make_settings
 from cache.validate import validate

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from cache.errors import EXIT_PARTIAL, EXIT_USAGE
+from clipvid.errors import EXIT_DATA, EXIT_PARTIAL, EXIT_USAGE
 from cache.reader import open_cache
 from extract.sources import SourceError, load_source
 from hostile_media import ROOT, clip, extract, one_line_error
@@ -87,7 +87,7 @@ def test_hostile_csv_refused_by_cli_without_output(base, name):
     test_hostile_csv_refused_with_reason(base, name)
     out = base / f"{name}.h5"
     proc = _cli(base, base / name, "--out", out)
-    assert proc.returncode == EXIT_USAGE, proc.stderr
+    assert proc.returncode == EXIT_DATA, proc.stderr
     assert BAD_CSVS[name][1] in one_line_error(proc)
     assert not [f for f in os.listdir(base) if f.startswith(f"{name}.h5")]
 
@@ -96,7 +96,7 @@ def test_hostile_empty_folder_refused(base):
     os.makedirs(base / "empty" / "class_a")
     open(base / "empty" / "notes.txt", "w").close()
     proc = _cli(base, base / "empty", "--out", base / "e.h5")
-    assert proc.returncode == EXIT_USAGE
+    assert proc.returncode == EXIT_DATA
     assert "no videos found" in one_line_error(proc)
     assert not [f for f in os.listdir(base) if f.startswith("e.h5")]
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from cache import progress as P
+from clipvid import progress as P
 from train.synthetic import write_synthetic_cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -5,19 +5,16 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from clipvid.errors import DataError
+
 FORMAT = "clipvid-head"
 VERSION = 1
 CHECKPOINT_NAME = "head.pt"
 TEXT_EMB_KEY = "class_text_emb"  # optional [C, D] float32 tensor, added after version 1 shipped
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used here, with a one-line reason naming the file."""
-
-    def __init__(self, path: str, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
+class CheckpointError(DataError, ValueError):
+    """A checkpoint that cannot be used here, with a one-line reason naming the file (exit 3)."""
 
 
 def save_checkpoint(path: str, head: str, config: Dict[str, Any], class_names: Sequence[str],

@@ -8,7 +8,7 @@ from typing import List, Optional
 import numpy as np
 
 from cache import schema as S
-from cache.helptext import add_examples
+from clipvid.helptext import add_examples
 from cache.writer import CacheWriter
 
 
@@ -110,7 +110,7 @@ def stream_synthetic_cache(path: str, videos: int, num_classes: int = 400, frame
     cache order, as an extraction of a folder per class leaves them; splits are drawn per video.
     """
     import h5py
-    from cache.progress import progress as progress_display
+    from clipvid.progress import progress as progress_display
     rng = np.random.default_rng(seed)
     names, text, ends, pairs = _class_setup(num_classes, dim, rng, None)
     bank = (0.3 * rng.standard_normal((BANK, frames, dim)) / np.sqrt(dim)).astype(np.float32)  # [M, N, D]
