@@ -16,10 +16,16 @@ HEADS = ("lstm", "transformer", "xclip")
 def _cache() -> str:
     path = os.path.join(common.cache_dir("train"), f"synthetic_{VIDEOS}x{FRAMES}x{DIM}.h5")
     if not os.path.exists(path):
+        import shutil
         from train.synthetic import write_synthetic_cache
-        write_synthetic_cache(path + ".part", CLASSES, VIDEOS // CLASSES, FRAMES, DIM, seed=0)
-        os.replace(path + ".part.d", path + ".d")   # the shard folder first: the cache is whole
-        os.replace(path + ".part", path)            # once the manifest appears next to it
+        part = os.path.join(os.path.dirname(path), "part")     # built under its own name: the mapping names it
+        shutil.rmtree(part, ignore_errors=True)
+        os.makedirs(part)
+        name = os.path.join(part, os.path.basename(path))
+        write_synthetic_cache(name, CLASSES, VIDEOS // CLASSES, FRAMES, DIM, seed=0)
+        os.replace(name + ".d", path + ".d")   # the shard folder first: the cache is whole
+        os.replace(name, path)                 # once the manifest appears next to it
+        os.rmdir(part)
     return path
 
 

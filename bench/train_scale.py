@@ -21,6 +21,8 @@ from typing import Dict, List
 import numpy as np
 
 from bench import common
+from bench.old_layout import schema2_copy
+from bench.scale import _remove as remove_cache, disk_bytes
 
 FRAMES, DIM, CLASSES = 100, 512, 400
 SIZES = (10_000, 50_000, 200_000)
@@ -142,6 +144,12 @@ def ooc_overhead(path: str, steps: int = 20, device: str = "cpu") -> Dict[str, f
     return out
 
 
+def _remove(path: str) -> None:
+    remove_cache(path)
+    if os.path.exists(path + ".build.json"):
+        os.remove(path + ".build.json")
+
+
 def build(videos: int, root: str) -> float:
     """Seconds to stream ROOT/scale_<videos>.h5; a cache a `--build-only` run left there is reused."""
     from train.synthetic import stream_synthetic_cache
@@ -151,12 +159,13 @@ def build(videos: int, root: str) -> float:
         with open(path + ".build.json") as f:
             return float(json.load(f)["seconds"])
     with _lock(False):
+        _remove(path)                        # a build that did not finish
         start = time.perf_counter()
         try:
             stream_synthetic_cache(path, videos, CLASSES, FRAMES, DIM, seed=0, progress=False)
-        finally:
-            if os.path.exists(path + ".part"):
-                os.remove(path + ".part")
+        except BaseException:
+            _remove(path)
+            raise
         seconds = time.perf_counter() - start
     with open(path + ".build.json", "w") as f:
         json.dump({"seconds": seconds}, f)
@@ -167,10 +176,11 @@ def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True) -> Di
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, f"scale_{videos}.h5")
     runs, report = os.path.join(root, f"runs_{videos}"), os.path.join(root, f"report_{videos}")
+    old = os.path.join(root, f"scale_{videos}-schema2.h5")
     res: Dict[str, object] = {"videos": videos}
     try:
         res["build_seconds"] = build(videos, root)
-        res["cache_gib"] = os.path.getsize(path) / 2 ** 30
+        res["cache_gib"] = disk_bytes(path) / 2 ** 30
         train = ["-m", "train", path, "--quiet", "--out", runs]
         with _lock(True):   # two exclusive holds per size (each a few minutes), not one per step
             sequential_read(path)                                             # same page-cache state for all
@@ -183,8 +193,11 @@ def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True) -> Di
                 res["trained"] = _timed([*train, "--head", TRAINED, *TRAINED_ARGS])
         with _lock(True):
             res["evaluate"] = _timed(["-m", "evaluate", path, "--runs", runs, "--out", report, "--quiet"])
-            if with_ooc:
+            if with_ooc:   # side by side with the same videos in the schema-2 layout (raw shard files)
+                schema2_copy(path, old)
                 res["ooc"] = {**ooc_overhead(path), "load_average_before": _load()}
+                res["ooc_schema2"] = ooc_overhead(old)
+                res["ooc"]["vs_schema2"] = res["ooc"]["disk"]["seconds"] / res["ooc_schema2"]["disk"]["seconds"]
         with open(os.path.join(report, "metrics.json")) as f:
             res["evaluate_heads"] = len(json.load(f)["heads"])
         res["baseline_vs_scan"] = res["baselines"]["seconds"] / res["read"]["seconds"]
@@ -192,9 +205,8 @@ def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True) -> Di
         res["evaluate_vs_scan"] = res["evaluate"]["seconds"] / res["read"]["seconds"]
         print(f"train_scale {videos}: {res}", flush=True)
     finally:
-        for p in (path, path + ".part", path + ".build.json"):
-            if os.path.exists(p):
-                os.remove(p)
+        _remove(path)
+        _remove(old)
         shutil.rmtree(runs, ignore_errors=True)
         shutil.rmtree(report, ignore_errors=True)
     return res
@@ -234,6 +246,9 @@ def _summarise(res: Dict[str, object]) -> None:
     small = str(min(SIZES))
     if small in sizes_done and "ooc" in sizes_done[small]:
         res["ooc_overhead"], res["ooc_videos"] = sizes_done[small]["ooc"]["ooc_overhead"], int(small)
+        if "ooc_schema2" in sizes_done[small]:   # the same run on the older layout, for comparison
+            res["ooc_overhead_schema2"] = sizes_done[small]["ooc_schema2"]["ooc_overhead"]
+            res["ooc_disk_vs_schema2"] = sizes_done[small]["ooc"]["vs_schema2"]
     for key in ("baseline_vs_scan", "linear_vs_meanpool", "evaluate_vs_scan"):
         if "50000" in sizes_done:
             res[key] = sizes_done["50000"][key]
@@ -247,7 +262,8 @@ def _summarise(res: Dict[str, object]) -> None:
                      "before), against one sequential CacheReader.iter_emb read of the same cache; evaluate "
                      "scores eight runs (four baselines, linear, and lstm/transformer/xclip trained "
                      f"{' '.join(TRAINED_ARGS)}); ooc_overhead: the same transformer steps from disk (budget "
-                     "forced to half the frames) and from memory")
+                     "forced to half the frames) and from memory; ooc_overhead_schema2: the same on a schema-2 copy of "
+                     "the cache (raw shard files), ooc_disk_vs_schema2 the ratio of their from-disk seconds")
 
 
 def _print_table(sizes_done: Dict[str, dict]) -> None:

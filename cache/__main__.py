@@ -49,16 +49,21 @@ def info(path: str, as_json: bool = False) -> int:
 
 
 def migrate(path: str) -> int:
+    """Upgrade an older cache; map a renamed one under its new name; else say it is current."""
+    import os
+    from cache.layout import sidecar
+    from cache.manifest import mapped_folder
     from cache.reader import read_settings
     from cache.schema import SCHEMA_VERSION
     from cache.writer import CacheWriter
     with open_cache(path) as r:
         old = r.schema_version
-    if old == SCHEMA_VERSION:
+    renamed = old == SCHEMA_VERSION and mapped_folder(path) not in (None, os.path.basename(sidecar(path)))
+    if old == SCHEMA_VERSION and not renamed:
         print(f"{path}: already schema {SCHEMA_VERSION}")
         return EXIT_OK
     CacheWriter(path, read_settings(path)).close()
-    print(f"{path}: schema {old} -> {SCHEMA_VERSION}")
+    print(f"{path}: mapped to {os.path.basename(sidecar(path))}/" if renamed else f"{path}: schema {old} -> {SCHEMA_VERSION}")
     return EXIT_OK
 
 

@@ -158,6 +158,16 @@ def write(tmp: str, st: State, cache_path: str) -> None:
         f.create_dataset(S.FAIL_REASONS, data=np.array(list(st.failed.values()), dtype=object), dtype=_STR)
 
 
+def mapped_folder(path: str) -> Optional[str]:
+    """The folder the manifest's virtual datasets name for their shards (None when nothing is mapped);
+    it differs from the cache's own after the file and its folder were renamed together."""
+    with h5py.File(path, "r") as f:
+        ds = f.get(S.EMB)
+        if ds is None or not ds.is_virtual or not ds.virtual_sources():
+            return None
+        return ds.virtual_sources()[0].file_name.rsplit("/", 1)[0]
+
+
 def sync_folder(folder: str) -> None:
     dfd = os.open(folder, os.O_RDONLY)
     try:

@@ -99,6 +99,9 @@ class ShardSeries:
         capacity = self.per_shard if self.left is None else max(1, min(self.per_shard, self.left))
         self.shards.append(M.Shard(L.shard_name(self.number), 0, capacity, videos=M.empty_columns()))
         self.number += 1
+        for name in (L.frames_name(self.shards[-1].name), L.videos_name(self.shards[-1].name)):
+            if os.path.exists(L.shard_file(self.path, name)):   # a killed copy's: start afresh
+                os.unlink(L.shard_file(self.path, name))
         self._open = ShardAppender(self.path, self.shards[-1], self.frames, self.dim)
 
     def _close(self) -> None:

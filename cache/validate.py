@@ -8,6 +8,7 @@ import numpy as np
 from cache import layout as L
 from cache import schema as S
 from clipvid.errors import CacheError
+from cache.manifest import mapped_folder
 from cache.pooling import mean_pool
 from cache.reader import CacheReader, open_cache
 from cache.shards import file_crc
@@ -75,6 +76,10 @@ def _mapping(r: CacheReader) -> List[str]:
         if physical + count > starts[s + 1]:
             return [f"{S.RUNS}: rows {physical}..{physical + count - 1} run past shard {r.shard_names[s]}"]
         want.add((logical, count, r.shard_names[s], physical - int(starts[s])))
+    named = mapped_folder(r.path)
+    if named not in (None, folder):
+        return [f"the virtual datasets name the folder {named}/, not {folder}/ (the cache was renamed: "
+                f"`python -m cache migrate {r.path}` maps it again)"]
     problems: List[str] = []
     keys = [(S.EMB, "frames", "emb"), (S.TIMES, "frames", "t")] + [(f"videos/{c}", "videos", c) for c in S.VIDEO_COLUMNS]
     with h5py.File(r.path, "r") as f:

@@ -87,6 +87,8 @@ class CacheWriter:
             if not r.legacy:
                 # A new source root (allowed by the caller) is recorded even when nothing is added.
                 self._pending += r.settings.get("source_root") != self.settings.get("source_root")
+                # A renamed cache (file and folder) is mapped again under its new name.
+                self._pending += M.mapped_folder(self.path) not in (None, os.path.basename(self.folder))
                 return M.from_reader(r)
             print(f"{self.path}: upgrading a schema-{r.schema_version} cache to schema {S.SCHEMA_VERSION} "
                   f"(plain HDF5; a one-time copy of {r.num_videos} videos)", file=sys.stderr, flush=True)

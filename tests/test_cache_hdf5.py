@@ -138,3 +138,19 @@ def test_older_caches_upgrade_once_to_identical_arrays(tmp_path, schema, capfd):
     assert validate(path) == [] and cache_cli("migrate", path).stdout.strip() == f"{path}: already schema 3"
     left = sorted(os.listdir(path + ".d"))
     assert all(n.endswith((".frames.h5", ".videos.h5")) or n == "lock" for n in left), left   # old files gone
+
+
+def test_a_renamed_cache_is_found_by_validate_and_mapped_again(tmp_path):
+    add(tmp_path / "a.h5", range(20))
+    os.rename(tmp_path / "a.h5", tmp_path / "b.h5")
+    os.rename(tmp_path / "a.h5.d", tmp_path / "b.h5.d")
+    path = os.fspath(tmp_path / "b.h5")
+    with open_cache(path) as r:                                   # clipvid's own reads do not depend on it
+        assert (r.emb([3])[0] == frames(3)).all()
+    problems = validate(path)
+    assert len(problems) == 1 and "name the folder a.h5.d/, not b.h5.d/" in problems[0] and "migrate" in problems[0]
+    proc = cache_cli("migrate", path)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"{path}: mapped to b.h5.d/", proc.stdout + proc.stderr
+    assert validate(path) == []
+    with h5py.File(path, "r") as f:
+        assert (f["frames/emb"][3] == frames(3)).all() and f["videos/id"].asstr()[3] == "v3"

@@ -38,7 +38,8 @@ def good(tmp_path_factory):
 
 
 def _damaged(good, tmp_path, name, edit):
-    path = tmp_path / name
+    path = tmp_path / name / "good.h5"             # a copy keeps its name: the mapping names good.h5.d
+    os.makedirs(path.parent)
     shutil.copy(good, path)
     shutil.copytree(good + ".d", f"{path}.d")       # a cache is the manifest and its shard folder
     edit(path)
