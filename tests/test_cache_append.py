@@ -133,8 +133,8 @@ def test_class_list_change_is_journalled(tmp_path):
 
 
 APPENDER = """
-import sys, numpy as np
-sys.path.insert(0, sys.argv[2])
+import os, sys, numpy as np
+sys.path[:0] = [sys.argv[2], os.path.join(sys.argv[2], "tests")]   # conftest imports its helpers by name
 from tests.test_cache_append import SETTINGS, frames, N
 from cache.writer import CacheWriter
 w = CacheWriter(sys.argv[1], SETTINGS, shard_bytes=300 * N * 8 * 2)
