@@ -23,6 +23,7 @@ import numpy as np
 from bench import common
 from bench.old_layout import schema2_copy
 from bench.scale import _remove as remove_cache, disk_bytes
+from clipvid.jsonfile import write_json
 
 FRAMES, DIM, CLASSES = 100, 512, 400
 SIZES = (10_000, 50_000, 200_000)
@@ -167,8 +168,7 @@ def build(videos: int, root: str) -> float:
             _remove(path)
             raise
         seconds = time.perf_counter() - start
-    with open(path + ".build.json", "w") as f:
-        json.dump({"seconds": seconds}, f)
+    write_json(path + ".build.json", {"seconds": seconds})
     return seconds
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 from clipvid.errors import EXIT_OK, EXIT_PARTIAL, CacheError, exit_status
 from clipvid.helptext import add_examples
-from clipvid.options import Parser
+from clipvid.options import Parser, add_quiet
 from cache.reader import open_cache
 from cache.validate import validate
 
@@ -48,7 +48,7 @@ def info(path: str, as_json: bool = False) -> int:
     return EXIT_OK
 
 
-def migrate(path: str) -> int:
+def migrate(path: str, progress: bool = True) -> int:
     """Upgrade an older cache; map a renamed one under its new name; else say it is current."""
     import os
     from cache.layout import sidecar
@@ -62,7 +62,7 @@ def migrate(path: str) -> int:
     if old == SCHEMA_VERSION and not renamed:
         print(f"{path}: already schema {SCHEMA_VERSION}")
         return EXIT_OK
-    CacheWriter(path, read_settings(path)).close()
+    CacheWriter(path, read_settings(path), progress=progress).close()
     print(f"{path}: mapped to {os.path.basename(sidecar(path))}/" if renamed else f"{path}: schema {old} -> {SCHEMA_VERSION}")
     return EXIT_OK
 
@@ -88,11 +88,13 @@ def main(argv=None) -> int:
                                              "old frames, merges small shards; needs free disk for one copy)"),
                          ["python -m cache compact cache.h5", "python -m cache compact cache.h5 && python -m cache info cache.h5"])
     p_com.add_argument("file", help="a cache written by python -m extract (.h5)")
+    add_quiet(p_com)
     p_mig = add_examples(sub.add_parser("migrate", epilog=EPILOG,
                                         help="upgrade a cache of an older clipvid (schema 1 or 2) to the current "
                                              "plain-HDF5 layout, once (an append does it too)"),
                          ["python -m cache migrate old.h5", "python -m cache migrate old.h5 && python -m cache validate old.h5"])
     p_mig.add_argument("file", help="a cache written by python -m extract (.h5)")
+    add_quiet(p_mig)
     args = ap.parse_args(argv)
     return exit_status(lambda: _command(args), interrupted=lambda: "interrupted: nothing more was written")
 
@@ -102,10 +104,10 @@ def _command(args: argparse.Namespace) -> int:
         if args.cmd == "info":
             return info(args.file, args.json)
         if args.cmd == "migrate":
-            return migrate(args.file)
+            return migrate(args.file, progress=not args.quiet)
         if args.cmd == "compact":
             from cache.compact import compact
-            before, after = compact(args.file)
+            before, after = compact(args.file, progress=not args.quiet)
             print(f"{args.file}: {before} shards -> {after}" if before != after else f"{args.file}: already compact")
             return EXIT_OK
         problems = validate(args.file)

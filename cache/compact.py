@@ -17,7 +17,7 @@ from cache.writer import CacheWriter, SHARD_BYTES
 
 def compact(path: str, shard_bytes: int = SHARD_BYTES, progress: bool = True) -> Tuple[int, int]:
     """Compact the cache at `path`; returns (shards before, shards after). Raises CacheError."""
-    writer = CacheWriter(path, read_settings(path), shard_bytes)   # the lock, a replayed journal, an upgrade
+    writer = CacheWriter(path, read_settings(path), shard_bytes, progress)   # the lock, a replayed journal, an upgrade
     try:
         st = writer.state
         before = len(st.shards)

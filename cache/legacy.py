@@ -3,7 +3,6 @@ schema 1 (every array inside the one HDF5 file) and schema 2 (raw .emb .t .vidx 
 files next to a manifest). Also schema 1's video index, built once on request, and its journal."""
 import hashlib
 import os
-import sys
 from typing import TYPE_CHECKING, List
 
 import numpy as np
@@ -12,6 +11,7 @@ from cache import layout as L
 from cache import schema as S
 from cache.pooling import mean_pool
 from cache.shards import file_crc
+from clipvid.progress import progress as progress_display
 
 if TYPE_CHECKING:
     from cache.reader import CacheReader
@@ -133,14 +133,11 @@ def index_key(path: str, videos: int) -> str:
 
 
 def pooled_blocks(reader: "CacheReader", progress: bool, what: str):
-    """Yield (start, [b, D] float16 unit mean-pooled rows) over the whole cache, with a progress line."""
-    V = reader.num_videos
-    for start, block in reader.iter_emb(_BLOCK):
-        if progress:
-            print(f"\r{what}: {min(start + _BLOCK, V)}/{V} videos", end="", file=sys.stderr, flush=True)
-        yield start, mean_pool(block).astype(np.float16)
-    if progress and V:
-        print(file=sys.stderr, flush=True)
+    """Yield (start, [b, D] float16 unit mean-pooled rows) over the whole cache, with the one progress display."""
+    with progress_display(total=reader.num_videos, desc=what, unit="video", quiet=not progress) as shown:
+        for start, block in reader.iter_emb(_BLOCK):   # [b, N, D]
+            yield start, mean_pool(block).astype(np.float16)
+            shown.update(len(block))
 
 
 def legacy_index(reader: "CacheReader", progress: bool = True) -> L.RowView:

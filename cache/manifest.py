@@ -1,6 +1,7 @@
 """The manifest and the shards' per-video files: what a writer holds in memory, and how it is written
 (each file whole, to a temporary name, then renamed into place)."""
 import os
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -18,7 +19,7 @@ class Shard:
     name: str
     rows: int                                                # committed rows
     capacity: int = 0                                        # rows its frame file holds
-    crc: List[int] = field(default_factory=lambda: [0] * len(L.KINDS))  # crc32 of the committed frame bytes
+    crc: List[int] = field(default_factory=lambda: [0] * len(L.CRC_PARTS))  # of the committed bytes
     videos: Optional[Dict[str, list]] = None                 # its per-video columns, while a writer adds rows
     dirty: bool = False                                      # videos changed since its file was written
 
@@ -93,8 +94,9 @@ def read_videos(file: str, rows: int) -> Dict[str, np.ndarray]:
     return out
 
 
-def write_videos(file: str, columns: Dict[str, list]) -> None:
-    """A shard's videos file, whole: one (R,) dataset per column; durable and renamed into place."""
+def write_videos(file: str, columns: Dict[str, list]) -> int:
+    """A shard's videos file, whole: one (R,) dataset per column; durable and renamed into place.
+    Returns the crc32 of the file."""
     tmp = f"{file}.tmp-{os.getpid()}"
     try:
         with h5py.File(tmp, "w") as f:
@@ -104,7 +106,10 @@ def write_videos(file: str, columns: Dict[str, list]) -> None:
                     f.create_dataset(name, data=np.array(values, dtype=object), dtype=_STR)
                 else:
                     f.create_dataset(name, data=np.asarray(values, dtype=kind).reshape(-1))
+        with open(tmp, "rb") as f:
+            crc = zlib.crc32(f.read())            # small: the rows of one shard
         replace(tmp, file, folder_too=False)   # the commit syncs the folder once
+        return crc
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -141,7 +146,7 @@ def write(tmp: str, st: State, cache_path: str) -> None:
         f.attrs["schema_version"] = S.SCHEMA_VERSION
         f.create_dataset(S.SHARD_NAMES, data=np.array([s.name for s in st.shards], dtype=object), dtype=_STR)
         f.create_dataset(S.SHARD_ROWS, data=np.array([s.rows for s in st.shards], np.int64))
-        f.create_dataset(S.SHARD_CRC, data=np.array([s.crc for s in st.shards], np.uint32).reshape(-1, len(L.KINDS)))
+        f.create_dataset(S.SHARD_CRC, data=np.array([s.crc for s in st.shards], np.uint32).reshape(-1, len(L.CRC_PARTS)))
         f.create_dataset(S.RUNS, data=table)
         for key, kind in ((S.EMB, "emb"), (S.TIMES, "t")):
             shape, dtype = L.row_shape(kind, N, D)

@@ -88,7 +88,7 @@ class CacheReader:
         self.runs = f[S.RUNS][()].astype(np.int64).reshape(-1, 3)
         self.row_map = L.expand_runs(self.runs)                               # [V] physical row per video
         S_ = len(self.shard_names)
-        if len(self.shard_rows) != S_ or self.shard_crc.shape != (S_, len(L.KINDS)):
+        if len(self.shard_rows) != S_ or self.shard_crc.shape != (S_, len(L.CRC_PARTS)):
             raise CacheError(self.path, "damaged cache: the shard list is inconsistent")
         if len(self.row_map) and (self.row_map.min() < 0 or self.row_map.max() >= self.shard_rows.sum()):
             raise CacheError(self.path, "damaged cache: a video row points past the committed shard rows")

@@ -1,7 +1,6 @@
 """The writer's side of shard files: write frame rows at their raw offsets, keep running checksums,
 make them durable; and whole-cache copies into fresh shards (compaction, migration, bulk builds)."""
 import os
-import sys
 import zlib
 from typing import Dict, Iterator, List, Optional, Sequence
 
@@ -37,7 +36,7 @@ class ShardAppender:
         self.offsets = [offsets[k] for k in L.KINDS]
         self.nbytes = [L.row_bytes(k, frames, dim) for k in L.KINDS]
         self.rows = int(shard.rows)
-        self.crc: List[int] = [int(c) for c in shard.crc]
+        self.crc: List[int] = [int(c) for c in shard.crc[:len(L.KINDS)]]
         self._fd = os.open(self.file, os.O_RDWR)
 
     @property
@@ -108,11 +107,12 @@ class ShardSeries:
         if self._open is not None:
             self._open.sync()
             last = self._open.shard
-            last.rows, last.crc = self._open.rows, list(self._open.crc)
+            last.rows = self._open.rows
             if self.left is not None:
                 self.left -= last.rows
             self._open.close()
-            M.write_videos(L.shard_file(self.path, L.videos_name(last.name)), last.videos)
+            last.crc = list(self._open.crc) + [M.write_videos(L.shard_file(self.path, L.videos_name(last.name)),
+                                                              last.videos)]
             self._open = None
 
     def finish(self) -> List[M.Shard]:
@@ -129,18 +129,17 @@ def copy_rows(reader, path: str, first: int, per_shard: int, what: str, progress
     """Every video of an open CacheReader, in its row order, into fresh shards of the cache at `path`
     numbered from `first` (compaction, migration); the stored video index is copied, or pooled when
     the cache has none."""
+    from clipvid.progress import progress as progress_display
     V, N, D = reader.num_videos, reader.frames, reader.dim
     series = ShardSeries(path, first, per_shard, N, D, total=V)
     index = reader.video_index(progress=False) if reader.has_index else None
-    for start in range(0, V, block):
-        rows = np.arange(start, min(start + block, V))
-        emb = reader.emb(rows)                                                   # [b, N, D]
-        series.write(emb, reader.times(rows), video_row(emb) if index is None else index[rows],
-                     {name: col[rows] for name, col in reader.columns.items()})
-        if progress:
-            print(f"\r{path}: {what} {rows[-1] + 1}/{V} videos", end="", file=sys.stderr, flush=True)
-    if progress and V:
-        print(file=sys.stderr, flush=True)
+    with progress_display(total=V, desc=f"{path}: {what}", unit="video", quiet=not progress) as shown:
+        for start in range(0, V, block):
+            rows = np.arange(start, min(start + block, V))
+            emb = reader.emb(rows)                                               # [b, N, D]
+            series.write(emb, reader.times(rows), video_row(emb) if index is None else index[rows],
+                         {name: col[rows] for name, col in reader.columns.items()})
+            shown.update(len(rows))
     return series.finish()
 
 

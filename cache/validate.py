@@ -56,8 +56,12 @@ def _metadata(r: CacheReader) -> List[str]:
 
 
 def _shards(r: CacheReader) -> List[str]:
-    """Every committed frame byte matches the checksum the writer recorded."""
+    """Every committed frame byte, and every videos file, matches the checksum the writer recorded."""
     problems: List[str] = []
+    for name, want in zip(r.shard_names, r.shard_crc[:, -1]):
+        f = L.shard_file(r.path, L.videos_name(name))
+        if file_crc(f, os.path.getsize(f)) != int(want):
+            problems.append(f"{f}: checksum does not match (damaged shard)")
     for kind in L.KINDS:
         rows = r._shards[kind]
         for name, off, count, want in zip(rows.files, rows.offsets, r.shard_rows, r.shard_crc[:, L.KINDS.index(kind)]):

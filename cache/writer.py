@@ -26,8 +26,9 @@ COMMIT_MIN = 256        # videos; commits also wait for V/8 new ones
 class CacheWriter:
     """Owns one cache: lock, journal, shards and atomic manifest commits. One process at a time."""
 
-    def __init__(self, path: str, settings: Dict[str, Any], shard_bytes: int = SHARD_BYTES):
+    def __init__(self, path: str, settings: Dict[str, Any], shard_bytes: int = SHARD_BYTES, progress: bool = True):
         self.path = path
+        self.progress = progress   # of a one-time upgrade of an older cache
         self.settings = dict(settings, schema_version=S.SCHEMA_VERSION)
         self.folder = L.sidecar(path)
         self.journal_path = L.journal_file(path)
@@ -97,7 +98,7 @@ class CacheWriter:
                             failed={i: why for i, why in r.failures})
             state.text = {n: r.text_emb[i] for i, n in enumerate(r.class_names)}
             state.index = dict(zip(state.ids, range(len(state.ids))))
-            state.shards = copy_rows(r, self.path, 1, self._max_rows(), "upgrading", progress=True)
+            state.shards = copy_rows(r, self.path, 1, self._max_rows(), "upgrading", self.progress)
         self._commit_state(state)
         self._migrated = True
         return state
@@ -132,7 +133,7 @@ class CacheWriter:
             N, D = int(self.settings["frames"]), int(self.settings["dim"])
             base.capacity, offsets = L.frame_offsets(file, N, D)
             sums = running_crc(file, [offsets[k] for k in L.KINDS], base.rows,
-                               min(len(videos), base.capacity - base.rows), base.crc, N, D)
+                               min(len(videos), base.capacity - base.rows), base.crc[:len(L.KINDS)], N, D)
             for meta, got in zip(videos, sums):
                 if meta["row"] != base.rows + good or got != meta["crc"]:
                     break
@@ -153,7 +154,7 @@ class CacheWriter:
             elif m["kind"] == "video" and id(m) in keep:
                 for col, values in shard.videos.items():
                     values.append(m["cols"][col])
-                shard.rows, shard.crc, shard.dirty = shard.rows + 1, list(m["crc"]), True
+                shard.rows, shard.crc, shard.dirty = shard.rows + 1, list(m["crc"]) + shard.crc[len(L.KINDS):], True
                 st.put_video(m["id"], first + m["row"], m["cols"]["content"])
         self._pending += max(1, len(records) - 1)
         self.commit()
@@ -254,7 +255,7 @@ class CacheWriter:
             raise CacheError(shard.file, f"cannot write ({os.strerror(exc.errno or errno.EIO)}); "
                                          f"the committed cache is unchanged") from None
         last = shard.shard
-        last.rows, last.crc, last.dirty = shard.rows, list(crc), True
+        last.rows, last.crc, last.dirty = shard.rows, list(crc) + last.crc[len(L.KINDS):], True
         for name, col in last.videos.items():
             col.append(values[name])
         return self._shard_start() + shard.rows - 1, crc
@@ -339,7 +340,7 @@ class CacheWriter:
         try:
             for shard in st.shards:
                 if shard.dirty:
-                    M.write_videos(L.shard_file(self.path, L.videos_name(shard.name)), shard.videos)
+                    shard.crc[-1] = M.write_videos(L.shard_file(self.path, L.videos_name(shard.name)), shard.videos)
                     shard.dirty = False
             M.sync_folder(self.folder)
             M.write(tmp, st, self.path)

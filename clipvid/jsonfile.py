@@ -1,10 +1,11 @@
-"""JSON results for every command: plain values (NaN as null), written whole by temp-then-rename."""
+"""The one JSON writer: plain values (numpy as numbers, NaN and inf as null), written whole."""
 import json
 import math
-import os
-from typing import Any, Dict
+from typing import Any, Optional
 
 import numpy as np
+
+from clipvid.atomic import write_text
 
 
 def jsonable(value: Any) -> Any:
@@ -20,13 +21,12 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def atomic_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def json_text(data: Any, indent: Optional[int] = 2, sort_keys: bool = False) -> str:
+    """What write_json writes (UTF-8 text, never NaN: a strict reader accepts it)."""
+    return json.dumps(jsonable(data), indent=indent, ensure_ascii=False, allow_nan=False, sort_keys=sort_keys) + "\n"
 
 
-def write_json(path: str, data: Dict[str, Any]) -> None:
-    """Indented UTF-8 JSON, replaced atomically so a reader never sees half a file."""
-    atomic_text(path, json.dumps(jsonable(data), indent=2, ensure_ascii=False) + "\n")
+def write_json(path: str, data: Any, indent: Optional[int] = 2, sort_keys: bool = False) -> None:
+    """UTF-8 JSON (indented unless indent=None, for long lists), replaced atomically so a reader never
+    sees half a file."""
+    write_text(path, json_text(data, indent=indent, sort_keys=sort_keys))

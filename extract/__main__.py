@@ -18,7 +18,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="python -m extract", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Sample N frames per video with ffmpeg, embed them with CLIP on a Dask cluster, "
                     "and cache them in HDF5. Running it again resumes.")
-    ap.add_argument("source", help="folder with one sub-folder per class, a path,label[,split,caption] "
+    ap.add_argument("source", help="folder with one sub-folder per class, a path[,label,split,caption] "
                                    "CSV (relative paths are resolved against the CSV's own folder), "
                                    "or a Kinetics annotation CSV")
     ap.add_argument("--out", required=True, help="cache file to create or extend (.h5); missing folders are made")

@@ -1,4 +1,4 @@
-"""Find the videos of a SOURCE: a folder per class, a path,label CSV, or a Kinetics CSV + clip folder."""
+"""Find the videos of a SOURCE: a folder per class, a path[,label,split,caption] CSV, or a Kinetics CSV + clip folder."""
 import csv
 import os
 import re
@@ -88,10 +88,9 @@ def from_csv(path: str) -> Source:
     header, rows = _read_rows(path)
     if "youtube_id" in header:
         return from_kinetics(path, header, rows)
-    for col in ("path", "label"):
-        if col not in header:
-            raise SourceError(path, f"no '{col}' column (header: {','.join(header)}); "
-                              "expected path,label[,split,caption] or a Kinetics annotation CSV")
+    if "path" not in header:   # label, split and caption are optional: without a label a video is unlabelled
+        raise SourceError(path, f"no 'path' column (header: {','.join(header)}); "
+                          "expected path[,label,split,caption] or a Kinetics annotation CSV")
     root = os.path.dirname(os.path.abspath(path))
     items, warnings, empty = [], [], 0
     for line, row in rows:
@@ -100,8 +99,8 @@ def from_csv(path: str) -> Source:
             raise SourceError(path, f"line {line} has an empty path")
         full = rel if os.path.isabs(rel) else os.path.join(root, rel)
         vid = os.path.normpath(os.path.relpath(full, root) if not os.path.isabs(rel) else rel)
-        label = row["label"] or None
-        empty += label is None
+        label = row.get("label") or None
+        empty += label is None and "label" in row
         items.append(VideoItem(vid, full, label, row.get("split", ""), row.get("caption", "")))
     if empty:
         warnings.append(f"{path}: {empty} rows have an empty label; they are cached as unlabelled")
@@ -119,7 +118,7 @@ def _clip_index(folder: str) -> Dict[str, str]:
 
 
 def from_kinetics(path: str, header: List[str], rows, videos: Optional[str] = None) -> Source:
-    for col in ("label", "youtube_id", "time_start", "time_end"):
+    for col in ("youtube_id", "time_start", "time_end"):
         if col not in header:
             raise SourceError(path, f"Kinetics CSV without a '{col}' column")
     root = os.path.abspath(videos or os.path.dirname(os.path.abspath(path)))
@@ -135,7 +134,7 @@ def from_kinetics(path: str, header: List[str], rows, videos: Optional[str] = No
         full = found or os.path.join(root, stem + ".mp4")   # missing clips become failures
         split = row.get("split", "")
         split = _KINETICS_SPLITS.get(split, split)
-        items.append(VideoItem(os.path.relpath(full, root), full, row["label"] or None, split))
+        items.append(VideoItem(os.path.relpath(full, root), full, row.get("label") or None, split))
     classes = sorted({i.label for i in items if i.label is not None})
     return Source(root, items, classes, [])
 

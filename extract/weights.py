@@ -4,6 +4,7 @@ import os
 import warnings
 from typing import Dict
 
+from clipvid.atomic import atomic_path
 from clipvid.errors import UsageError
 
 # Chatter from inside CLIP's loader that a user can do nothing about: clip imports pkg_resources,
@@ -45,9 +46,8 @@ def _random_weights_file(arch: str) -> str:
         torch.manual_seed(RANDOM_SEED)
         state = CLIP(*RANDOM_ARCHS[arch]).state_dict()
         torch.random.set_rng_state(gen_state)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # several workers may race to make it; each write is whole
+        with atomic_path(path) as tmp:   # several workers may race to make it; each write is whole
+            torch.save(state, tmp)
     return path
 
 

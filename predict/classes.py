@@ -5,6 +5,7 @@ from typing import List, Optional
 import numpy as np
 
 from clipvid.errors import UsageError
+from clipvid.names import distinct_names
 
 
 @dataclass
@@ -28,7 +29,7 @@ def parse_labels(text: Optional[str], path: Optional[str]) -> Optional[List[str]
         where = path
     else:
         raw, where = [p.strip() for p in text.split(",") if p.strip()], "--labels"
-    names = list(dict.fromkeys(raw))
+    names = distinct_names(raw)
     if len(names) < 2:
         raise UsageError(f"{where}: give at least 2 distinct class names (got {len(names)})")
     return names

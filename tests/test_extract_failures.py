@@ -11,6 +11,8 @@ from cache.validate import validate
 from tests.conftest import run_cli
 from tests.helpers_video import ffmpeg, make_video
 
+pytestmark = pytest.mark.slow
+
 N = 8
 
 

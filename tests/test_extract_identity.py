@@ -12,6 +12,8 @@ from cache.validate import validate
 from extract.identity import fingerprint
 from tests.hostile_media import ROOT, clip, extract, one_line_error
 
+pytestmark = pytest.mark.slow
+
 IDS = ["a/v0.mp4", "a/v1.mp4", "b/v2.mp4"]
 
 

@@ -34,6 +34,7 @@ def syn(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_extract_cuda_without_cuda_is_a_usage_error(videos):
     from extract.layout import cuda_count
     if cuda_count():
@@ -45,6 +46,7 @@ def test_extract_cuda_without_cuda_is_a_usage_error(videos):
     assert not [f for f in os.listdir(videos) if f.startswith("cuda.h5")]
 
 
+@pytest.mark.slow
 def test_csv_whose_paths_resolve_nowhere_names_the_resolved_path(videos):
     # Written as if relative to where the user stands, but paths are read relative to the CSV.
     with open(videos / "lists" / "wrong.csv", "w") as f:
@@ -64,6 +66,7 @@ def test_bench_help_lists_benchmarks_without_running_any():
     assert "decode" in proc.stdout and "examples:" in proc.stdout and "==" not in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["decode", "embed", "memory", "pipeline", "report", "scale", "scale_search",
                                   "search", "train", "train_scale", "predict", "gpu"])
 def test_each_benchmark_module_has_help_and_runs_nothing(name, tmp_path):

@@ -7,6 +7,8 @@ from clipvid.errors import EXIT_DATA, EXIT_USAGE
 from hostile_media import ROOT, clip, one_line_error, tmpfs
 from conftest import run_cli
 
+pytestmark = pytest.mark.slow
+
 
 def _extract(*args, cwd=ROOT):
     return run_cli("-m", "extract", *map(os.fspath, args), check=False, timeout=120, cwd=cwd)

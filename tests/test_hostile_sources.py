@@ -46,6 +46,7 @@ def test_hostile_csv_bom_crlf_read_faithfully(base):
     assert any("empty label" in w for w in src.warnings)
 
 
+@pytest.mark.slow
 def test_hostile_csv_extract_keeps_good_and_records_unknown(base):
     proc = extract(base / "list.csv", base / "c.h5")
     assert proc.returncode == EXIT_PARTIAL, proc.stderr
@@ -60,7 +61,7 @@ def test_hostile_csv_extract_keeps_good_and_records_unknown(base):
 
 
 BAD_CSVS = {
-    "no_label.csv": ("path,split\nclips/a.mp4,train\n", "no 'label' column"),
+    "no_path.csv": ("label,split\njump,train\n", "no 'path' column"),
     "short_row.csv": ("path,label,split\nclips/a.mp4,jump,train\nclips/b.mp4,run\n", "line 3 has 2 fields"),
     "long_row.csv": ("path,label\nclips/a.mp4,jump,extra\n", "line 2 has 3 fields, the header has 2"),
     "empty.csv": ("", "empty CSV"),

@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from clipvid.atomic import atomic_path
 from clipvid.errors import DataError
 
 FORMAT = "clipvid-head"
@@ -30,9 +31,8 @@ def save_checkpoint(path: str, head: str, config: Dict[str, Any], class_names: S
             "cache_info": dict(cache_info), "state_dict": state if state is not None else {}}
     if text_emb is not None:
         blob[TEXT_EMB_KEY] = torch.from_numpy(np.asarray(text_emb, np.float32).copy())
-    tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
 
 
 def load_checkpoint(path: str) -> Dict[str, Any]:

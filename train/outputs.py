@@ -8,7 +8,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from clipvid.jsonfile import atomic_text, write_json
+from clipvid.atomic import AtomicFile
+from clipvid.jsonfile import write_json
 
 METRICS_NAME = "metrics.json"
 PREDICTIONS_NAME = "predictions.csv"
@@ -63,14 +64,11 @@ def write_split(run_dir: str, ids: Sequence[str], splits: Dict[str, np.ndarray])
 def write_predictions(run_dir: str, ids: Sequence[str], true: Sequence[str], predicted: Sequence[str],
                       scores: Sequence[float]) -> None:
     """predictions.csv (id,true,predicted,score) via the csv module, so any id survives quoting."""
-    path = os.path.join(run_dir, PREDICTIONS_NAME)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with AtomicFile(os.path.join(run_dir, PREDICTIONS_NAME)) as f:
         out = csv.writer(f)
         out.writerow(["id", "true", "predicted", "score"])
         for row in zip(ids, true, predicted, scores):
             out.writerow([row[0], row[1], row[2], f"{float(row[3]):.6f}"])
-    os.replace(tmp, path)
 
 
 def ids_digest(ids: Sequence[str]) -> str:
@@ -95,7 +93,7 @@ def publish_video_emb(run_dir: str, npy: str, ids: Sequence[str], fingerprint: s
     if shape[0] != len(ids):
         raise ValueError(f"{shape[0]} video embeddings for {len(ids)} ids")
     os.replace(npy, os.path.join(run_dir, VIDEO_EMB_NAME))
-    atomic_text(os.path.join(run_dir, VIDEO_IDS_NAME), json.dumps([str(i) for i in ids], ensure_ascii=False))
+    write_json(os.path.join(run_dir, VIDEO_IDS_NAME), [str(i) for i in ids], indent=None)
     write_json(os.path.join(run_dir, VIDEO_EMB_META),
                {"format": VIDEO_EMB_FORMAT, "version": 1, "rows": int(len(ids)), "dim": int(shape[1]),
                 "cache_fingerprint": fingerprint, "ids_sha256": ids_digest(ids)})
