@@ -3,6 +3,7 @@ schema 1 (every array inside the one HDF5 file) and schema 2 (raw .emb .t .vidx 
 files next to a manifest). Also schema 1's video index, built once on request, and its journal."""
 import hashlib
 import os
+import sys
 from typing import TYPE_CHECKING, List
 
 import numpy as np
@@ -38,12 +39,9 @@ class H5Rows:
         pass
 
 
-def _strings(ds) -> np.ndarray:
-    return np.array(ds.asstr()[()], dtype=object) if len(ds) else np.array([], dtype=object)
-
-
 def load(r: "CacheReader", f) -> None:
     """Fill a CacheReader from an older layout: its columns, row map and frame rows."""
+    from cache.reader import strings
     if r.schema_version < 2:
         r._require(S.EMB, S.TIMES, S.IDS, S.LABELS)
         r._load_shared()
@@ -54,7 +52,7 @@ def load(r: "CacheReader", f) -> None:
             if key not in f:
                 cols[name] = np.full(n, default, dtype=object if kind == "str" else kind)
             else:
-                cols[name] = _strings(f[key]) if kind == "str" else f[key][()].astype(kind)
+                cols[name] = strings(f[key]) if kind == "str" else f[key][()].astype(kind)
         r.set_columns(cols)
         r.row_map = np.arange(n, dtype=np.int64)
         r._shards = {"emb": H5Rows(f[S.EMB]), "t": H5Rows(f[S.TIMES])}
@@ -64,7 +62,7 @@ def load(r: "CacheReader", f) -> None:
         return
     r._require("shards/name", "shards/rows", "shards/str_bytes", "shards/crc", "videos/row")
     r._load_shared()
-    r.shard_names = [str(x) for x in _strings(f["shards/name"])]
+    r.shard_names = [str(x) for x in strings(f["shards/name"])]
     r.shard_rows = f["shards/rows"][()].astype(np.int64)
     r.shard_str_bytes = f["shards/str_bytes"][()].astype(np.int64)
     r.shard_crc = f["shards/crc"][()].astype(np.uint32)
@@ -91,6 +89,21 @@ def load(r: "CacheReader", f) -> None:
     cols = {name: np.array(col, dtype=object)[r.row_map] for name, col in zip(STR_FIELDS, text)}
     cols.update({name: rec[name][r.row_map] for name in NUM.names})
     r.set_columns(cols)
+
+
+def upgrade(r: "CacheReader", settings: dict, per_shard: int, progress: bool):
+    """The rows of an older cache copied, in video order, into fresh shards of the current layout
+    next to it; returns the manifest state that maps them (the caller commits it over the old file)."""
+    from cache.manifest import State
+    from cache.shards import copy_rows
+    print(f"{r.path}: upgrading a schema-{r.schema_version} cache to schema {S.SCHEMA_VERSION} "
+          f"(plain HDF5; a one-time copy of {r.num_videos} videos)", file=sys.stderr, flush=True)
+    st = State(dict(settings), classes=list(r.class_names), ids=r.ids.tolist(), content=r.content.tolist(),
+               row_map=list(range(r.num_videos)), failed={i: why for i, why in r.failures})
+    st.text = {n: r.text_emb[i] for i, n in enumerate(r.class_names)}
+    st.index = dict(zip(st.ids, range(len(st.ids))))
+    st.shards = copy_rows(r, r.path, 1, per_shard, "upgrading", progress)
+    return st
 
 
 def problems(r: "CacheReader") -> List[str]:

@@ -21,7 +21,8 @@ _ATTRS = {"id": "ids", "label": "labels", "split": "splits", "caption": "caption
 _OPEN_TRIES = 5   # a compaction may remove shards between reading the manifest and opening them
 
 
-def _strings(ds) -> np.ndarray:
+def strings(ds) -> np.ndarray:
+    """A (V,) UTF-8 dataset as an object array of str."""
     return np.array(ds.asstr()[()], dtype=object) if len(ds) else np.array([], dtype=object)
 
 
@@ -82,7 +83,7 @@ class CacheReader:
             return
         self._require(S.SHARD_NAMES, S.SHARD_ROWS, S.SHARD_CRC, S.RUNS)
         self._load_shared()
-        self.shard_names = [str(x) for x in _strings(f[S.SHARD_NAMES])]
+        self.shard_names = [str(x) for x in strings(f[S.SHARD_NAMES])]
         self.shard_rows = f[S.SHARD_ROWS][()].astype(np.int64)
         self.shard_crc = f[S.SHARD_CRC][()].astype(np.uint32)
         self.runs = f[S.RUNS][()].astype(np.int64).reshape(-1, 3)
@@ -104,10 +105,10 @@ class CacheReader:
     def _load_shared(self) -> None:
         """Classes and failures: ordinary datasets in every layout."""
         f = self._f
-        self.class_names: List[str] = list(_strings(f[S.CLASS_NAMES]))
+        self.class_names: List[str] = list(strings(f[S.CLASS_NAMES]))
         self.text_emb = f[S.TEXT_EMB][()]
-        fids = _strings(f[S.FAIL_IDS]) if S.FAIL_IDS in f else []
-        freasons = _strings(f[S.FAIL_REASONS]) if S.FAIL_REASONS in f else []
+        fids = strings(f[S.FAIL_IDS]) if S.FAIL_IDS in f else []
+        freasons = strings(f[S.FAIL_REASONS]) if S.FAIL_REASONS in f else []
         self.failures: List[Tuple[str, str]] = list(zip(fids, freasons))
 
     def _open_shards(self) -> None:

@@ -31,6 +31,17 @@ VIDEO_COLUMNS = {
     "content": ("str", ""), "n_distinct": ("int32", 0), "duration": ("float32", 0.0), "fps": ("float32", 0.0),
 }
 
+def column_values(values: Dict[str, Any]) -> Dict[str, Any]:
+    """Every per-video column of one video as plain JSON-able values (the defaults where not given)."""
+    import numpy as np
+    unknown = set(values) - set(VIDEO_COLUMNS)
+    if unknown:
+        raise ValueError(f"no per-video column {sorted(unknown)[0]!r} in the cache schema")
+    out = {name: values.get(name, default) for name, (_, default) in VIDEO_COLUMNS.items()}
+    return {name: str(v) if VIDEO_COLUMNS[name][0] == "str" else np.dtype(VIDEO_COLUMNS[name][0]).type(v).item()
+            for name, v in out.items()}
+
+
 # Root attributes. Those in MATCH_KEYS must agree before a writer appends.
 ATTR_KEYS = ("schema_version", "clip_model", "weights_hash", "random_weights",
              "dim", "frames", "sampler", "prompt_templates", "source_root")

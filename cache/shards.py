@@ -164,6 +164,22 @@ def running_crc(file: str, offsets: Sequence[int], start: int, count: int, crc: 
                 yield list(crc)
 
 
+def intact_rows(file: str, base: M.Shard, videos: List[dict], frames: int, dim: int) -> int:
+    """How many of the journalled `videos` (rows from base.rows on, in order) a killed writer left whole
+    in the frame file: each record carries the shard's running checksums after its row."""
+    if not videos or not os.path.exists(file):
+        return 0
+    base.capacity, offsets = L.frame_offsets(file, frames, dim)
+    good = 0
+    sums = running_crc(file, [offsets[k] for k in L.KINDS], base.rows, min(len(videos), base.capacity - base.rows),
+                       base.crc[:len(L.KINDS)], frames, dim)
+    for meta, got in zip(videos, sums):
+        if meta["row"] != base.rows + good or got != meta["crc"]:
+            break
+        good += 1
+    return good
+
+
 def file_crc(path: str, nbytes: int, offset: int = 0, chunk: int = 64 << 20) -> int:
     """crc32 of nbytes of a file from `offset`, read in large chunks."""
     crc = 0

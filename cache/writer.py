@@ -15,7 +15,7 @@ from cache import manifest as M
 from cache import schema as S
 from clipvid.errors import CacheError
 from cache.journal import Journal, Record, scan
-from cache.shards import ShardAppender, copy_rows, row_arrays, running_crc
+from cache.shards import ShardAppender, intact_rows, row_arrays
 
 SHARD_BYTES = 1 << 30   # frame bytes a shard holds at most; a session appends to the last until it is full
 MAX_ROWS = 16384        # rows a shard holds at most: bounds the videos file a commit rewrites
@@ -91,14 +91,8 @@ class CacheWriter:
                 # A renamed cache (file and folder) is mapped again under its new name.
                 self._pending += M.mapped_folder(self.path) not in (None, os.path.basename(self.folder))
                 return M.from_reader(r)
-            print(f"{self.path}: upgrading a schema-{r.schema_version} cache to schema {S.SCHEMA_VERSION} "
-                  f"(plain HDF5; a one-time copy of {r.num_videos} videos)", file=sys.stderr, flush=True)
-            state = M.State(dict(self.settings), classes=list(r.class_names), ids=r.ids.tolist(),
-                            content=r.content.tolist(), row_map=list(range(r.num_videos)),
-                            failed={i: why for i, why in r.failures})
-            state.text = {n: r.text_emb[i] for i, n in enumerate(r.class_names)}
-            state.index = dict(zip(state.ids, range(len(state.ids))))
-            state.shards = copy_rows(r, self.path, 1, self._max_rows(), "upgrading", self.progress)
+            from cache.legacy import upgrade
+            state = upgrade(r, self.settings, self._max_rows(), self.progress)
         self._commit_state(state)
         self._migrated = True
         return state
@@ -127,17 +121,8 @@ class CacheWriter:
         shard = next((s for s in st.shards if s.name == name), None)
         base = shard if shard else M.Shard(name, 0)
         videos = [m for m in videos if m["shard"] == name and m["row"] >= base.rows]
-        good = 0
-        file = L.shard_file(self.path, L.frames_name(name))
-        if videos and os.path.exists(file):
-            N, D = int(self.settings["frames"]), int(self.settings["dim"])
-            base.capacity, offsets = L.frame_offsets(file, N, D)
-            sums = running_crc(file, [offsets[k] for k in L.KINDS], base.rows,
-                               min(len(videos), base.capacity - base.rows), base.crc[:len(L.KINDS)], N, D)
-            for meta, got in zip(videos, sums):
-                if meta["row"] != base.rows + good or got != meta["crc"]:
-                    break
-                good += 1
+        good = intact_rows(L.shard_file(self.path, L.frames_name(name)), base, videos,
+                           int(self.settings["frames"]), int(self.settings["dim"]))
         if good:
             if shard is None:
                 shard = base
@@ -225,15 +210,9 @@ class CacheWriter:
         keeps its place; the old frames stay until `compact`)."""
         if label is not None and label not in self.state.text:
             raise ValueError(f"label {label!r} was not registered with set_classes")
-        unknown = set(more) - set(S.VIDEO_COLUMNS)
-        if unknown:
-            raise ValueError(f"no per-video column {sorted(unknown)[0]!r} in the cache schema")
-        values = {name: default for name, (_, default) in S.VIDEO_COLUMNS.items()}
-        values.update(more, id=vid, label=self.state.classes.index(label) if label is not None else -1,
-                      split=split or "", caption=caption or "", content=content or "", n_distinct=int(n_distinct),
-                      duration=float(duration), fps=float(fps))
-        values = {name: (str(v) if S.VIDEO_COLUMNS[name][0] == "str" else np.dtype(S.VIDEO_COLUMNS[name][0]).type(v).item())
-                  for name, v in values.items()}
+        values = S.column_values(dict(more, id=vid, label=self.state.classes.index(label) if label is not None else -1,
+                                      split=split or "", caption=caption or "", content=content or "",
+                                      n_distinct=n_distinct, duration=duration, fps=fps))
         physical, crc = self._append_row(row_arrays(emb, t), values)
         shard = self._shard
         self._journal(Record({"kind": "video", "id": vid, "shard": shard.shard.name, "row": shard.rows - 1,
