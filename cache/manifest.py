@@ -116,16 +116,17 @@ def write_videos(file: str, columns: Dict[str, list]) -> int:
         raise
 
 
-def _virtual(f: h5py.File, key: str, shape: tuple, dtype, sources: list) -> None:
+def _virtual(f: h5py.File, key: str, shape: tuple, dtype, sources: list, fill=None) -> None:
     """Dataset `key` of `shape`: (logical first, count, file, dataset, file shape, local first) pieces,
-    or an ordinary empty dataset when there are none (a cache with no videos yet)."""
+    or an ordinary empty dataset when there are none (a cache with no videos yet). `fill` is what a
+    source file without that dataset reads as (a column added after the shard was written)."""
     if not sources:
         f.create_dataset(key, shape=shape, dtype=dtype)
         return
     layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
     for logical, count, file, name, file_shape, local in sources:
         layout[logical:logical + count] = h5py.VirtualSource(file, name, shape=file_shape)[local:local + count]
-    f.create_virtual_dataset(key, layout)
+    f.create_virtual_dataset(key, layout, fillvalue=fill)
 
 
 def write(tmp: str, st: State, cache_path: str) -> None:
@@ -153,9 +154,10 @@ def write(tmp: str, st: State, cache_path: str) -> None:
             _virtual(f, key, (V,) + shape, dtype, [
                 (lg, c, f"{folder}/{L.frames_name(sh.name)}", kind, (sh.capacity,) + shape, lo)
                 for lg, c, sh, lo in pieces])
-        for name, (kind, _) in S.VIDEO_COLUMNS.items():
+        for name, (kind, default) in S.VIDEO_COLUMNS.items():
             _virtual(f, f"videos/{name}", (V,), _STR if kind == "str" else kind, [
-                (lg, c, f"{folder}/{L.videos_name(sh.name)}", name, (sh.rows,), lo) for lg, c, sh, lo in pieces])
+                (lg, c, f"{folder}/{L.videos_name(sh.name)}", name, (sh.rows,), lo) for lg, c, sh, lo in pieces],
+                None if kind == "str" else default)
         f.create_dataset(S.CLASS_NAMES, data=np.array(st.classes, dtype=object), dtype=_STR)
         text = np.stack([st.text[n] for n in st.classes]) if st.classes else np.zeros((0, D), np.float16)
         f.create_dataset(S.TEXT_EMB, data=text.astype(np.float16))

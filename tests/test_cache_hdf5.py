@@ -154,3 +154,23 @@ def test_a_renamed_cache_is_found_by_validate_and_mapped_again(tmp_path):
     assert validate(path) == []
     with h5py.File(path, "r") as f:
         assert (f["frames/emb"][3] == frames(3)).all() and f["videos/id"].asstr()[3] == "v3"
+
+
+def test_a_new_per_video_column_is_one_line_in_the_schema(tmp_path, monkeypatch):
+    from cache import schema as S
+    path = os.fspath(tmp_path / "c.h5")
+    add(path, range(300))                            # a full shard and an open one, written before the columns
+    monkeypatch.setitem(S.VIDEO_COLUMNS, "decoder", ("str", ""))  # the one line (and one more, numeric)
+    monkeypatch.setitem(S.VIDEO_COLUMNS, "level", ("int32", -1))
+    w = CacheWriter(path, SETTINGS)
+    w.add_video("v300", frames(300), np.linspace(0, 1, N), "a", n_distinct=N, duration=1.0, decoder="pyav", level=3)
+    with pytest.raises(ValueError, match="no per-video column 'colour'"):
+        w.add_video("v301", frames(301), np.linspace(0, 1, N), "a", colour="red")
+    w.close()
+    with open_cache(path) as r:
+        assert len(r.shard_names) == 2 and r.columns["decoder"].tolist() == [""] * 300 + ["pyav"]
+        assert r.columns["level"].tolist() == [-1] * 300 + [3]
+    with h5py.File(path, "r") as f:                  # the full shard's file has no such datasets: defaults
+        assert f["videos/decoder"].asstr()[[0, 299, 300]].tolist() == ["", "", "pyav"]
+        assert f["videos/level"][[0, 299, 300]].tolist() == [-1, -1, 3]
+    assert validate(path) == []
