@@ -1,16 +1,18 @@
 """`python -m bench [NAME ...]`: run every benchmark (or the named ones); each writes bench/results/NAME.json."""
 import argparse
 import importlib
-
-from clipvid.helptext import add_examples
 import sys
 import time
+
+from clipvid.errors import EXIT_OK, UsageError, exit_status
+from clipvid.helptext import add_examples
+from clipvid.options import Parser
 
 ALL = ("decode", "pipeline", "embed", "train", "memory", "search", "scale", "train_scale", "predict", "gpu")
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="python -m bench",
         description="Run benchmarks; each prints ratios measured side by side and writes "
                     "bench/results/NAME.json (figures: bench/PERFORMANCE.md). Not part of the tests.",
@@ -25,10 +27,13 @@ def main(argv=None) -> int:
     ap = _parser()
     ap.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
     names = ap.parse_args(argv).names or list(ALL)
+    return exit_status(lambda: _run(names), interrupted=lambda: "interrupted: the results written so far are kept")
+
+
+def _run(names) -> int:
     unknown = [n for n in names if n not in ALL]
     if unknown:
-        print(f"error: unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(ALL)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(ALL)}")
     start = time.perf_counter()
     for name in names:
         t = time.perf_counter()
@@ -36,7 +41,7 @@ def main(argv=None) -> int:
         importlib.import_module(f"bench.{name}").main()
         print(f"== bench.{name}: {time.perf_counter() - t:.0f} s\n", flush=True)
     print(f"all benchmarks: {time.perf_counter() - start:.0f} s")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

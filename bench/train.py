@@ -51,16 +51,15 @@ def _one_head(path: str, head: str, out) -> None:
     import torch
     from cache.reader import open_cache
     from train.data import FrameSource
-    from train.heads import HEAD_DEFAULTS
     from train.loop import FitConfig, fit
-    from train.registry import build_module
+    from train.registry import HEADS, build_module
     from train.run import auto_batch_size
     with open_cache(path) as reader:
         source = FrameSource(reader, np.arange(FRAMES))
         rows = np.arange(reader.num_videos)
         labels = np.asarray(reader.labels, np.int64)
         text = np.asarray(reader.text_emb, np.float32)
-        config = {"head": head, "dim": DIM, "frames": FRAMES, "pos_len": FRAMES, "seed": 0, **HEAD_DEFAULTS[head]}
+        config = {"head": head, "dim": DIM, "frames": FRAMES, "pos_len": FRAMES, "seed": 0, **HEADS[head].defaults}
         batch = auto_batch_size(len(rows))
         torch.manual_seed(0)
         module = build_module(config)

@@ -2,7 +2,7 @@
 
 Usage: python -m bench.train_scale [SIZE ...]   (default 10000 50000 200000). Caches (N=100, D=512,
 float16, 400 classes, 80/10/10 splits) are built by streaming into $CLIPVID_SCALE_DIR (default
-/work/tmp/12), one at a time, and deleted afterwards. With $CLIPVID_BENCH_LOCK naming a lock file, each
+~/.cache/clipvid/bench/train_scale, or $CLIPVID_BENCH_CACHE/train_scale), one at a time, and deleted afterwards. With $CLIPVID_BENCH_LOCK naming a lock file, each
 cache is built and the trained heads fitted under a shared flock of it and the timed steps run under two
 exclusive holds per size; sizes measured earlier stay in the result file. `--build-only SIZE ...`
 only streams those caches (for a later run to time and delete); `--skip-trained` leaves out the three
@@ -27,8 +27,6 @@ from clipvid.jsonfile import write_json
 
 FRAMES, DIM, CLASSES = 100, 512, 400
 SIZES = (10_000, 50_000, 200_000)
-BASELINES = "meanpool,maxpool,vote,midframe"
-TRAINED = "lstm,transformer,xclip"
 # The trained heads only need to exist for evaluate (its work per head does not depend on how well they
 # trained): one epoch on 8 frames keeps the 200k size inside the bench's half hour.
 TRAINED_ARGS = ["--epochs", "1", "--frames", "8"]
@@ -114,9 +112,8 @@ def ooc_overhead(path: str, steps: int = 20, device: str = "cpu") -> Dict[str, f
     import torch
     from cache.reader import open_cache
     from train.data import FrameSource
-    from train.heads import HEAD_DEFAULTS
     from train.loop import FitConfig, fit
-    from train.registry import build_module
+    from train.registry import HEADS, build_module
     out = {}
     with open_cache(path) as r:
         rows = np.flatnonzero(r.splits == "train")
@@ -125,7 +122,7 @@ def ooc_overhead(path: str, steps: int = 20, device: str = "cpu") -> Dict[str, f
         labels = r.labels[rows].astype(np.int64)
         text = np.asarray(r.text_emb, np.float32)
         config = {"head": "transformer", "dim": DIM, "frames": FRAMES, "pos_len": FRAMES, "seed": 0,
-                  **HEAD_DEFAULTS["transformer"]}
+                  **HEADS["transformer"].defaults}
         need = r.num_videos * FRAMES * DIM * 2
         empty = np.zeros(0, np.int64)
         for name, budget in (("memory", None), ("disk", need // 2)):
@@ -181,16 +178,17 @@ def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True) -> Di
     try:
         res["build_seconds"] = build(videos, root)
         res["cache_gib"] = disk_bytes(path) / 2 ** 30
+        from train.registry import BASELINES, PROBE, TRAINED
         train = ["-m", "train", path, "--quiet", "--out", runs]
         with _lock(True):   # two exclusive holds per size (each a few minutes), not one per step
             sequential_read(path)                                             # same page-cache state for all
             res["read"] = {**sequential_read(path), "load_average_before": _load()}
             res["meanpool"] = _timed([*train, "--head", "meanpool"])
-            res["baselines"] = _timed([*train, "--head", BASELINES])     # replaces the meanpool run
-            res["linear"] = _timed([*train, "--head", "linear"])
+            res["baselines"] = _timed([*train, "--head", ",".join(BASELINES)])     # replaces the meanpool run
+            res["linear"] = _timed([*train, "--head", PROBE])
         if trained:
             with _lock(False):
-                res["trained"] = _timed([*train, "--head", TRAINED, *TRAINED_ARGS])
+                res["trained"] = _timed([*train, "--head", ",".join(TRAINED), *TRAINED_ARGS])
         with _lock(True):
             res["evaluate"] = _timed(["-m", "evaluate", path, "--runs", runs, "--out", report, "--quiet"])
             if with_ooc:   # side by side with the same videos in the schema-2 layout (raw shard files)
@@ -214,7 +212,7 @@ def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True) -> Di
 
 def main(argv: List[str] = None) -> dict:
     args = list(argv if argv is not None else sys.argv[1:])
-    root = os.environ.get("CLIPVID_SCALE_DIR", "/work/tmp/12")
+    root = os.environ.get("CLIPVID_SCALE_DIR") or common.cache_dir("train_scale")
     if args[:1] == ["--build-only"]:  # make the next size's cache ahead, while something else is timed
         for videos in map(int, args[1:]):
             print(f"built {videos} videos in {build(videos, root):.0f} s", flush=True)

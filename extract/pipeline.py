@@ -15,6 +15,7 @@ from cache.schema import make_settings, settings_mismatch
 from cache.layout import journal_file
 from cache.writer import CacheWriter
 from clipvid.errors import CacheError
+from clipvid.resources import cpu_count
 from extract import identity, worker_tasks
 from extract.layout import default_layout
 from extract.weights import file_hash, resolve_weights
@@ -51,6 +52,7 @@ class Summary:
     skipped: int = 0
     replaced: int = 0           # cached videos re-extracted because their file changed
     failed: Dict[str, str] = field(default_factory=dict)      # this run's new failures
+    deferred: Dict[str, str] = field(default_factory=dict)    # left out for lack of GPU memory, not failed
     still_failed: Dict[str, str] = field(default_factory=dict)  # earlier failures not retried
     seconds: float = 0.0
     work_seconds: float = 0.0   # first video sent to last result: start-up and model loading excluded
@@ -67,9 +69,13 @@ QUIET_DASK = {"distributed.worker.profile.enabled": False, "distributed.admin.ti
 
 
 def make_client(opts: Options):
-    """A Dask client: an existing scheduler, or a LocalCluster of worker processes."""
+    """A Dask client: an existing scheduler (TLS with the Dask config's security settings, e.g. a
+    --scheduler tls://... with DASK_DISTRIBUTED__COMM__TLS__* files), or a LocalCluster of worker
+    processes that speak TLS with credentials made for this run alone: on a shared machine any other
+    user could otherwise connect to 127.0.0.1 and run code in our workers, as us."""
     import dask
     from dask.distributed import Client, LocalCluster
+    from distributed.security import Security
     if opts.scheduler:
         client = Client(opts.scheduler, timeout="30s")
         client.wait_for_workers(1, timeout=60)
@@ -85,7 +91,7 @@ def make_client(opts: Options):
             with dask.config.set(QUIET_DASK):
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
                                        dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
-                                       memory_limit=0)
+                                       memory_limit=0, protocol="tls://", security=Security.temporary())
         except Exception:
             # A Ctrl-C can reach a worker in the instant between its fork and its wrapper's trap,
             # which fails the start: that is the interrupt, not an error.
@@ -95,7 +101,7 @@ def make_client(opts: Options):
     if interrupted:
         cluster.close()
         raise KeyboardInterrupt
-    return Client(cluster), cluster
+    return Client(cluster, security=cluster.security), cluster
 
 
 def _workers_ignore_sigint() -> None:
@@ -260,10 +266,12 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
         writer.set_classes(source.classes, text_emb)
         todo = plan(source, writer.done_ids, writer.failed, opts.retry_failed, summary, writer.content_of, out,
                     opts.replace_changed)
-        _warm_all(client, common)
+        for line in _warm_all(client, common):   # where each worker embeds, and in what precision
+            if opts.progress or "not on the GPU" in line:
+                print(line, file=sys.stderr, flush=True)
         work_start = time.time()
         threads = sum(client.nthreads().values()) or 1
-        ffmpeg_threads = 1 if threads > 1 else max(1, os.cpu_count() or 1)
+        ffmpeg_threads = 1 if threads > 1 else cpu_count()
         window = 2 * threads + 2   # tasks in flight, bounded: memory does not grow with the collection
         pending = iter(chunk_items(todo, threads))
         by_key = {}
@@ -316,9 +324,10 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
     return summary
 
 
-def _warm_all(client, common: tuple) -> None:
+def _warm_all(client, common: tuple) -> List[str]:
     """Load the model on every worker at once, before the first video: otherwise each loads it
-    when its first video arrives (seconds for ViT-B/32) while the others already work."""
+    when its first video arrives (seconds for ViT-B/32) while the others already work. Returns the
+    distinct device lines of the workers that answered."""
     from dask.distributed import wait
     workers = list(client.scheduler_info()["workers"])
     futs = [client.submit(worker_tasks.warm, *common, workers=[w], allow_other_workers=False, pure=False)
@@ -327,12 +336,16 @@ def _warm_all(client, common: tuple) -> None:
         wait(futs, timeout=WARM_TIMEOUT)
     except Exception:  # a slow or lost worker: it loads the model with its first video instead
         pass
+    lines = sorted({f.result() for f in futs if f.status == "finished"})
     client.cancel(futs)
+    return lines
 
 
 def _record(writer: CacheWriter, summary: Summary, item, res: Dict[str, object], content: str = "") -> None:
     """Write one video's result (embeddings or failure) and count it."""
-    if "error" in res:
+    if "resource" in res:   # the GPU was full: nothing is wrong with the video, the next run tries it again
+        summary.deferred[item.id] = res["resource"]
+    elif "error" in res:
         writer.add_failure(item.id, res["error"])
         summary.failed[item.id] = " ".join(str(res["error"]).split())
     else:

@@ -84,16 +84,19 @@ def file_hash(path: str) -> str:
 def main(argv=None) -> int:
     """`python -m extract.weights SPEC`: print the weights file SPEC resolves to (exit 2 if none)."""
     import sys
+    from clipvid.errors import EXIT_OK, exit_status
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] in ("-h", "--help"):
-        print("usage: python -m extract.weights SPEC   (a CLIP name, a weights file or random:<arch>)")
-        return 0 if args and args[0] in ("-h", "--help") else 2
-    try:
-        print(resolve_weights(args[0])[0])
-    except WeightsUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    usage = "usage: python -m extract.weights SPEC   (a CLIP name, a weights file or random:<arch>)"
+    if args[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return EXIT_OK
+
+    def show() -> int:
+        if len(args) != 1:
+            raise UsageError(f"python -m extract.weights takes one SPEC ({usage})")
+        print(resolve_weights(args[0])[0])   # WeightsUnavailable is a usage error
+        return EXIT_OK
+    return exit_status(show, interrupted=lambda: "interrupted")
 
 
 if __name__ == "__main__":

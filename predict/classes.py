@@ -39,9 +39,9 @@ def encode_names(clip_model: str, weights_hash: str, names: List[str], device: s
     """Text embeddings [C, D] float32 of class names: CLIP's text encoder with extract's prompt ensemble."""
     from extract.clip_model import WeightsUnavailable, class_text_embeddings, load_clip
     from extract.sources import prompt_name
-    from train.device import resolve_device
+    from clipvid.device import resolve_device
     try:
-        clip_ = load_clip(clip_model, resolve_device(device))
+        clip_ = load_clip(clip_model, resolve_device(device, "embed"))
     except WeightsUnavailable as exc:
         raise UsageError(str(exc))
     if weights_hash and clip_.weights_hash != weights_hash:

@@ -21,6 +21,7 @@ NOT_RUN = {
     "dask scheduler": "a long-running cluster process; tests/test_extract_cluster.py starts real ones",
     "dask worker": "a long-running cluster process; tests/test_extract_cluster.py starts real ones",
     "--scheduler tcp://head:": "needs the cluster above; tests/test_extract_cluster.py runs extract on a real one",
+    "--scheduler tls://head:": "needs a TLS cluster of one's own; tests/test_local_cluster_tls.py runs one",
     "--serve": "a server that runs until Ctrl-C; tests/test_evaluate_serve.py drives it",
     "python -m bench": "benchmarks build their own data and are not part of the tests",
 }
@@ -97,7 +98,11 @@ def test_every_shown_command_is_in_a_tested_block():
             if lang != "bash":
                 problems += [f"{rel}:{start + i}: a command outside a ```bash block: {line.strip()}"
                              for i, line in enumerate(body) if COMMAND_START.match(line.strip())]
-        prose = re.sub(r"```.*?```", "", text, flags=re.S)
+        prose, inside = [], False
+        for line in text.splitlines():                 # the lines outside fenced blocks
+            inside = inside != line.startswith("```")
+            prose.append("" if inside or line.startswith("```") else line)
+        prose = "\n".join(prose)
         for span in re.findall(r"`([^`\n]+)`", prose):
             if (COMMAND_START.match(span) and " " in span.split(" -m ", 1)[-1] and not PLACEHOLDER.search(span)
                     and not any(span in c for c in fenced) and not not_run_reason(span)):

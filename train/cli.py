@@ -11,11 +11,12 @@ from clipvid.options import Parser, add_device, add_quiet, check_counts
 from clipvid.paths import writable_folder
 from cache.reader import open_cache
 from train.checkpoint import CHECKPOINT_NAME
-from train.device import resolve_device, set_cpu_threads
+from clipvid.device import announce, resolve_device
+from clipvid.resources import TMP_DIR_HELP, use_tmp_dir
+from train.device import set_cpu_threads
 from train.prepare import prepare
-from train.heads import HEAD_DEFAULTS
 from train.outputs import run_dir_for, settings_tag
-from train.registry import ALL_METHODS, BASELINES
+from train.registry import ALL_METHODS, HEADS
 from train.run import HeadOptions, train_heads
 
 EPILOG = f"""heads: {', '.join(ALL_METHODS)} (or all).
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--split-seed", type=int, default=0,
                     help="seed for the train/val/test split and held-out classes, fixed across --seeds (default 0)")
     add_device(ap, "the heads")
+    ap.add_argument("--tmp-dir", help=TMP_DIR_HELP)
     ap.add_argument("--frames", type=int, metavar="K", help="use K evenly spaced rows of the N cached (all)")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--holdout-classes", type=int, metavar="K",
@@ -101,9 +103,9 @@ def parse_seeds(args: argparse.Namespace) -> List[int]:
 
 def run_tag(name: str, args: argparse.Namespace, frames: int) -> str:
     """The <head>-<settings> folder name of one head under these options."""
-    trained = name in HEAD_DEFAULTS
-    return settings_tag(name, frames, args.epochs if trained else None,
-                        (args.lr if args.lr is not None else HEAD_DEFAULTS[name]["lr"]) if trained else None,
+    spec = HEADS[name]
+    return settings_tag(name, frames, args.epochs if spec.trains else None,
+                        (args.lr if args.lr is not None else spec.defaults["lr"]) if spec.trains else None,
                         args.holdout_classes, read_class_file(args.train_classes) if args.train_classes else None,
                         args.split_seed)
 
@@ -122,7 +124,7 @@ def summary_line(m: dict) -> str:
 
 
 def _seeds_of(name: str, seeds: List[int]) -> List[int]:
-    return seeds[:1] if name in BASELINES else seeds  # training-free: every seed gives the same run
+    return seeds if HEADS[name].learns else seeds[:1]  # training-free: every seed gives the same run
 
 
 def _list_runs(args: argparse.Namespace, heads: List[str], seeds: List[int]) -> int:
@@ -142,6 +144,10 @@ def _run(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(f"--device: {exc}")
+    try:
+        use_tmp_dir(args.tmp_dir)
+    except ValueError as exc:
+        raise UsageError(f"--tmp-dir: {exc}")
     classes = read_class_file(args.train_classes) if args.train_classes else None
     writable_folder(args.out)
     try:
@@ -162,6 +168,7 @@ def _train(args: argparse.Namespace, heads: List[str], seeds: List[int], device,
               file=sys.stderr)
     if data.source.disk_note:
         print(f"note: {data.source.disk_note}", file=sys.stderr)
+    announce(args.device, "train", "train", args.quiet)
     set_cpu_threads(device, args.threads, len(data.splits["train"]) * len(data.frames) * data.reader.dim)
     lines: List[str] = []
     try:

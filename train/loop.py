@@ -12,14 +12,14 @@ import torch.nn.functional as F
 
 from clipvid.progress import epoch_line, progress as progress_display
 from train.data import FrameSource, epoch_order
-from train.device import amp_dtype, autocast
+from clipvid.device import amp_dtype, autocast
 from train.heads import TemporalHead
 from train.metrics import history_row
 
 EVAL_BATCH = 512
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FitConfig:
     """Optimiser and stopping settings for one head."""
     epochs: int = 60
