@@ -58,6 +58,17 @@ def write_manifest(path: str, settings: dict, shards: List[RawShard], row_map: n
         f.create_dataset("failures/reason", data=np.array([r for _, r in failures], dtype=object), dtype=_STR)
 
 
+def is_current(path: str) -> bool:
+    """Whether the cache at `path` has the current layout (a benchmark cache left by an older clipvid
+    is rebuilt, not timed as if it were new)."""
+    from cache.reader import read_settings
+    from cache.schema import SCHEMA_VERSION
+    try:
+        return int(read_settings(path).get("schema_version", 0)) == SCHEMA_VERSION
+    except Exception:   # a damaged leftover: rebuild it
+        return False
+
+
 def schema2_copy(src: str, dst: str, block: int = 512, per_shard: int = 10_240) -> None:
     """The videos of the cache `src`, in its row order, as a new schema-2 cache `dst`."""
     from cache.reader import open_cache

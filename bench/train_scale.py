@@ -153,7 +153,8 @@ def build(videos: int, root: str) -> float:
     from train.synthetic import stream_synthetic_cache
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, f"scale_{videos}.h5")
-    if os.path.exists(path) and os.path.exists(path + ".build.json"):
+    from bench.old_layout import is_current
+    if os.path.exists(path) and os.path.exists(path + ".build.json") and is_current(path):
         with open(path + ".build.json") as f:
             return float(json.load(f)["seconds"])
     with _lock(False):
