@@ -83,18 +83,18 @@ def main(argv=None) -> int:
     p_val = add_examples(sub.add_parser("validate", help="exit 0 only when the cache is whole and consistent",
                                         epilog=EPILOG), EXAMPLES)
     p_val.add_argument("file", help="a cache written by python -m extract (.h5)")
-    p_com = add_examples(sub.add_parser("compact", epilog=EPILOG,
-                                        help="rewrite the live rows into fresh shards (drops replaced videos' "
-                                             "old frames, merges small shards; needs free disk for one copy)"),
-                         ["python -m cache compact cache.h5", "python -m cache compact cache.h5 && python -m cache info cache.h5"])
-    p_com.add_argument("file", help="a cache written by python -m extract (.h5)")
-    add_quiet(p_com)
-    p_mig = add_examples(sub.add_parser("migrate", epilog=EPILOG,
-                                        help="upgrade a cache of an older clipvid (schema 1 or 2) to the current "
-                                             "plain-HDF5 layout, once (an append does it too)"),
-                         ["python -m cache migrate old.h5", "python -m cache migrate old.h5 && python -m cache validate old.h5"])
-    p_mig.add_argument("file", help="a cache written by python -m extract (.h5)")
-    add_quiet(p_mig)
+    rewrites = {   # the commands that write a cache: name -> (help, examples)
+        "compact": ("rewrite the live rows into fresh shards (drops replaced videos' old frames, merges small "
+                    "shards; needs free disk for one copy)",
+                    ["python -m cache compact cache.h5", "python -m cache compact cache.h5 && python -m cache info cache.h5"]),
+        "migrate": ("upgrade a cache of an older clipvid (schema 1 or 2) to the current plain-HDF5 layout, once (an "
+                    "append does it too), or map a renamed cache again",
+                    ["python -m cache migrate old.h5", "python -m cache migrate old.h5 && python -m cache validate old.h5"]),
+    }
+    for name, (text, examples) in rewrites.items():
+        p = add_examples(sub.add_parser(name, help=text, epilog=EPILOG), examples)
+        p.add_argument("file", help="a cache written by python -m extract (.h5)")
+        add_quiet(p)
     args = ap.parse_args(argv)
     return exit_status(lambda: _command(args), interrupted=lambda: "interrupted: nothing more was written")
 
