@@ -7,7 +7,7 @@ from typing import Dict, List, Sequence
 import h5py
 import numpy as np
 
-from cache.legacy import NUM, RAW
+from cache.legacy import NUM, RAW, STR_FIELDS as RAW_STRINGS
 from cache.pooling import mean_pool
 
 _STR = h5py.string_dtype("utf-8")
@@ -22,13 +22,14 @@ class RawShard:
         self.str_bytes = 0
 
     def write(self, emb: np.ndarray, t: np.ndarray, cols: Dict[str, Sequence]) -> None:
-        """emb [b, N, D], t [b, N], and b values of id, split, caption, content, label, n_distinct, duration, fps."""
+        """emb [b, N, D], t [b, N], and b values of id, split, caption, content, label, n_distinct, duration,
+        fps, and optionally decoder (rows without it are those of shards made before that column)."""
         b = len(emb)
         num = np.zeros(b, NUM)
         for key in NUM.names:
             num[key] = np.asarray(cols[key])
-        text = "".join(f"{i}\0{s}\0{c}\0{k}\0" for i, s, c, k in
-                       zip(cols["id"], cols["split"], cols["caption"], cols["content"])).encode("utf-8")
+        fields = [cols[k] for k in RAW_STRINGS if k in cols]
+        text = "".join("".join(f"{v}\0" for v in row) for row in zip(*fields)).encode("utf-8")
         emb = np.ascontiguousarray(emb, np.float16)
         blobs = [emb.tobytes(), np.ascontiguousarray(t, np.float32).tobytes(),
                  mean_pool(emb).astype(np.float16).tobytes(), num.tobytes(), text]

@@ -11,6 +11,9 @@ from bench import common
 
 VIDEOS, FRAMES, DIM, CLASSES = 10_000, 100, 512, 25
 HEADS = ("lstm", "transformer", "xclip")
+RESULT_KEYS = frozenset({"videos", "frames", "dim", "heads", "overhead", "overhead_wall", "goals", "method",
+                         "heads_schema2", "overhead_schema2"})
+HEADLINES = tuple(f"overhead_cpu_{h}" for h in HEADS)
 
 
 def _cache() -> str:
@@ -94,6 +97,7 @@ def summarise(res: dict) -> None:
 
 
 def main() -> dict:
+    run = common.Run("train", RESULT_KEYS)
     path = _cache()
     res: Dict[str, object] = {"videos": VIDEOS, "frames": FRAMES, "dim": DIM, "heads": {}}
     ctx = mp.get_context("spawn")
@@ -110,6 +114,7 @@ def main() -> dict:
             res[key][head] = q.get()
             p.join()
             print(f"train: {head} ({key}): {res[key][head]}", flush=True)
+        run.headline(f"overhead_cpu_{head}", [res["heads"][head]["overhead_cpu"]])
     summarise(res)
     res["overhead_schema2"] = max(h["overhead_cpu"] for h in res["heads_schema2"].values())
     res["goals"] = {"overhead": 1.2}
@@ -117,7 +122,7 @@ def main() -> dict:
                      "AdamW steps on a float32 [V, N, D] tensor already in memory, in CPU seconds of the process "
                      "(per head: wall in 'overhead', CPU in 'overhead_cpu'); peak RSS of the process; heads_schema2 and "
                      "overhead_schema2: the same on a schema-2 copy of the cache (raw shard files)")
-    common.write_result("train", res)
+    run.write(res, state="cache in the page cache (built or read before); one epoch per head", repeats=1)
     print(common.table(["head", "s/epoch", "in-memory s", "overhead", "peak RSS MiB"],
                        [(h, f"{v['seconds_per_epoch']:.2f}", f"{v['in_memory_seconds']:.2f}", f"{v['overhead']:.2f}",
                          f"{v['peak_rss_mib']:.0f}") for h, v in res["heads"].items()]))

@@ -21,7 +21,7 @@ _BLOCK = 1024   # videos per streamed read while building
 # Schema 2's raw files: fixed-size records, and NUL-ended UTF-8 strings per row.
 NUM = np.dtype([("label", "<i4"), ("n_distinct", "<i4"), ("duration", "<f4"), ("fps", "<f4")])
 RAW = ("emb", "t", "vidx", "num", "str")
-STR_FIELDS = ("id", "split", "caption", "content")
+STR_FIELDS = ("id", "split", "caption", "content", "decoder")   # rows of shards made before the decoder column hold 4
 
 
 class H5Rows:
@@ -82,10 +82,11 @@ def load(r: "CacheReader", f) -> None:
     for name, rows, nbytes in zip(r.shard_names, r.shard_rows, r.shard_str_bytes):
         with open(raw(name, "str"), "rb") as fh:
             parts = fh.read(int(nbytes)).decode("utf-8").split("\0")
-        if len(parts) != rows * len(STR_FIELDS) + 1 or parts[-1]:
+        width = next((w for w in (len(STR_FIELDS), len(STR_FIELDS) - 1) if len(parts) == rows * w + 1), 0)
+        if not width or parts[-1]:
             raise ValueError(f"{fh.name}: {len(parts) - 1} strings for {rows} rows")
         for k, col in enumerate(text):
-            col.extend(parts[k:-1:len(STR_FIELDS)])
+            col.extend(parts[k:-1:width] if k < width else [""] * int(rows))
     cols = {name: np.array(col, dtype=object)[r.row_map] for name, col in zip(STR_FIELDS, text)}
     cols.update({name: rec[name][r.row_map] for name in NUM.names})
     r.set_columns(cols)

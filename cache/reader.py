@@ -17,7 +17,7 @@ from clipvid.errors import CacheError
 from cache.manifest import read_videos
 
 _ATTRS = {"id": "ids", "label": "labels", "split": "splits", "caption": "captions", "content": "content",
-          "n_distinct": "n_distinct", "duration": "duration", "fps": "fps"}
+          "n_distinct": "n_distinct", "duration": "duration", "fps": "fps", "decoder": "decoder"}
 _OPEN_TRIES = 5   # a compaction may remove shards between reading the manifest and opening them
 
 

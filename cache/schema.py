@@ -8,6 +8,7 @@ SCHEMA_VERSION = 3   # 3: HDF5 shard files mapped into the manifest by virtual d
 EMB = "frames/emb"            # (V, N, D) float16; virtual: the `emb` datasets of the shards' frame files
 TIMES = "frames/t"            # (V, N) float32; virtual, as EMB
 CONTENT = "videos/content"    # content fingerprint of the source file (extract.identity)
+DECODER = "videos/decoder"    # which path sampled the video: 'pyav' or 'ffmpeg' ('' before it was recorded)
 SHARD_NAMES = "shards/name"   # (S,) utf-8 shard number in the sidecar folder
 SHARD_ROWS = "shards/rows"    # (S,) int64 committed rows per shard
 SHARD_CRC = "shards/crc"      # (S, 4) uint32 crc32 of the committed emb, t, vidx bytes and of the videos file
@@ -29,6 +30,7 @@ FAIL_REASONS = "failures/reason"  # (F,) utf-8
 VIDEO_COLUMNS = {
     "id": ("str", ""), "label": ("int32", -1), "split": ("str", ""), "caption": ("str", ""),
     "content": ("str", ""), "n_distinct": ("int32", 0), "duration": ("float32", 0.0), "fps": ("float32", 0.0),
+    "decoder": ("str", ""),
 }
 
 def column_values(values: Dict[str, Any]) -> Dict[str, Any]:

@@ -6,8 +6,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from clipvid.resources import cpu_count
-from extract.batch import iter_samples
-from extract.probe import describe_failure
+from extract.decode import iter_samples
+from extract.facts import describe_failure
 
 _MODELS: Dict[tuple, object] = {}
 _LOCK = threading.Lock()
@@ -114,28 +114,14 @@ def _embedded(vid: str, sample, model, batch_size: int) -> Dict[str, object]:
         return {"id": vid, "error": "CLIP produced non-finite embeddings"}
     info = sample.info
     return {"id": vid, "emb": emb, "t": sample.t, "n_distinct": sample.n_distinct,
-            "duration": info.duration, "fps": info.fps, "strategy": sample.strategy}
-
-
-def choose_decoder() -> bool:
-    """Tell extract.inproc whether this worker runs several tasks at once (its threads share one
-    GIL); True when in-process decoding is then used here."""
-    from extract import inproc
-    try:
-        from distributed import get_worker
-        several = get_worker().state.nthreads > 1
-    except (ImportError, ValueError, AttributeError):   # not on a Dask worker: one video at a time
-        several = False
-    inproc.share_gil(several)
-    return inproc.available()
+            "duration": info.duration, "fps": info.fps, "strategy": sample.strategy, "decoder": sample.decoder}
 
 
 def videos_task(spec: str, device: str, workers_per_host: int, torch_threads: Optional[int],
                 items: List[Tuple[str, str]], n: int, batch_size: int, threads: int,
                 timeout: float) -> List[Dict[str, object]]:
-    """Decode and embed a few (id, path) videos; short ones share ffmpeg runs. One dict per video."""
+    """Decode and embed a few (id, path) videos, one after the other. One dict per video."""
     model = get_model(spec, device, workers_per_host, torch_threads)
-    choose_decoder()
     out: List[Dict[str, object]] = [{} for _ in items]
     # Each sample is embedded as soon as it is ready and then dropped: one video's frames at a time.
     for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout):

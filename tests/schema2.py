@@ -1,5 +1,6 @@
 """A schema-2 cache (raw shard files next to an HDF5 manifest), as clipvid wrote them before the cache
-was HDF5 again: two shards, videos mapped to their rows out of order."""
+was HDF5 again: two shards (the first made before the decoder column), videos mapped to their rows out
+of order."""
 import os
 
 import numpy as np
@@ -20,7 +21,7 @@ def write_schema2(path: str, emb: np.ndarray, labels, classes, text: np.ndarray)
                     {"id": [f"v{i}.mp4" for i in part], "split": ["train" if i % 3 else "test" for i in part],
                      "caption": [f"caption {i}" for i in part], "content": [f"{i}:fp" for i in part],
                      "label": np.asarray(labels)[part], "n_distinct": [N] * len(part), "duration": [1.0] * len(part),
-                     "fps": [10.0] * len(part)})
+                     "fps": [10.0] * len(part), **({"decoder": ["pyav"] * len(part)} if s else {})})
         shard.close()
         shards.append(shard)
     settings = {"clip_model": "some-model", "weights_hash": "w" * 64, "random_weights": False, "dim": D,

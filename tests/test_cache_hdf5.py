@@ -80,7 +80,8 @@ def test_plain_reader_keeps_its_snapshot_and_validate_checks_the_mapping(tmp_pat
     assert validate(path) == []
     with h5py.File(path, "r") as f:                # what a plain reader of the new snapshot sees
         assert f["frames/emb"].is_virtual and f["frames/emb"].shape == (150, N, D)
-        assert sorted(f["videos"]) == ["caption", "content", "duration", "fps", "id", "label", "n_distinct", "split"]
+        assert sorted(f["videos"]) == ["caption", "content", "decoder", "duration", "fps", "id", "label", "n_distinct",
+                                       "split"]
     # A manifest whose mapping reaches past the committed rows (or names another dataset) is caught.
     with h5py.File(path, "r+") as f:
         src = f["frames/emb"].virtual_sources()[0]
@@ -96,8 +97,8 @@ def _plain(path: str) -> dict:
     with h5py.File(path, "r") as f:
         out = {k: f[k][()] for k in ("frames/emb", "frames/t", "videos/label", "videos/n_distinct",
                                      "videos/duration", "videos/fps", "classes/text_emb")}
-        out.update({k: f[k].asstr()[()].tolist() for k in ("videos/id", "videos/split", "videos/caption",
-                                                             "classes/name", "failures/id", "failures/reason")})
+        out.update({k: f[k].asstr()[()].tolist() for k in ("videos/id", "videos/split", "videos/caption", "videos/decoder",
+                                                             "classes/name", "failures/id", "failures/reason") if k in f})
     return out
 
 
@@ -112,15 +113,18 @@ def test_older_caches_upgrade_once_to_identical_arrays(tmp_path, schema, capfd):
         write_schema1(path, emb, labels, ["a", "b"], text)
         before = _plain(path)                                       # every array was in the file itself
     else:
-        write_schema2(path, emb, labels, ["a", "b"], text)
+        row_map = write_schema2(path, emb, labels, ["a", "b"], text)
         with open_cache(path) as r:                                 # read in place, in video order
             assert r.schema_version == 2 and r.ids.tolist() == [f"v{i}.mp4" for i in range(40)]
             before = {"frames/emb": r.emb(), "frames/t": r.times(), "videos/label": r.labels,
                       "videos/n_distinct": r.n_distinct, "videos/duration": r.duration, "videos/fps": r.fps,
                       "classes/text_emb": r.text_emb, "videos/id": r.ids.tolist(), "videos/split": r.splits.tolist(),
                       "videos/caption": r.captions.tolist(), "classes/name": r.class_names,
-                      "failures/id": ["bad.mp4"], "failures/reason": ["moov atom not found"]}
+                      "failures/id": ["bad.mp4"], "failures/reason": ["moov atom not found"],
+                      "videos/decoder": r.decoder.tolist()}
         assert (before["frames/emb"] == emb).all() and before["videos/caption"][7] == "caption 7"
+        second = np.argsort(row_map)[20:]                          # the videos the second shard holds
+        assert sorted(i for i, d in enumerate(before["videos/decoder"]) if d) == sorted(second.tolist())
     assert validate(path) == []
     if schema == 1:
         proc = cache_cli("migrate", path)                           # the command
@@ -160,17 +164,17 @@ def test_a_new_per_video_column_is_one_line_in_the_schema(tmp_path, monkeypatch)
     from cache import schema as S
     path = os.fspath(tmp_path / "c.h5")
     add(path, range(300))                            # a full shard and an open one, written before the columns
-    monkeypatch.setitem(S.VIDEO_COLUMNS, "decoder", ("str", ""))  # the one line (and one more, numeric)
+    monkeypatch.setitem(S.VIDEO_COLUMNS, "codec", ("str", ""))    # the one line (and one more, numeric)
     monkeypatch.setitem(S.VIDEO_COLUMNS, "level", ("int32", -1))
     w = CacheWriter(path, SETTINGS)
-    w.add_video("v300", frames(300), np.linspace(0, 1, N), "a", n_distinct=N, duration=1.0, decoder="pyav", level=3)
+    w.add_video("v300", frames(300), np.linspace(0, 1, N), "a", n_distinct=N, duration=1.0, codec="h264", level=3)
     with pytest.raises(ValueError, match="no per-video column 'colour'"):
         w.add_video("v301", frames(301), np.linspace(0, 1, N), "a", colour="red")
     w.close()
     with open_cache(path) as r:
-        assert len(r.shard_names) == 2 and r.columns["decoder"].tolist() == [""] * 300 + ["pyav"]
+        assert len(r.shard_names) == 2 and r.columns["codec"].tolist() == [""] * 300 + ["h264"]
         assert r.columns["level"].tolist() == [-1] * 300 + [3]
     with h5py.File(path, "r") as f:                  # the full shard's file has no such datasets: defaults
-        assert f["videos/decoder"].asstr()[[0, 299, 300]].tolist() == ["", "", "pyav"]
+        assert f["videos/codec"].asstr()[[0, 299, 300]].tolist() == ["", "", "h264"]
         assert f["videos/level"][[0, 299, 300]].tolist() == [-1, -1, 3]
     assert validate(path) == []
