@@ -70,16 +70,17 @@ done
 source scripts/ensure_env.sh
 mkdir -p "$OUT"
 
-# CLIP weights: the default falls back to random:tiny when ViT-B/32 cannot be had here.
+# CLIP weights: ViT-B/32's are downloaded on first use (a progress bar on stderr); the default falls
+# back to random:tiny when they cannot be had (offline, or CLIPVID_OFFLINE=1).
 if [ -z "$MODEL" ]; then
-  if "$PY" -m extract.weights ViT-B/32 >/dev/null 2>&1; then
+  if "$PY" -m extract.weights ViT-B/32 >/dev/null; then
     MODEL="ViT-B/32"
   else
     MODEL="random:tiny"
     {
       echo "########################################################################"
-      echo "# WARNING: CLIP ViT-B/32 weights are not in ~/.cache/clip and cannot be"
-      echo "# downloaded here. Continuing with RANDOM weights (random:tiny): the"
+      echo "# WARNING: CLIP ViT-B/32 weights are not in ~/.cache/clip and could not"
+      echo "# be downloaded. Continuing with RANDOM weights (random:tiny): the"
       echo "# report will measure the heads only, not CLIP. See README (weights)."
       echo "########################################################################"
     } >&2

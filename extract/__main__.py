@@ -8,7 +8,11 @@ from cache.helptext import add_examples
 from cache.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 
 EPILOG = """exit status: 0 every video is cached; 1 some videos failed (listed, and kept in
-/failures of the cache); 2 usage error (nothing done); 3 the cache file cannot be used or written."""
+/failures of the cache); 2 usage error (nothing done); 3 the cache file cannot be used or written, or the
+model's weights or tokenizer cannot be had (not on this machine and not downloadable).
+
+weights: a named model's weights are downloaded on first use (OpenAI's into ~/.cache/clip, open_clip's into
+the Hugging Face cache); CLIPVID_OFFLINE=1 never tries the network."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -21,7 +25,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                    "or a Kinetics annotation CSV")
     ap.add_argument("--out", required=True, help="cache file to create or extend (.h5); missing folders are made")
     ap.add_argument("--clip-model", default="ViT-B/32",
-                    help="CLIP model name, path to a weights file, or random:<arch> (default ViT-B/32)")
+                    help="backbone: an OpenAI CLIP name, a weights file, random:<arch>, open_clip:ARCH/PRETRAINED, "
+                         "open_clip:ARCH@/path/to/checkpoint or random:open_clip:ARCH (default ViT-B/32)")
     ap.add_argument("--frames", type=int, default=100, help="frames sampled per video, N (default 100)")
     ap.add_argument("--workers", type=int, help="Dask worker processes (default: one per core up to 8; with GPUs, one per 2 cores, up to 8 per GPU and one per 3 GiB of its memory)")
     ap.add_argument("--threads-per-worker", type=int, help="tasks at once per worker (default 1 on CPU; with GPUs, the cores / the workers, at least 2)")
@@ -43,7 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="no progress display (a bar on a terminal, a line every few seconds in a log)")
     add_examples(ap, ["python -m extract videos/ --out cache.h5 --clip-model ViT-B/32",
                       "python -m extract list.csv --out runs/cache.h5 --frames 32 --quiet",
-                      "python -m extract kinetics400_val.csv --videos clips/ --out k400.h5 --device cuda"])
+                      "python -m extract kinetics400_val.csv --videos clips/ --out k400.h5 --device cuda",
+                      "python -m extract videos/ --out siglip2.h5 --clip-model open_clip:ViT-B-16-SigLIP2/webli"])
     return ap.parse_args(argv)
 
 
@@ -97,12 +103,17 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from extract.weights import UnknownModel, WeightsUnavailable
     try:
-        from extract.weights import WeightsUnavailable, resolve_weights
+        from extract.backbones import check_available
+        check_available(args.clip_model)   # downloads a named model's weights on first use
+    except WeightsUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, UnknownModel) else EXIT_DATA
+    try:
         from extract.sources import SourceError, load_source
-        resolve_weights(args.clip_model)
         source = load_source(args.source, args.videos)
-    except (ValueError, WeightsUnavailable) as exc:
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     for w in source.warnings:

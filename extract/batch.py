@@ -101,7 +101,7 @@ def _decode_batch(plans: List[Plan], n: int, threads: int,
 
 
 def iter_samples(paths: Iterable[str], n: int, threads: int = 1,
-                 timeout: float = 300.0) -> Iterator[Tuple[int, Result]]:
+                 timeout: float = 300.0, prep=None) -> Iterator[Tuple[int, Result]]:
     """(index, Sample or the VideoError that stopped it) for every path, as each is ready.
 
     Short one-pass videos share ffmpeg runs; the rest, and any a shared run cannot serve, run alone
@@ -110,7 +110,7 @@ def iter_samples(paths: Iterable[str], n: int, threads: int = 1,
     plans: List[Tuple[int, Plan]] = []
     for i, path in enumerate(paths):
         try:
-            plans.append((i, plan_video(path, n, Deadline(timeout))))
+            plans.append((i, plan_video(path, n, Deadline(timeout), prep=prep)))
         except Exception as exc:
             yield i, describe_failure(exc)
     index = {id(p): i for i, p in plans}

@@ -1,5 +1,6 @@
 """Run an extraction: skip what is cached, fan videos out to Dask, stream results to the writer."""
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ from cache.writer import CacheWriter
 from cache.errors import CacheError
 from extract import identity, worker_tasks
 from extract.layout import default_layout
+from extract.backbones import preprocess_of
 from extract.weights import file_hash, resolve_weights
 from extract.prompts import TEMPLATES
 from extract.sources import Source, prompt_name
@@ -124,10 +126,14 @@ def _sigint_deferred():
         signal.signal(signal.SIGINT, previous)
 
 
-def weights_settings(opts: Options, source_root: str, dim: int = 0) -> dict:
+def weights_settings(opts: Options, source_root: str, dim: int = 0, out: str = "") -> dict:
+    """The settings a run into the cache `out` writes: the backbone's, N, the sampler, and the prompt
+    templates of `out` when it exists (a cache's classes are all embedded alike), else today's."""
     path, is_random = resolve_weights(opts.clip_model)
+    templates = read_settings(out).get("prompt_templates") if out and os.path.exists(out) else None
     return make_settings(opts.clip_model, file_hash(path), is_random, dim, opts.frames, SAMPLER,
-                         TEMPLATES, source_root)
+                         json.loads(templates) if templates else TEMPLATES, source_root,
+                         preprocess_of(opts.clip_model).settings())
 
 
 def precheck(out: str, settings: dict, allow_new_root: bool = False) -> None:
@@ -142,7 +148,7 @@ def precheck(out: str, settings: dict, allow_new_root: bool = False) -> None:
 
 def run(source: Source, out: str, opts: Options, log=print) -> Summary:
     """Extract every video of `source` into the cache `out`; returns counts and failures."""
-    settings = weights_settings(opts, os.path.abspath(source.root))   # absolute: thumbnails work from anywhere
+    settings = weights_settings(opts, os.path.abspath(source.root), out=out)   # absolute: thumbnails work from anywhere
     precheck(out, settings, opts.allow_new_root)
     start = time.time()
     quick = _already_done(source, out, opts)
@@ -252,7 +258,8 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
     per_host = _per_host(client)
     common = (opts.clip_model, opts.device, per_host, opts.torch_threads)
     texts = [prompt_name(c) for c in source.classes]
-    text_emb = client.submit(worker_tasks.text_task, *common, texts, TEMPLATES, pure=False).result()
+    templates = json.loads(settings["prompt_templates"])
+    text_emb = client.submit(worker_tasks.text_task, *common, texts, templates, pure=False).result()
     settings["dim"] = int(text_emb.shape[1]) if len(texts) else _dim_of(opts, client, common)
     writer = CacheWriter(out, settings)
     summary = Summary()

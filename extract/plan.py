@@ -65,10 +65,11 @@ class Plan:
     keyframes: Optional[np.ndarray] = None   # [K] keyframe indices (MP4/MOV header, or demuxed: extract.demux), else None
     inproc: bool = True             # a long MP4/MOV may be decoded in-process (extract.inproc); False: ffmpeg only
     container: str = ""             # 'avi' or 'gif' (extract.demux.CLI_TIMED) when its header was read in-process
+    prep: object = None             # the backbone's extract.backbones.Preprocess (None: OpenAI CLIP's)
 
 
 def plan_video(path: str, n: int, deadline: Deadline, strategy: Optional[str] = None,
-               use_header: bool = True) -> Plan:
+               use_header: bool = True, prep=None) -> Plan:
     """Check the file, read its header and choose pass or seek; raise VideoError."""
     check_file(path)
     # MP4/MOV, AVI and GIF headers are read in-process; others cost one short ffmpeg run.
@@ -88,8 +89,8 @@ def plan_video(path: str, n: int, deadline: Deadline, strategy: Optional[str] = 
         # Matroska/WebM: a table from the demuxed packets lets extract.inproc decode them.
         # Read after the choice, which stays the one made without it: the same frames as before.
         keyframes = demux_keyframes(path, info.fps, min(deadline.left(), 30.0))
-    return Plan(path, info, sampling.bounded_geometry(w, h), chosen, source, strategy, keyframes=keyframes,
-                container=container)
+    return Plan(path, info, sampling.model_geometry(w, h, prep), chosen, source, strategy, keyframes=keyframes,
+                container=container, prep=prep)
 
 
 def _read_header(path: str) -> Tuple[Optional[VideoInfo], str]:
@@ -121,4 +122,4 @@ def header_disagrees(p: Plan, ffmpeg_info: Optional[VideoInfo]) -> str:
 
 def replan(p: Plan, n: int, deadline: Deadline, why: str) -> Plan:
     """The plan again from ffmpeg's reading of the file, remembering why the first was dropped."""
-    return dataclasses.replace(plan_video(p.path, n, deadline, p.asked, use_header=False), fallback=why)
+    return dataclasses.replace(plan_video(p.path, n, deadline, p.asked, use_header=False, prep=p.prep), fallback=why)

@@ -81,6 +81,7 @@ class Geometry:
     size: int = CLIP_SIZE
     pre_width: int = 0    # when set, a centred crop of the source to this size comes first
     pre_height: int = 0
+    interpolation: str = "bicubic"   # the backbone's (extract.backbones.Preprocess)
 
 
 def clip_geometry(width: int, height: int, size: int = CLIP_SIZE) -> Geometry:
@@ -106,6 +107,17 @@ def bounded_geometry(width: int, height: int, size: int = CLIP_SIZE) -> Geometry
     w, h = (keep, height) if width > height else (width, keep)
     g = clip_geometry(w, h, size)
     return Geometry(g.width, g.height, g.crop_x, g.crop_y, size, w, h)
+
+
+def model_geometry(width: int, height: int, prep=None) -> Geometry:
+    """The geometry of a backbone's preprocessing (extract.backbones.Preprocess; None: OpenAI CLIP's):
+    short side to its size and a centre square, or the whole frame squashed to size x size."""
+    if prep is None:
+        return bounded_geometry(width, height)
+    if prep.resize == "squash":
+        return Geometry(prep.size, prep.size, 0, 0, prep.size, interpolation=prep.interpolation)
+    g = bounded_geometry(width, height, prep.size)
+    return Geometry(g.width, g.height, g.crop_x, g.crop_y, g.size, g.pre_width, g.pre_height, prep.interpolation)
 
 
 def displayed_size(width: int, height: int, rotation: float) -> Tuple[int, int]:

@@ -110,7 +110,8 @@ def videos_task(spec: str, device: str, workers_per_host: int, torch_threads: Op
     choose_decoder()
     out: List[Dict[str, object]] = [{} for _ in items]
     # Each sample is embedded as soon as it is ready and then dropped: one video's frames at a time.
-    for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout):
+    for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout,
+                                  prep=model.preprocess):
         out[i] = _embedded(items[i][0], sample, model, batch_size)
     return out
 

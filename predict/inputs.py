@@ -81,7 +81,7 @@ def extract_into(source_arg: str, videos: Optional[str], cache: str, space: Spac
         source = load_source(source_arg, videos)
         opts = Options(space.clip_model, space.frames, workers, None, scheduler, device, 100, timeout,
                        False, progress)
-        settings = weights_settings(opts, source.root, space.dim or 0)
+        settings = weights_settings(opts, source.root, space.dim or 0, cache)
     except (SourceError, WeightsUnavailable) as exc:
         raise UsageError(str(exc))
     why = mismatch(settings, space, f"CLIP model {space.clip_model!r} on this machine")
