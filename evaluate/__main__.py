@@ -17,9 +17,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 ok; 1 report written but some run folders were skipped (listed in it) or nothing "
                "was scored; "
                "2 bad arguments; 3 unusable cache or runs folder.")
-    ap.add_argument("cache", help="the HDF5 cache to score on: the heads' own (their test split) or another "
-                                  "one (cross-dataset: every labelled video of a class the head knows)")
-    ap.add_argument("--runs", required=True, help="a folder of run folders (any depth), or one head's folder")
+    ap.add_argument("cache", nargs="+",
+                    help="the HDF5 cache to score on: the heads' own (their test split) or another one (cross-"
+                         "dataset: every labelled video of a class the head knows); several caches of the same "
+                         "videos under different backbones, each with its --runs: one comparison report")
+    ap.add_argument("--runs", required=True, nargs="+",
+                    help="a folder of run folders (any depth), or one head's folder; one per cache")
     ap.add_argument("--out", required=True, help="folder to write the report into (created if needed)")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
@@ -36,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     return add_examples(ap, ["python -m evaluate cache.h5 --runs runs/ --out report/",
                              "python -m evaluate cache.h5 --runs runs/ --out report/ --shots 1,2,4,8,16 --shot-draws 5",
                              "python -m evaluate cache.h5 --runs runs_open/ --out report_open/ --resamples 200 "
-                             "--shots none"])
+                             "--shots none",
+                             "python -m evaluate vitb32.h5 siglip2.h5 --runs runs_vitb32/ runs_siglip2/ --out compare/"])
 
 
 def _fail(path: str, reason: str, status: int) -> int:
@@ -63,10 +67,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         shots = parse_shots(args.shots)
     except ValueError as exc:
         return _fail("--shots", str(exc), EXIT_USAGE)
-    if not os.path.isdir(args.runs):
-        return _fail(args.runs, "no such runs folder", EXIT_DATA)
+    if len(args.runs) != len(args.cache):
+        return _fail("--runs", f"give one runs folder per cache ({len(args.cache)} caches, {len(args.runs)} "
+                               "runs folders)", EXIT_USAGE)
+    for runs in args.runs:
+        if not os.path.isdir(runs):
+            return _fail(runs, "no such runs folder", EXIT_DATA)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         return _fail(args.out, "exists and is not a folder", EXIT_USAGE)
+    if len(args.cache) > 1:
+        return _compare(args)
+    args.cache, args.runs = args.cache[0], args.runs[0]
     from cache.reader import open_cache
     from evaluate.collect import collect
     from evaluate.report import write_report
@@ -96,6 +107,33 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"{len(data['heads'])} heads evaluated; best: {best or '-'}; wrote {len(written)} files to {args.out}")
     print(os.path.join(args.out, "report.html"))
     return EXIT_PARTIAL if any(w.startswith("skipped run") for w in data["warnings"]) else EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Several caches (one per backbone) and their runs: one comparison report."""
+    from evaluate.compare import compare
+    from evaluate.compare_report import write_comparison
+    from train.device import resolve_device
+    try:
+        resolve_device(args.device)
+    except ValueError as exc:
+        return _fail("--device", str(exc), EXIT_USAGE)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = compare(args.cache, args.runs, args.device, args.resamples, progress=not args.quiet)
+    except CacheError as exc:
+        return _fail(exc.path, exc.reason, EXIT_DATA)
+    try:
+        written = write_comparison(args.out, data)
+    except OSError as exc:
+        return _fail(args.out, f"cannot write the report ({exc.strerror or exc})", EXIT_DATA)
+    for w in data["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{len(data['backbones'])} backbones x {len(data['heads'])} heads compared; wrote {len(written)} files "
+          f"to {args.out}")
+    print(os.path.join(args.out, "report.html"))
+    return EXIT_PARTIAL if any(w.startswith("skipped run") or ": skipped run" in w for w in data["warnings"]) else EXIT_OK
 
 
 if __name__ == "__main__":

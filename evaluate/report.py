@@ -232,16 +232,21 @@ def build_sections(data: Dict[str, Any]) -> List[S.Section]:
 
 def write_report(out_dir: str, data: Dict[str, Any], figures: Dict[str, bytes]) -> List[str]:
     """Write every output file into out_dir; returns their paths."""
-    os.makedirs(out_dir, exist_ok=True)
     banner = RANDOM_BANNER if data["provenance"]["random_weights"] else None
-    sections = build_sections(data)
+    return write_files(out_dir, TITLE, build_sections(data), data, figures, banner)
+
+
+def write_files(out_dir: str, title: str, sections: List[S.Section], data: Dict[str, Any],
+                figures: Dict[str, bytes], banner: Optional[str]) -> List[str]:
+    """report.html, report.md, metrics.json (`data`) and the PNGs into out_dir; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
     written = []
     for name, png in figures.items():
         written.append(os.path.join(out_dir, name))
         with open(written[-1], "wb") as f:
             f.write(png)
-    texts = {"report.html": render_html(TITLE, sections, figures, banner),
-             "report.md": render_markdown(TITLE, sections, banner),
+    texts = {"report.html": render_html(title, sections, figures, banner),
+             "report.md": render_markdown(title, sections, banner),
              "metrics.json": json.dumps(jsonable(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"}
     for name, body in texts.items():
         written.append(os.path.join(out_dir, name))
