@@ -1,5 +1,6 @@
 """Run an extraction: skip what is cached, fan videos out to Dask, stream results to the writer."""
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -146,22 +147,45 @@ def precheck(out: str, settings: dict, allow_new_root: bool = False) -> None:
         identity.check_root(out, old.get("source_root"), settings["source_root"], allow_new_root)
 
 
+@dataclass
+class Target:
+    """One cache of a run: its backbone, file and settings; then its writer, its videos to do and its counts."""
+    spec: str
+    out: str
+    settings: dict
+    summary: Summary = field(default_factory=Summary)
+    writer: Optional[CacheWriter] = None
+    todo: set = field(default_factory=set)   # ids this cache still needs
+
+
 def run(source: Source, out: str, opts: Options, log=print) -> Summary:
     """Extract every video of `source` into the cache `out`; returns counts and failures."""
-    settings = weights_settings(opts, os.path.abspath(source.root), out=out)   # absolute: thumbnails work from anywhere
-    precheck(out, settings, opts.allow_new_root)
+    return run_many(source, {opts.clip_model: out}, opts, log)[opts.clip_model]
+
+
+def run_many(source: Source, outs: Dict[str, str], opts: Options, log=print) -> Dict[str, Summary]:
+    """Extract every video of `source` into one cache per backbone ({spec: cache file}), each video
+    decoded once for all of them; returns each cache's counts and failures."""
+    root = os.path.abspath(source.root)   # absolute: thumbnails work from anywhere
+    targets = []
+    for spec, out in outs.items():
+        settings = weights_settings(dataclasses.replace(opts, clip_model=spec), root, out=out)
+        precheck(out, settings, opts.allow_new_root)
+        targets.append(Target(spec, out, settings))
     start = time.time()
-    quick = _already_done(source, out, opts)
-    if quick is not None:  # nothing to embed and no new class: no cluster to start
-        # A new root must be recorded; a journal left by a killed run (killed after its last commit)
-        # is replayed and removed by a writer, so the cache folder ends tidy either way.
-        if opts.allow_new_root or os.path.exists(journal_file(out)):
-            CacheWriter(out, dict(settings, dim=read_settings(out)["dim"])).close()
-        quick.seconds = time.time() - start
+    quick = {t.spec: _already_done(source, t.out, opts) for t in targets}
+    if all(q is not None for q in quick.values()):  # nothing to embed and no new class: no cluster to start
+        for t in targets:
+            # A new root must be recorded; a journal left by a killed run (killed after its last commit)
+            # is replayed and removed by a writer, so the cache folder ends tidy either way.
+            if opts.allow_new_root or os.path.exists(journal_file(t.out)):
+                CacheWriter(t.out, dict(t.settings, dim=read_settings(t.out)["dim"])).close()
+            quick[t.spec].seconds = time.time() - start
         return quick
     client, cluster = make_client(opts)
     try:
-        return _run(client, source, out, opts, settings, start, log)
+        _run(client, source, targets, opts, start, log)
+        return {t.spec: t.summary for t in targets}
     finally:
         client.close()
         if cluster is not None:
@@ -253,21 +277,28 @@ def _per_host(client) -> int:
     return max(hosts.values()) if hosts else 1
 
 
-def _run(client, source, out, opts, settings, start, log) -> Summary:
-    from dask.distributed import as_completed
-    per_host = _per_host(client)
-    common = (opts.clip_model, opts.device, per_host, opts.torch_threads)
+def _open_target(client, t: Target, source: Source, opts: Options, common: tuple) -> None:
+    """Class text with the target's backbone and templates, its writer, and the videos it still needs."""
     texts = [prompt_name(c) for c in source.classes]
-    templates = json.loads(settings["prompt_templates"])
-    text_emb = client.submit(worker_tasks.text_task, *common, texts, templates, pure=False).result()
-    settings["dim"] = int(text_emb.shape[1]) if len(texts) else _dim_of(opts, client, common)
-    writer = CacheWriter(out, settings)
-    summary = Summary()
+    templates = json.loads(t.settings["prompt_templates"])
+    text_emb = client.submit(worker_tasks.text_task, t.spec, *common, texts, templates, pure=False).result()
+    t.settings["dim"] = int(text_emb.shape[1]) if len(texts) else _dim_of(t.spec, client, common)
+    t.writer = CacheWriter(t.out, t.settings)
+    t.writer.set_classes(source.classes, text_emb)
+    todo = plan(source, t.writer.done_ids, t.writer.failed, opts.retry_failed, t.summary, t.writer.content_of,
+                t.out, opts.replace_changed)
+    t.todo = {item.id for item in todo}
+
+
+def _run(client, source: Source, targets: List[Target], opts: Options, start: float, log) -> None:
+    from dask.distributed import as_completed
+    common = (opts.device, _per_host(client), opts.torch_threads)
     try:
-        writer.set_classes(source.classes, text_emb)
-        todo = plan(source, writer.done_ids, writer.failed, opts.retry_failed, summary, writer.content_of, out,
-                    opts.replace_changed)
-        _warm_all(client, common)
+        for t in targets:
+            _open_target(client, t, source, opts, common)
+        wanted = set().union(*(t.todo for t in targets))
+        todo = [item for item in source.items if item.id in wanted]
+        _warm_all(client, ([t.spec for t in targets], *common))
         work_start = time.time()
         threads = sum(client.nthreads().values()) or 1
         ffmpeg_threads = 1 if threads > 1 else max(1, os.cpu_count() or 1)
@@ -280,7 +311,8 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
             chunk = chunk or next(pending, None)
             if chunk is None:
                 return
-            fut = client.submit(worker_tasks.videos_task, *common, [(it.id, it.path) for it in chunk],
+            specs = [t.spec for t in targets if any(it.id in t.todo for it in chunk)]   # one decode for these
+            fut = client.submit(worker_tasks.videos_task, specs, *common, [(it.id, it.path) for it in chunk],
                                 opts.frames, opts.batch_size, ffmpeg_threads, opts.video_timeout, pure=False)
             by_key[fut.key] = chunk
             contents.update(zip((it.id for it in chunk), identity.fingerprints([it.path for it in chunk])))
@@ -300,27 +332,35 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
                     for it in chunk:
                         submit_next(ac, [it])
                     continue
-                results = [{"id": it.id, "error": worker_tasks.task_failure(exc)} for it in chunk]
+                results = [{t.spec: {"id": it.id, "error": worker_tasks.task_failure(exc)} for t in targets}
+                           for it in chunk]
             fut.release()
             for item, res in zip(chunk, results):
-                _record(writer, summary, item, res, contents.pop(item.id, ""))
+                content = contents.pop(item.id, "")
+                for t in targets:
+                    if item.id in t.todo:
+                        _record(t.writer, t.summary, item, res[t.spec], content)
             bar.update(len(chunk))
-            bar.set_postfix(failed=len(summary.failed))
+            bar.set_postfix(failed=max(len(t.summary.failed) for t in targets))
             submit_next(ac)
         bar.close()
-        summary.work_seconds = time.time() - work_start
-        writer.close()
+        for t in targets:
+            t.summary.work_seconds = time.time() - work_start
+            t.writer.close()
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt) and not opts.scheduler:
             _hush(client)   # first: committing below may take a while, and workers then log lost heartbeats
-        # Interrupted: keep every finished video (commit), then re-raise.
-        try:
-            writer.close()
-        except CacheError:
-            writer.abandon()
+        # Interrupted: keep every finished video of every cache (commit), then re-raise.
+        for t in targets:
+            if t.writer is None:
+                continue
+            try:
+                t.writer.close()
+            except CacheError:
+                t.writer.abandon()
         raise
-    summary.seconds = time.time() - start
-    return summary
+    for t in targets:
+        t.summary.seconds = time.time() - start
 
 
 def _warm_all(client, common: tuple) -> None:
@@ -349,6 +389,6 @@ def _record(writer: CacheWriter, summary: Summary, item, res: Dict[str, object],
         summary.strategies[res["strategy"]] = summary.strategies.get(res["strategy"], 0) + 1
 
 
-def _dim_of(opts, client, common) -> int:
-    emb = client.submit(worker_tasks.text_task, *common, ["x"], ["{}"], pure=False).result()
+def _dim_of(spec: str, client, common: tuple) -> int:
+    emb = client.submit(worker_tasks.text_task, spec, *common, ["x"], ["{}"], pure=False).result()
     return int(emb.shape[1])

@@ -102,17 +102,24 @@ def choose_decoder() -> bool:
     return inproc.available()
 
 
-def videos_task(spec: str, device: str, workers_per_host: int, torch_threads: Optional[int],
+def videos_task(specs: List[str], device: str, workers_per_host: int, torch_threads: Optional[int],
                 items: List[Tuple[str, str]], n: int, batch_size: int, threads: int,
-                timeout: float) -> List[Dict[str, object]]:
-    """Decode and embed a few (id, path) videos; short ones share ffmpeg runs. One dict per video."""
-    model = get_model(spec, device, workers_per_host, torch_threads)
+                timeout: float) -> List[Dict[str, Dict[str, object]]]:
+    """Decode a few (id, path) videos once (short ones share ffmpeg runs) and embed them with every backbone
+    of `specs`, each from its own conversion of the same frames. Per video: {spec: its dict}."""
+    from extract.convert import decode_preprocess, sample_for
+    models = {spec: get_model(spec, device, workers_per_host, torch_threads) for spec in specs}
+    decoded = decode_preprocess([m.preprocess for m in models.values()])
     choose_decoder()
-    out: List[Dict[str, object]] = [{} for _ in items]
+    out: List[Dict[str, Dict[str, object]]] = [{} for _ in items]
     # Each sample is embedded as soon as it is ready and then dropped: one video's frames at a time.
-    for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout,
-                                  prep=model.preprocess):
-        out[i] = _embedded(items[i][0], sample, model, batch_size)
+    for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout, prep=decoded):
+        for spec, model in models.items():
+            try:
+                mine = sample if isinstance(sample, Exception) else sample_for(sample, decoded, model.preprocess)
+            except Exception as exc:   # this backbone's conversion only
+                mine = exc
+            out[i][spec] = _embedded(items[i][0], mine, model, batch_size)
     return out
 
 
@@ -123,7 +130,8 @@ def task_failure(exc: BaseException) -> str:
     return str(describe_failure(exc))
 
 
-def warm(spec: str, device: str, workers_per_host: int, torch_threads: Optional[int] = None) -> Optional[str]:
-    """Load the model ahead of the first video (called on every worker at start-up)."""
-    get_model(spec, device, workers_per_host, torch_threads)
+def warm(specs: List[str], device: str, workers_per_host: int, torch_threads: Optional[int] = None) -> Optional[str]:
+    """Load every backbone of a run ahead of the first video (called on every worker at start-up)."""
+    for spec in specs:
+        get_model(spec, device, workers_per_host, torch_threads)
     return None
