@@ -81,7 +81,7 @@ if [ -z "$MODEL" ]; then
       echo "########################################################################"
       echo "# WARNING: CLIP ViT-B/32 weights are not in ~/.cache/clip and could not"
       echo "# be downloaded. Continuing with RANDOM weights (random:tiny): the"
-      echo "# report will measure the heads only, not CLIP. See README (weights)."
+      echo "# report will measure the heads only, not CLIP. See docs/weights.md."
       echo "########################################################################"
     } >&2
   fi

@@ -2,7 +2,7 @@
 import argparse
 import importlib
 
-from cache.helptext import add_examples
+from clipvid.helptext import add_examples
 import sys
 import time
 

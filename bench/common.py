@@ -1,11 +1,13 @@
 """Shared bench helpers: machine description, interleaved timing, result JSON, tables, test videos."""
-import json
 import os
 import platform
 import resource
 import subprocess
 import time
 from typing import Callable, Dict, List, Sequence, Tuple
+
+from clipvid.atomic import atomic_path
+from clipvid.jsonfile import write_json
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,9 +72,7 @@ def write_result(name: str, data: Dict[str, object]) -> str:
     out.setdefault("machine", machine())
     out["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     path = os.path.join(RESULTS, f"{name}.json")
-    with open(path, "w") as f:
-        json.dump(out, f, indent=2, sort_keys=True)
-        f.write("\n")
+    write_json(path, out, sort_keys=True)
     return path
 
 
@@ -102,15 +102,14 @@ def make_test_video(path: str, seconds: float, size: str = "640x360", fps: int =
     if os.path.exists(path):
         return path
     from extract.ffmpeg_bin import ffmpeg_exe
-    tmp = path + ".part" + os.path.splitext(path)[1]
     args = ["-g", str(gop)] if gop else []
     args += ["-bf", str(bframes)] if bframes >= 0 else []
     # libvpx-vp9's realtime mode: a VP9 stream in seconds, not minutes (decoding cost is what we measure).
     args += ["-preset", "veryfast"] if codec == "libx264" else ["-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M"]
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
-                    "-i", f"{src}=size={size}:rate={fps}", "-t", str(seconds), "-c:v", codec,
-                    "-pix_fmt", "yuv420p", *args, tmp], check=True)
-    os.replace(tmp, path)
+    with atomic_path(path, os.path.splitext(path)[1]) as tmp:   # ffmpeg picks the container by the extension
+        subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
+                        "-i", f"{src}=size={size}:rate={fps}", "-t", str(seconds), "-c:v", codec,
+                        "-pix_fmt", "yuv420p", *args, tmp], check=True)
     return path
 
 

@@ -4,6 +4,7 @@ import sys
 from typing import Dict, List
 
 from bench import common, peer_decoders, peers
+from clipvid.jsonfile import write_json
 from extract.aviheader import read_avi_info
 from extract.mp4header import read_mp4_info
 
@@ -38,9 +39,7 @@ def fallback_only() -> dict:
     with open(path) as f:
         whole = json.load(f)          # the ratios keep their own date; this key carries its own
     whole["header_fallbacks"] = res
-    with open(path, "w") as f:
-        json.dump(whole, f, indent=2, sort_keys=True)
-        f.write("\n")
+    write_json(path, whole, sort_keys=True)
     return res
 
 
@@ -179,9 +178,7 @@ def main(names: List[str] = None, repeats: int = REPEATS) -> dict:
     if set(names) == set(CLASSES):
         whole["header_fallbacks"] = fallbacks(common.real_videos() + common.demo_videos() + common.long_videos())
     whole["machine"], whole["measured_at"] = common.machine(), stamp
-    with open(path, "w") as f:
-        json.dump(whole, f, indent=2, sort_keys=True)
-        f.write("\n")
+    write_json(path, whole, sort_keys=True)
     print(peer_table(classes))
     rows = [(k, f"{whole[k]:.3f}", f"{whole['wall'][k]:.3f}", GOALS[k], common.goal(whole[k], GOALS[k]))
             for k in GOALS if k in whole]

@@ -30,7 +30,7 @@ def build(path: str, weights_hash: str, videos: int = VIDEOS) -> float:
     """Stream VIDEOS videos through the real writer: each its own random direction plus frame noise, so
     every mean-pooled index row differs (N is small: search reads only the shown videos' frames)."""
     from cache.writer import CacheWriter
-    from cache.progress import progress
+    from clipvid.progress import progress
     rng = np.random.default_rng(0)
     noise = rng.standard_normal((64, FRAMES, DIM), dtype=np.float32) * 0.5          # [P, N, D]
     t = np.linspace(0.5, 9.5, FRAMES, dtype=np.float32)

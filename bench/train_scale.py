@@ -21,6 +21,7 @@ from typing import Dict, List
 import numpy as np
 
 from bench import common
+from clipvid.jsonfile import write_json
 
 FRAMES, DIM, CLASSES = 100, 512, 400
 SIZES = (10_000, 50_000, 200_000)
@@ -152,14 +153,9 @@ def build(videos: int, root: str) -> float:
             return float(json.load(f)["seconds"])
     with _lock(False):
         start = time.perf_counter()
-        try:
-            stream_synthetic_cache(path, videos, CLASSES, FRAMES, DIM, seed=0, progress=False)
-        finally:
-            if os.path.exists(path + ".part"):
-                os.remove(path + ".part")
+        stream_synthetic_cache(path, videos, CLASSES, FRAMES, DIM, seed=0, progress=False)   # whole or absent
         seconds = time.perf_counter() - start
-    with open(path + ".build.json", "w") as f:
-        json.dump({"seconds": seconds}, f)
+    write_json(path + ".build.json", {"seconds": seconds})
     return seconds
 
 

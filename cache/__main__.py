@@ -4,8 +4,9 @@ import json
 import sys
 from collections import Counter
 
-from cache.helptext import add_examples
-from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, stdout_closed
+from clipvid.errors import EXIT_OK, EXIT_PARTIAL, CacheError, exit_status
+from clipvid.helptext import add_examples
+from clipvid.options import Parser, add_quiet
 from cache.reader import open_cache
 from cache.validate import validate
 
@@ -47,15 +48,15 @@ def info(path: str, as_json: bool = False) -> int:
     return EXIT_OK
 
 
-EPILOG = "exit status: 0 ok; 1 validate found problems (listed); 2 usage error; 3 unusable cache."
+EPILOG = "exit status: 0 ok; 1 validate found problems (listed); 2 usage error; 3 missing or unusable cache."
 EXAMPLES = ["python -m cache info out/cache/demo-random_tiny-N100.h5", "python -m cache info cache.h5 --json > cache.json",
             "python -m cache validate cache.h5 && echo whole"]
 
 
 def main(argv=None) -> int:
-    ap = add_examples(argparse.ArgumentParser(prog="python -m cache", description="Describe, check or compact a "
+    ap = add_examples(Parser(prog="python -m cache", description="Describe, check or compact a "
                                               "clipvid cache.", epilog=EPILOG), EXAMPLES)
-    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{info,validate,compact}")
     p_info = add_examples(sub.add_parser("info", help="counts, settings and failures of a cache", epilog=EPILOG),
                           EXAMPLES)
     p_info.add_argument("file", help="a cache written by python -m extract (.h5)")
@@ -68,35 +69,31 @@ def main(argv=None) -> int:
                                              "old frames, merges small shards; needs free disk for one copy)"),
                          ["python -m cache compact cache.h5", "python -m cache compact cache.h5 && python -m cache info cache.h5"])
     p_com.add_argument("file", help="a cache written by python -m extract (.h5)")
+    add_quiet(p_com)
     args = ap.parse_args(argv)
-    if args.cmd is None:
-        print(f"error: python -m cache needs a command: {', '.join(sub.choices)} (--help for more)", file=sys.stderr)
-        return EXIT_USAGE
+    return exit_status(lambda: _command(args), interrupted=lambda: "interrupted: nothing more was written")
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         if args.cmd == "info":
             return info(args.file, args.json)
         if args.cmd == "compact":
             from cache.compact import compact
-            before, after = compact(args.file)
+            before, after = compact(args.file, progress=not args.quiet)
             print(f"{args.file}: {before} shards -> {after}" if before != after else f"{args.file}: already compact")
             return EXIT_OK
         problems = validate(args.file)
-    except BrokenPipeError:   # `python -m cache info X | head`: the reader had enough
-        return stdout_closed()
-    except CacheError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+    except (BrokenPipeError, CacheError):
+        raise
     except (OSError, KeyError, ValueError, TypeError) as exc:  # HDF5 could not read a damaged part
-        print(f"error: {args.file}: damaged cache: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-              file=sys.stderr)
-        return EXIT_DATA
+        raise CacheError(args.file, f"damaged cache: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     for p in problems:
         print(f"{args.file}: {p}", file=sys.stderr)
     if problems:
         return EXIT_PARTIAL
     print(f"{args.file}: ok")
     return EXIT_OK
-
 
 if __name__ == "__main__":
     sys.exit(main())

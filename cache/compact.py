@@ -7,7 +7,6 @@ kill at any moment leaves the old cache whole; the next writer removes the unref
 Readers that opened the cache before keep reading their snapshot (they hold the files open).
 """
 import os
-import sys
 from typing import Tuple
 
 import numpy as np
@@ -16,6 +15,7 @@ from cache import layout as L
 from cache.reader import open_cache, read_settings
 from cache.shards import ShardSeries
 from cache.writer import CacheWriter, SHARD_BYTES
+from clipvid.progress import progress as progress_display
 
 _BLOCK = 256   # videos per read
 
@@ -32,7 +32,8 @@ def compact(path: str, shard_bytes: int = SHARD_BYTES, progress: bool = True) ->
             return before, before   # no dead rows and no more shards than needed: nothing to gain
         number = 1 + max((int(s.name) for s in st.shards), default=0)
         series = ShardSeries(path, number, per_shard, N, D)
-        with open_cache(path) as r:
+        with open_cache(path) as r, progress_display(total=r.num_videos, desc=f"{path}: compacting",
+                                                     unit="video", quiet=not progress) as shown:
             V = r.num_videos
             index = r.video_index(progress=False)
             for start in range(0, V, _BLOCK):
@@ -42,11 +43,8 @@ def compact(path: str, shard_bytes: int = SHARD_BYTES, progress: bool = True) ->
                 num["duration"], num["fps"] = r.duration[rows], r.fps[rows]
                 text = [L.encode_strings(r.ids[k], r.splits[k], r.captions[k], r.content[k]) for k in rows]
                 series.write(r.emb(rows), r.times(rows), index[rows], num, text)
-                if progress:
-                    print(f"\r{path}: compacting {rows[-1] + 1}/{V} videos", end="", file=sys.stderr, flush=True)
+                shown.update(len(rows))
         new = series.finish()
-        if progress and V:
-            print(file=sys.stderr, flush=True)
         old = [s.name for s in st.shards]
         st.shards, st.row_map = new, list(range(V))
         writer._commit_state(st)

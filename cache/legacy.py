@@ -1,13 +1,13 @@
 """Schema-1 caches (frames inside the HDF5 file): their video index sidecar, built once on request."""
 import hashlib
 import os
-import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cache import layout as L
 from cache.pooling import mean_pool
+from clipvid.progress import progress as progress_display
 
 if TYPE_CHECKING:
     from cache.reader import CacheReader
@@ -23,14 +23,11 @@ def index_key(path: str, videos: int) -> str:
 
 
 def pooled_blocks(reader: "CacheReader", progress: bool, what: str):
-    """Yield (start, [b, D] float16 unit mean-pooled rows) over the whole cache, with a progress line."""
-    V = reader.num_videos
-    for start, block in reader.iter_emb(_BLOCK):
-        if progress:
-            print(f"\r{what}: {min(start + _BLOCK, V)}/{V} videos", end="", file=sys.stderr, flush=True)
-        yield start, mean_pool(block).astype(np.float16)
-    if progress and V:
-        print(file=sys.stderr, flush=True)
+    """Yield (start, [b, D] float16 unit mean-pooled rows) over the whole cache, with the one progress display."""
+    with progress_display(total=reader.num_videos, desc=what, unit="video", quiet=not progress) as shown:
+        for start, block in reader.iter_emb(_BLOCK):   # [b, N, D]
+            yield start, mean_pool(block).astype(np.float16)
+            shown.update(len(block))
 
 
 def legacy_index(reader: "CacheReader", progress: bool = True) -> L.RowView:

@@ -14,7 +14,7 @@ import numpy as np
 
 from cache import layout as L
 from cache import schema as S
-from cache.errors import CacheError
+from clipvid.errors import CacheError
 
 _OPEN_TRIES = 5   # a compaction may remove shards between reading the manifest and opening them
 

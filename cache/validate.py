@@ -5,7 +5,7 @@ import numpy as np
 
 from cache import layout as L
 from cache import schema as S
-from cache.errors import CacheError
+from clipvid.errors import CacheError
 from cache.pooling import mean_pool
 from cache.reader import CacheReader, open_cache
 from cache.shards import file_crc

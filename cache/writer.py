@@ -11,7 +11,7 @@ import numpy as np
 from cache import layout as L
 from cache import manifest as M
 from cache import schema as S
-from cache.errors import CacheError
+from clipvid.errors import CacheError
 from cache.journal import Journal, Record, scan
 from cache.shards import ShardAppender, row_arrays, running_crc
 

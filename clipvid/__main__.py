@@ -3,7 +3,7 @@ import importlib
 import sys
 from typing import List, Optional
 
-from cache.errors import EXIT_OK, EXIT_USAGE
+from clipvid.errors import EXIT_OK, EXIT_USAGE
 
 # command -> (module whose main(argv) runs it, what it does). Modules are imported only when asked
 # for, so a missing stage (or its heavy imports) never stops the others.

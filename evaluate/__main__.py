@@ -5,18 +5,20 @@ import sys
 import warnings
 from typing import List, Optional
 
-from cache.helptext import add_examples
-from cache.errors import CacheError, EXIT_DATA, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from clipvid.errors import EXIT_OK, EXIT_PARTIAL, DataError, UsageError, exit_status
+from clipvid.helptext import add_examples
+from clipvid.options import Parser, add_clip_model, add_device, add_quiet, check_counts
+from clipvid.paths import writable_folder
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="python -m evaluate",
         description="Evaluate every head in a runs folder on a clipvid cache and write report.html "
                     "(self-contained), report.md, metrics.json and one PNG per figure.",
         epilog="Exit status: 0 ok; 1 report written but some run folders were skipped (listed in it) or nothing "
                "was scored; "
-               "2 bad arguments; 3 unusable cache or runs folder.")
+               "2 bad arguments or an unwritable --out; 3 missing or unusable cache or runs folder.")
     ap.add_argument("cache", nargs="+",
                     help="the HDF5 cache to score on: the heads' own (their test split) or another one (cross-"
                          "dataset: every labelled video of a class the head knows); several caches of the same "
@@ -24,10 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--runs", required=True, nargs="+",
                     help="a folder of run folders (any depth), or one head's folder; one per cache")
     ap.add_argument("--out", required=True, help="folder to write the report into (created if needed)")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    add_device(ap, "CLIP and the heads")
     ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
-    ap.add_argument("--clip-model", default=None,
-                    help="CLIP for encoding captions (default: the model recorded in the cache)")
+    add_clip_model(ap)   # for encoding captions and class names
     ap.add_argument("--shots", default="auto", metavar="auto|none|K[,K...]",
                     help="few-shot curves: retrain the runs' heads and the linear probe on K labelled training "
                          "videos per class and score them on the test split (default auto: K = 1,2,4,8,16 up to "
@@ -35,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
                          "is skipped with a note; none: off)")
     ap.add_argument("--shot-draws", type=int, default=3, metavar="D",
                     help="few-shot draws per K (seeds 0..D-1: the videos and the initial weights; default 3)")
-    ap.add_argument("--quiet", action="store_true", help="no progress display")
+    add_quiet(ap)
     return add_examples(ap, ["python -m evaluate cache.h5 --runs runs/ --out report/",
                              "python -m evaluate cache.h5 --runs runs/ --out report/ --shots 1,2,4,8,16 --shot-draws 5",
                              "python -m evaluate cache.h5 --runs runs_open/ --out report_open/ --resamples 200 "
@@ -43,38 +44,26 @@ def _parser() -> argparse.ArgumentParser:
                              "python -m evaluate vitb32.h5 siglip2.h5 --runs runs_vitb32/ runs_siglip2/ --out compare/"])
 
 
-def _fail(path: str, reason: str, status: int) -> int:
-    print(f"error: {path}: {reason}", file=sys.stderr)
-    return status
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        return _evaluate(args)
-    except KeyboardInterrupt:
-        print(f"interrupted: no report finished in {args.out}; run the same command again", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return exit_status(lambda: _evaluate(args), out=args.out, interrupted=lambda: (
+        f"interrupted: no report finished in {args.out}; run the same command again"))
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    if args.resamples < 1:
-        return _fail("--resamples", "must be at least 1", EXIT_USAGE)
-    if args.shot_draws < 1:
-        return _fail("--shot-draws", "must be at least 1", EXIT_USAGE)
+    check_counts(args, "resamples", "shot_draws")
     from evaluate.fewshot import parse_shots
     try:
         shots = parse_shots(args.shots)
     except ValueError as exc:
-        return _fail("--shots", str(exc), EXIT_USAGE)
+        raise UsageError(f"--shots: {exc}")
     if len(args.runs) != len(args.cache):
-        return _fail("--runs", f"give one runs folder per cache ({len(args.cache)} caches, {len(args.runs)} "
-                               "runs folders)", EXIT_USAGE)
+        raise UsageError(f"--runs: give one runs folder per cache ({len(args.cache)} caches, {len(args.runs)} "
+                         "runs folders)")
     for runs in args.runs:
         if not os.path.isdir(runs):
-            return _fail(runs, "no such runs folder", EXIT_DATA)
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        return _fail(args.out, "exists and is not a folder", EXIT_USAGE)
+            raise DataError(runs, "no such runs folder")
+    writable_folder(args.out)
     if len(args.cache) > 1:
         return _compare(args)
     args.cache, args.runs = args.cache[0], args.runs[0]
@@ -85,22 +74,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     try:
         resolve_device(args.device)
     except ValueError as exc:
-        return _fail("--device", str(exc), EXIT_USAGE)
-    try:
-        with open_cache(args.cache) as reader, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # library chatter (t-SNE, sklearn) would bury the summary
-            data, figures = collect(reader, args.runs, args.device, args.resamples, args.clip_model,
-                                    progress=not args.quiet, shots=shots, draws=args.shot_draws)
-    except CacheError as exc:
-        return _fail(exc.path, exc.reason, EXIT_DATA)
+        raise UsageError(f"--device: {exc}")
+    with open_cache(args.cache) as reader, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # library chatter (t-SNE, sklearn) would bury the summary
+        data, figures = collect(reader, args.runs, args.device, args.resamples, args.clip_model,
+                                progress=not args.quiet, shots=shots, draws=args.shot_draws)
     scored = sum(int(h.get("test_videos") or 0) for h in data["heads"])
-    try:
-        written = write_report(args.out, data, figures)
-    except OSError as exc:
-        return _fail(args.out, f"cannot write the report ({exc.strerror or exc})", EXIT_DATA)
+    written = write_report(args.out, data, figures)
     if data["heads"] and not scored:  # heads loaded, yet none scored a video: one line, not "N heads evaluated"
-        return _fail(args.cache, "nothing scored: no labelled video here is of a class the heads know (or in "
-                                 f"their test split); report in {args.out}", EXIT_PARTIAL)
+        print(f"error: {args.cache}: nothing scored: no labelled video here is of a class the heads know (or in "
+              f"their test split); report in {args.out}", file=sys.stderr)
+        return EXIT_PARTIAL
     for w in data["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     best = data.get("best_head")
@@ -117,24 +101,17 @@ def _compare(args: argparse.Namespace) -> int:
     try:
         resolve_device(args.device)
     except ValueError as exc:
-        return _fail("--device", str(exc), EXIT_USAGE)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = compare(args.cache, args.runs, args.device, args.resamples, progress=not args.quiet)
-    except CacheError as exc:
-        return _fail(exc.path, exc.reason, EXIT_DATA)
-    try:
-        written = write_comparison(args.out, data)
-    except OSError as exc:
-        return _fail(args.out, f"cannot write the report ({exc.strerror or exc})", EXIT_DATA)
+        raise UsageError(f"--device: {exc}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = compare(args.cache, args.runs, args.device, args.resamples, progress=not args.quiet)
+    written = write_comparison(args.out, data)
     for w in data["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     print(f"{len(data['backbones'])} backbones x {len(data['heads'])} heads compared; wrote {len(written)} files "
           f"to {args.out}")
     print(os.path.join(args.out, "report.html"))
-    return EXIT_PARTIAL if any(w.startswith("skipped run") or ": skipped run" in w for w in data["warnings"]) else EXIT_OK
-
+    return EXIT_PARTIAL if any("skipped run" in w for w in data["warnings"]) else EXIT_OK
 
 if __name__ == "__main__":
     sys.exit(main())

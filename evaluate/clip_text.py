@@ -33,7 +33,7 @@ def load_text_encoder(reader: CacheReader, spec: Optional[str] = None, device: s
 def encode(clip_: "LoadedClip", texts: Sequence[str], batch: int = 256, progress: bool = False) -> np.ndarray:
     """Sentences -> unit text embeddings [T, D] float32, in batches (with a progress bar if asked)."""
     from extract.clip_model import encode_texts
-    from cache.progress import progress as progress_display
+    from clipvid.progress import progress as progress_display
     starts = range(0, len(texts), batch)
     parts = [encode_texts(clip_, list(texts[s:s + batch]))
              for s in progress_display(starts, desc="encoding captions", unit="batch", quiet=not progress)]

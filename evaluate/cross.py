@@ -5,6 +5,7 @@ from typing import Optional
 import numpy as np
 
 from cache.reader import CacheReader
+from clipvid.names import class_key, name_index
 from evaluate import metrics as M
 from evaluate.heads import HeadScorer, test_frames
 from evaluate.runs import Run, RunError
@@ -48,21 +49,21 @@ class CrossScorer(HeadScorer):
                            f"N={info.get('frames')}) than {reader.path} ({reader.clip_model!r}, N={reader.frames})")
         self.method, self.run = head.method, run
         cache_names = [str(n) for n in reader.class_names]
-        index = {n: i for i, n in enumerate(cache_names)}
+        index = name_index(cache_names)
         if head.text_emb is not None or not head.scores_any_text:
             self.candidates = list(head.class_names)
             text = head.text_emb if head.text_emb is not None else np.zeros((len(self.candidates), reader.dim))
             self.text_source = head.text_source if head.text_emb is not None else "its own weights"
         else:
-            self.candidates = [n for n in head.class_names if n in index]
-            text = np.asarray(reader.text_emb, np.float32)[[index[n] for n in self.candidates]]
+            self.candidates = [n for n in head.class_names if class_key(n) in index]
+            text = np.asarray(reader.text_emb, np.float32)[[index[class_key(n)] for n in self.candidates]]
             self.text_source = "this cache's text embeddings (shared classes only)"
         self.text = M.l2_normalise(np.asarray(text, np.float32))                        # [C', D]
-        self.cand_idx = np.array([index.get(n, -1) for n in self.candidates], np.int64)  # -1: cache lacks it
-        known = set(self.candidates)
+        self.cand_idx = np.array([index.get(class_key(n), -1) for n in self.candidates], np.int64)  # -1: lacks it
+        known = {class_key(n) for n in self.candidates}
         labels = reader.labels
         rows = np.array([i for i in range(reader.num_videos)
-                         if labels[i] >= 0 and cache_names[labels[i]] in known], np.int64)
+                         if labels[i] >= 0 and class_key(cache_names[labels[i]]) in known], np.int64)
         self.rows = rows[id_order(reader.ids[rows])]     # [T] in video-id order, as evaluate.heads.test_rows
         self.emb = test_frames(reader, self.rows)                                  # [T, N, D] float16, on disk
         self.truth = labels[self.rows].astype(np.int64)                            # [T] cache class index

@@ -4,7 +4,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from cache.progress import progress as progress_display
+from clipvid.progress import progress as progress_display
 
 SHOTS = (1, 2, 4, 8, 16)   # X-CLIP's few-shot protocol (K = 2, 4, 8, 16) plus one-shot
 DRAWS = 3                  # subsets per K (seeds 0..DRAWS-1); each also seeds the head's training
@@ -142,9 +142,9 @@ def few_shot(cache_path: str, runs: Sequence[Tuple[str, Any]], frames_cached: in
              draws: int = DRAWS, device: str = "auto", progress: bool = True) -> Dict[str, Any]:
     """{"shots", "draws", "curves": {name: {"shots", "top1" [K][draw], "mean", "sd"}}, "notes"} for the runs
     (report name, Run); test top-1 of every head retrained on K training videos per class, no validation."""
-    from cache.errors import CacheError
+    from clipvid.errors import CacheError
     from train.device import resolve_device, set_cpu_threads
-    from train.errors import UsageError
+    from clipvid.errors import UsageError
     out: Dict[str, Any] = {"shots": [], "draws": list(range(draws)), "max_epochs": MAX_EPOCHS, "curves": {},
                            "notes": []}
     if asked == []:

@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-from cache.progress import progress as progress_display
+from clipvid.progress import progress as progress_display
 
 from cache.reader import CacheReader
 from evaluate import metrics as M

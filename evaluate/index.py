@@ -5,7 +5,7 @@ from typing import Callable, Iterator, Optional, Tuple
 import numpy as np
 import torch
 
-from cache.progress import progress as progress_display
+from clipvid.progress import progress as progress_display
 
 SCAN_BLOCK = 1 << 16     # rows read and scored at a time by a scan: bounds the float32 temporary
 PACK_BLOCK = 1 << 18     # rows per packed int8 matrix: fewer, larger kernel calls per query

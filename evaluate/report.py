@@ -1,5 +1,4 @@
 """Turn collected numbers into report sections and write report.html, report.md, metrics.json and PNGs."""
-import json
 import math
 import os
 from typing import Any, Dict, List, Optional
@@ -7,7 +6,8 @@ from typing import Any, Dict, List, Optional
 from evaluate import sections as S
 from evaluate.html import render_html
 from evaluate.markdown import render_markdown
-from train.outputs import jsonable
+from clipvid.atomic import write_bytes, write_text
+from clipvid.jsonfile import json_text
 
 TITLE = "clipvid evaluation report"
 RANDOM_BANNER = ("RANDOM CLIP WEIGHTS: these embeddings carry no learned meaning. "
@@ -243,13 +243,10 @@ def write_files(out_dir: str, title: str, sections: List[S.Section], data: Dict[
     written = []
     for name, png in figures.items():
         written.append(os.path.join(out_dir, name))
-        with open(written[-1], "wb") as f:
-            f.write(png)
+        write_bytes(written[-1], png)
     texts = {"report.html": render_html(title, sections, figures, banner),
-             "report.md": render_markdown(title, sections, banner),
-             "metrics.json": json.dumps(jsonable(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"}
+             "report.md": render_markdown(title, sections, banner), "metrics.json": json_text(data)}
     for name, body in texts.items():
         written.append(os.path.join(out_dir, name))
-        with open(written[-1], "w", encoding="utf-8") as f:
-            f.write(body)
+        write_text(written[-1], body)
     return written

@@ -3,7 +3,7 @@ import os
 from typing import Callable, Tuple
 
 import numpy as np
-from cache.progress import progress as progress_display
+from clipvid.progress import progress as progress_display
 
 from cache.reader import CacheReader
 from evaluate import metrics as M

@@ -4,19 +4,22 @@ import csv
 import sys
 from typing import List, Optional
 
-from cache.errors import CacheError, EXIT_DATA, EXIT_OK, EXIT_USAGE
-from cache.helptext import add_examples
+from clipvid.errors import EXIT_OK, DataError, UsageError, exit_status
+from clipvid.helptext import add_examples
+from clipvid.options import Parser, add_clip_model, add_device, add_quiet, check_counts
+from clipvid.paths import writable_file
 
 CSV_COLUMNS = ["query_line", "query", "rank", "id", "score", "time", "label", "caption"]
 
 EXAMPLES = ['python -m evaluate.search cache.h5 "a ball rolling to the left" --top 5',
             "python -m evaluate.search cache.h5 --queries queries.txt --out hits.csv --run runs/transformer-f100-e60-lr0.001/seed0",
             "python -m evaluate.search cache.h5 --serve --port 8765      # then open http://127.0.0.1:8765/"]
-EPILOG = "Exit status: 0 ok; 2 bad arguments (or the port is taken); 3 unusable cache, run, queries file or CLIP weights."
+EPILOG = ("Exit status: 0 ok; 2 bad arguments, an unwritable --out/--html or a port that is taken; 3 missing or "
+          "unusable cache, run, queries file or CLIP weights.")
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m evaluate.search",
+    ap = Parser(prog="python -m evaluate.search",
                                  description="Rank the videos of a clipvid cache for free text: one query, a file "
                                              "of queries (CSV out), or a search page in the browser. Ranks the "
                                              "cache's persistent video index (or a head's saved video "
@@ -35,38 +38,34 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--run", default=None, help="a run folder RUNS/<head>: rank that head's saved video embeddings "
                                                 "(default: the cache's mean-pooled CLIP video index)")
     ap.add_argument("--top", type=int, default=10, help="how many videos to list per query (default 10)")
-    ap.add_argument("--clip-model", default=None, help="CLIP for the query (default: the cache's own model; "
-                                                       "its weights must match the cache)")
+    add_clip_model(ap)   # for the query; its weights must match the cache's
     ap.add_argument("--html", default=None, help="with one query: also write a results page with a thumbnail of "
                                                  "each best moment")
     ap.add_argument("--root", default=None, help="folder the video ids are relative to, for thumbnails and videos "
                                                  "(default: the cache's source_root, else the cache's folder)")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    ap.add_argument("--quiet", action="store_true", help="no progress display")
+    add_device(ap, "CLIP and the head")
+    add_quiet(ap)
     return add_examples(ap, EXAMPLES)
-
-
-def _fail(path: str, reason: str, status: int) -> int:
-    print(f"error: {path}: {reason}", file=sys.stderr)
-    return status
 
 
 def _note(text: str) -> None:
     print(f"note: {text}", file=sys.stderr)
 
 
-def _usage(args: argparse.Namespace) -> Optional[str]:
+def _check_args(args: argparse.Namespace) -> None:
     modes = [m for m, on in (("a query", args.query is not None), ("--queries", args.queries),
                              ("--serve", args.serve)) if on]
     if len(modes) != 1:
-        return "give one query, --queries FILE or --serve" + (f" (not {' and '.join(modes)})" if modes else "")
-    if args.top < 1:
-        return "--top must be at least 1"
+        raise UsageError("usage: give one query, --queries FILE or --serve"
+                         + (f" (not {' and '.join(modes)})" if modes else ""))
+    check_counts(args, "top")
     if args.html and args.query is None:
-        return "--html goes with one query"
+        raise UsageError("--html goes with one query")
     if not 0 <= args.port <= 65535:
-        return "--port must be between 0 and 65535"
-    return None
+        raise UsageError("--port must be between 0 and 65535")
+    for out in (args.out if args.queries and args.out != "-" else None, args.html):
+        if out:
+            writable_file(out)
 
 
 def read_queries(path: str) -> List[tuple]:
@@ -87,19 +86,16 @@ def write_hits_csv(out, answered: list) -> None:
 
 
 def _answer_file(searcher, args, queries: List[tuple], progress: bool) -> int:
-    from cache.progress import progress as progress_display
+    from clipvid.progress import progress as progress_display
     emb = searcher.encode([q for _, q in queries], progress=progress)                  # [Q, D]
     answered = [(line, q, searcher.hits(e, args.top))
                 for (line, q), e in progress_display(list(zip(queries, emb)), desc="searching", unit="query",
                                                      quiet=not progress)]
-    try:
-        if args.out == "-":
-            write_hits_csv(sys.stdout, answered)
-        else:
-            with open(args.out, "w", encoding="utf-8", newline="") as f:
-                write_hits_csv(f, answered)
-    except OSError as exc:
-        return _fail(args.out, f"cannot write ({exc.strerror or exc})", EXIT_DATA)
+    if args.out == "-":
+        write_hits_csv(sys.stdout, answered)
+    else:
+        with open(args.out, "w", encoding="utf-8", newline="") as f:
+            write_hits_csv(f, answered)
     print(f"{len(queries)} queries, {sum(len(h) for *_, h in answered)} hits"
           + ("" if args.out == "-" else f"; wrote {args.out}"), file=sys.stderr)
     return EXIT_OK
@@ -114,24 +110,19 @@ def _answer_one(searcher, args, query: str, root: str, banner: str, progress: bo
         from evaluate.search_page import render_page
         from evaluate.thumbs import thumbnails
         page = render_page(query, hits, thumbnails(hits, root, progress), searcher.source, banner)
-        try:
-            with open(args.html, "w", encoding="utf-8") as f:
-                f.write(page)
-        except OSError as exc:
-            return _fail(args.html, f"cannot write ({exc.strerror or exc})", EXIT_DATA)
+        with open(args.html, "w", encoding="utf-8") as f:
+            f.write(page)
         print(f"wrote {args.html}", file=sys.stderr)
     return EXIT_OK
 
 
 def _serve(reader, args, root: str, banner: str, progress: bool) -> int:
-    from evaluate.clip_text import ClipMismatch
     from evaluate.searcher import open_searcher
     from evaluate.serve import SearchServer
-    from train.checkpoint import CheckpointError
     try:
         server = SearchServer(args.host, args.port, root, args.top, banner)
     except OSError as exc:
-        return _fail(f"{args.host}:{args.port}", f"cannot listen ({exc.strerror or exc})", EXIT_USAGE)
+        raise UsageError(f"{args.host}:{args.port}: cannot listen ({exc.strerror or exc})")
     print(f"serving {server.url} (Ctrl-C to stop); videos from {root}", flush=True)
     server.start_loading(lambda stage: open_searcher(reader, args.run, args.clip_model, args.device, packed=True,
                                                      progress=progress, note=_note, stage=stage))
@@ -141,69 +132,66 @@ def _serve(reader, args, root: str, banner: str, progress: bool) -> int:
         print("stopped", file=sys.stderr)
     finally:
         server.server_close()
-    exc = server.failure
-    if isinstance(exc, CheckpointError):
-        return _fail(exc.path, exc.reason, EXIT_DATA)
-    if isinstance(exc, (ClipMismatch, CacheError)):
-        return _fail(getattr(exc, "path", args.cache), getattr(exc, "reason", str(exc)), EXIT_DATA)
-    if isinstance(exc, ValueError):
-        return _fail("--device", str(exc), EXIT_USAGE)
-    if exc is not None:
-        raise exc
+    if server.failure is not None:
+        raise _as_command_error(server.failure, args)
     return EXIT_OK
+
+
+def _as_command_error(exc: BaseException, args: argparse.Namespace) -> BaseException:
+    """What opening the searcher raised, as the error the one mapping reports (a CLIP that does not match
+    the cache is the cache's problem; any other ValueError is --device's)."""
+    from evaluate.clip_text import ClipMismatch
+    if isinstance(exc, (DataError, UsageError)):
+        return exc
+    if isinstance(exc, ClipMismatch):
+        return DataError(args.cache, str(exc))
+    if isinstance(exc, ValueError):
+        return UsageError(f"--device: {exc}")
+    return exc
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    problem = _usage(args)
-    if problem:
-        return _fail("usage", problem, EXIT_USAGE)
+    return exit_status(lambda: _search(args), interrupted=lambda: "interrupted: nothing more was written")
+
+
+def _search(args: argparse.Namespace) -> int:
+    _check_args(args)
     from evaluate.searcher import normalise_query
     query = normalise_query(args.query) if args.query is not None else None
     if query == "":
-        return _fail("query", "the query is empty; give a sentence to search for", EXIT_USAGE)
+        raise UsageError("query: the query is empty; give a sentence to search for")
     queries = []
     if args.queries:  # read first: a bad file fails before anything slow loads
         try:
             queries = read_queries(args.queries)
         except (OSError, UnicodeDecodeError) as exc:
-            return _fail(args.queries, f"cannot read the queries ({getattr(exc, 'strerror', None) or exc})",
-                         EXIT_DATA)
+            raise DataError(args.queries, f"cannot read the queries ({getattr(exc, 'strerror', None) or exc})")
         if not queries:
-            return _fail(args.queries, "no queries in the file (one per line)", EXIT_DATA)
+            raise DataError(args.queries, "no queries in the file (one per line)")
     from cache.reader import open_cache
-    from evaluate.clip_text import ClipMismatch
     from evaluate.search_page import RANDOM_BANNER
     from evaluate.searcher import open_searcher
     from evaluate.thumbs import default_root
-    from train.checkpoint import CheckpointError
     progress = not args.quiet
-    try:
-        with open_cache(args.cache) as reader:
-            if reader.num_videos == 0:
-                return _fail(args.cache, "the cache has no videos to search", EXIT_DATA)
-            root = args.root or default_root(args.cache, reader.settings.get("source_root"))
-            banner = RANDOM_BANNER if reader.random_weights else ""
-            if args.serve:
-                return _serve(reader, args, root, banner, progress)
-            try:
-                # One query scans the stored index once; many queries pay for packing it first.
-                searcher = open_searcher(reader, args.run, args.clip_model, args.device,
-                                         packed=args.queries is not None, progress=progress, note=_note)
-            except ClipMismatch as exc:
-                return _fail(args.cache, str(exc), EXIT_DATA)
-            except CheckpointError as exc:
-                return _fail(exc.path, exc.reason, EXIT_DATA)
-            except ValueError as exc:  # --device cuda without a GPU
-                return _fail("--device", str(exc), EXIT_USAGE)
-            if reader.random_weights:
-                print("!!! RANDOM CLIP WEIGHTS: scores carry no meaning !!!", file=sys.stderr)
-            if args.queries:
-                return _answer_file(searcher, args, queries, progress)
-            return _answer_one(searcher, args, query, root, banner, progress)
-    except CacheError as exc:
-        return _fail(exc.path, exc.reason, EXIT_DATA)
-
+    with open_cache(args.cache) as reader:
+        if reader.num_videos == 0:
+            raise DataError(args.cache, "the cache has no videos to search")
+        root = args.root or default_root(args.cache, reader.settings.get("source_root"))
+        banner = RANDOM_BANNER if reader.random_weights else ""
+        if args.serve:
+            return _serve(reader, args, root, banner, progress)
+        try:
+            # One query scans the stored index once; many queries pay for packing it first.
+            searcher = open_searcher(reader, args.run, args.clip_model, args.device,
+                                     packed=args.queries is not None, progress=progress, note=_note)
+        except ValueError as exc:   # a CLIP that does not fit the cache, --device cuda without a GPU
+            raise _as_command_error(exc, args)
+        if reader.random_weights:
+            print("!!! RANDOM CLIP WEIGHTS: scores carry no meaning !!!", file=sys.stderr)
+        if args.queries:
+            return _answer_file(searcher, args, queries, progress)
+        return _answer_one(searcher, args, query, root, banner, progress)
 
 if __name__ == "__main__":
     sys.exit(main())

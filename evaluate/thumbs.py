@@ -12,7 +12,7 @@ def find_video(root: str, vid: str) -> Optional[str]:
 
 def thumbnails(hits: list, root: str, progress: bool = False) -> List[Optional[bytes]]:
     """JPEG of each hit's best moment (objects with .id and .time), None where the file is missing or unreadable."""
-    from cache.progress import progress as progress_display
+    from clipvid.progress import progress as progress_display
     out = []
     for hit in progress_display(hits, desc="thumbnails", unit="video", quiet=not progress):
         path = find_video(root, hit.id)

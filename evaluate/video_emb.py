@@ -2,7 +2,7 @@
 from typing import TYPE_CHECKING, Iterable, Optional, Tuple
 
 import numpy as np
-from cache.progress import progress as progress_display
+from clipvid.progress import progress as progress_display
 
 from cache.reader import CacheReader
 from evaluate import metrics as M

@@ -3,9 +3,11 @@ import contextlib
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional, Tuple
 
+from clipvid.atomic import atomic_path
 from extract.weights import RANDOM_SEED, UnknownModel, WeightsUnavailable, home, offline
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -150,9 +152,8 @@ def _random_weights(arch: str) -> str:
                 weights = open_clip.create_model(arch, pretrained=None).state_dict()
         finally:
             torch.random.set_rng_state(state)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        torch.save(weights, tmp)
-        os.replace(tmp, path)   # several workers may race to make it; each write is whole
+        with atomic_path(path) as tmp:   # several workers may race to make it; each write is whole
+            torch.save(weights, tmp)
     return path
 
 
@@ -186,6 +187,11 @@ def load_open_clip(spec: str, path: str, device) -> Tuple[object, int, Callable]
         raise WeightsUnavailable(f"cannot load open_clip {s.arch} from {path}: {' '.join(str(exc).split())[:200]}")
     model.eval()
     return model, int(open_clip.get_model_config(s.arch)["embed_dim"]), tokenizer
+
+
+def cache_name(spec: str) -> str:
+    """The file name of a backbone's cache in an --out-dir: its spec with anything unsafe made '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", spec).strip("._") + ".h5"
 
 
 def check_available(spec: str) -> Optional[str]:

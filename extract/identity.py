@@ -6,7 +6,7 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Sequence
 
-from cache.errors import CacheError
+from clipvid.errors import CacheError
 
 EDGE = 1 << 20    # bytes hashed from the start and from the end of a file
 THREADS = 8       # files hashed at once: reading dominates, and hashlib releases the GIL

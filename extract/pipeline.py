@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from cache.progress import progress
+from clipvid.progress import progress
 from cache.reader import read_settings
 from cache.schema import make_settings, settings_mismatch
 from cache.layout import journal_file
 from cache.writer import CacheWriter
-from cache.errors import CacheError
+from clipvid.errors import CacheError
 from extract import identity, worker_tasks
 from extract.layout import default_layout
 from extract.backbones import preprocess_of
@@ -31,7 +31,7 @@ SAMPLER = {"times": "centre of N equal slices of the duration", "pick": "nearest
 WARM_TIMEOUT = 120.0   # seconds to wait for every worker to load the model before the first video
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Options:
     clip_model: str = "ViT-B/32"
     frames: int = 100

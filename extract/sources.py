@@ -1,17 +1,19 @@
-"""Find the videos of a SOURCE: a folder per class, a path,label CSV, or a Kinetics CSV + clip folder."""
+"""Find the videos of a SOURCE: a folder per class, a path[,label,split,caption] CSV, or a Kinetics CSV + clip folder."""
 import csv
 import os
 import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from clipvid.errors import DataError, UsageError
+
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".gif", ".mpg", ".mpeg", ".m4v", ".flv",
               ".wmv", ".3gp", ".ts", ".mts", ".m2ts", ".ogv", ".vob", ".y4m"}
 _KINETICS_SPLITS = {"validate": "val", "validation": "val"}
 
 
-class SourceError(ValueError):
-    """A SOURCE that cannot be read (usage error): the message names the file and the reason."""
+class SourceError(DataError):
+    """A SOURCE that is missing or cannot be read (exit 3), naming the file and the reason."""
 
 
 @dataclass(frozen=True)
@@ -67,17 +69,17 @@ def _read_rows(path: str) -> Tuple[List[str], List[Tuple[int, Dict[str, str]]]]:
             reader = csv.reader(f)
             rows = list(reader)
     except UnicodeDecodeError:
-        raise SourceError(f"{path}: not UTF-8 text")
+        raise SourceError(path, "not UTF-8 text")
     except csv.Error as exc:
-        raise SourceError(f"{path}: not a readable CSV ({exc})")
+        raise SourceError(path, f"not a readable CSV ({exc})")
     rows = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
     if not rows:
-        raise SourceError(f"{path}: empty CSV (no header)")
+        raise SourceError(path, "empty CSV (no header)")
     header = [h.strip().lower() for h in rows[0][1]]
     out = []
     for line, r in rows[1:]:
         if len(r) != len(header):
-            raise SourceError(f"{path}: line {line} has {len(r)} fields, the header has {len(header)}")
+            raise SourceError(path, f"line {line} has {len(r)} fields, the header has {len(header)}")
         out.append((line, dict(zip(header, (c.strip() for c in r)))))
     return header, out
 
@@ -86,20 +88,19 @@ def from_csv(path: str) -> Source:
     header, rows = _read_rows(path)
     if "youtube_id" in header:
         return from_kinetics(path, header, rows)
-    for col in ("path", "label"):
-        if col not in header:
-            raise SourceError(f"{path}: no '{col}' column (header: {','.join(header)}); "
-                              "expected path,label[,split,caption] or a Kinetics annotation CSV")
+    if "path" not in header:   # label, split and caption are optional: without a label a video is unlabelled
+        raise SourceError(path, f"no 'path' column (header: {','.join(header)}); "
+                          "expected path[,label,split,caption] or a Kinetics annotation CSV")
     root = os.path.dirname(os.path.abspath(path))
     items, warnings, empty = [], [], 0
     for line, row in rows:
         rel = row["path"]
         if not rel:
-            raise SourceError(f"{path}: line {line} has an empty path")
+            raise SourceError(path, f"line {line} has an empty path")
         full = rel if os.path.isabs(rel) else os.path.join(root, rel)
         vid = os.path.normpath(os.path.relpath(full, root) if not os.path.isabs(rel) else rel)
-        label = row["label"] or None
-        empty += label is None
+        label = row.get("label") or None
+        empty += label is None and "label" in row
         items.append(VideoItem(vid, full, label, row.get("split", ""), row.get("caption", "")))
     if empty:
         warnings.append(f"{path}: {empty} rows have an empty label; they are cached as unlabelled")
@@ -117,9 +118,9 @@ def _clip_index(folder: str) -> Dict[str, str]:
 
 
 def from_kinetics(path: str, header: List[str], rows, videos: Optional[str] = None) -> Source:
-    for col in ("label", "youtube_id", "time_start", "time_end"):
+    for col in ("youtube_id", "time_start", "time_end"):
         if col not in header:
-            raise SourceError(f"{path}: Kinetics CSV without a '{col}' column")
+            raise SourceError(path, f"Kinetics CSV without a '{col}' column")
     root = os.path.abspath(videos or os.path.dirname(os.path.abspath(path)))
     index = _clip_index(root)
     items = []
@@ -127,13 +128,13 @@ def from_kinetics(path: str, header: List[str], rows, videos: Optional[str] = No
         try:
             start, end = int(float(row["time_start"])), int(float(row["time_end"]))
         except ValueError:
-            raise SourceError(f"{path}: line {line}: time_start/time_end are not numbers")
+            raise SourceError(path, f"line {line}: time_start/time_end are not numbers")
         stem = f"{row['youtube_id']}_{start:06d}_{end:06d}"
         found = index.get(stem) or index.get(row["youtube_id"])
         full = found or os.path.join(root, stem + ".mp4")   # missing clips become failures
         split = row.get("split", "")
         split = _KINETICS_SPLITS.get(split, split)
-        items.append(VideoItem(os.path.relpath(full, root), full, row["label"] or None, split))
+        items.append(VideoItem(os.path.relpath(full, root), full, row.get("label") or None, split))
     classes = sorted({i.label for i in items if i.label is not None})
     return Source(root, items, classes, [])
 
@@ -161,17 +162,17 @@ def _utf8_names(src: "Source") -> Tuple[List[VideoItem], List[str]]:
 def load_source(source: str, videos: Optional[str] = None) -> Source:
     """Read SOURCE; duplicates are dropped with a warning; SourceError for unusable input."""
     if not os.path.exists(source):
-        raise SourceError(f"{source}: no such file or folder")
+        raise SourceError(source, "no such file or folder")
     if os.path.isdir(source):
         src = from_folder(source)
     elif source.lower().endswith((".csv", ".tsv", ".txt")) or not _is_video_name(source):
         src = from_csv(source)
         if videos and src.items and "youtube_id" not in _read_rows(source)[0]:
-            raise SourceError(f"{source}: --videos applies to Kinetics CSVs only")
+            raise UsageError(f"{source}: --videos applies to Kinetics CSVs only")
         if videos:
             src = from_kinetics(source, *_read_rows(source), videos=videos)
     else:
-        raise SourceError(f"{source}: a single video is not a source; give its folder or a CSV")
+        raise UsageError(f"{source}: a single video is not a source; give its folder or a CSV")
     src.items, src.classes = _utf8_names(src)
     seen, unique, dups = set(), [], 0
     for item in src.items:
@@ -184,7 +185,7 @@ def load_source(source: str, videos: Optional[str] = None) -> Source:
         src.warnings.append(f"{dups} videos are listed more than once; each is cached once")
     src.items = unique
     if not unique:
-        raise SourceError(f"{source}: no videos found (looked for {', '.join(sorted(VIDEO_EXTS))})")
+        raise SourceError(source, f"no videos found (looked for {', '.join(sorted(VIDEO_EXTS))})")
     if not os.path.isdir(source):
         _check_some_exist(source, src)
     return src
@@ -196,7 +197,7 @@ def _check_some_exist(source: str, src: Source) -> None:
     if any(os.path.exists(item.path) for item in src.items):
         return
     first = src.items[0]
-    raise SourceError(f"{source}: none of its {len(src.items)} videos exist, e.g. {first.id!r} -> "
+    raise SourceError(source, f"none of its {len(src.items)} videos exist, e.g. {first.id!r} -> "
                       f"{os.path.abspath(first.path)}; relative paths are resolved against {src.root}"
                       + (" (the CSV's folder)" if src.root == os.path.dirname(os.path.abspath(source))
                          else " (--videos)"))

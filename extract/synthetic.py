@@ -3,7 +3,6 @@
 Half the classes come in pairs that are time reversals of each other (the same frames, opposite
 order), so only methods that look at frame order can tell a pair apart."""
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -11,8 +10,11 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-from cache.helptext import add_examples
-from cache.progress import progress as progress_display
+from clipvid.errors import EXIT_OK, exit_status
+from clipvid.helptext import add_examples
+from clipvid.jsonfile import write_json
+from clipvid.options import Parser, add_quiet, check_counts
+from clipvid.progress import progress as progress_display
 from extract.ffmpeg_bin import ffmpeg_exe
 
 Frames = np.ndarray  # [T, H, W, 3] uint8
@@ -156,25 +158,26 @@ def make_demo(out: str, per_class: int = 24, seed: int = 0, progress: bool = Tru
         encode(frames, fps, os.path.join(folder, f"{name.replace(' ', '_')}_{k:03d}.mp4"))
     meta = {"pairs": [[a, b] for a, b, _ in PAIRS], "singles": list(SINGLES), "per_class": per_class,
             "seed": seed}
-    with open(os.path.join(out, "pairs.json"), "w") as f:
-        json.dump(meta, f, indent=2)
+    write_json(os.path.join(out, "pairs.json"), meta)
     return meta
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m extract.synthetic", description=__doc__.splitlines()[0])
+    ap = Parser(prog="python -m extract.synthetic", description=__doc__.splitlines()[0])
     ap.add_argument("out", help="folder to write (one sub-folder per class)")
     ap.add_argument("--per-class", type=int, default=24, help="videos per class (default 24)")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    ap.add_argument("--quiet", action="store_true", help="no progress display")
+    add_quiet(ap)
     add_examples(ap, ["python -m extract.synthetic videos/", "python -m extract.synthetic videos/ --per-class 6 --seed 1"])
     args = ap.parse_args(argv)
-    if args.per_class < 1:
-        print("error: --per-class must be at least 1", file=sys.stderr)
-        return 2
+    return exit_status(lambda: _demo(args), out=args.out, interrupted=lambda: f"interrupted: {args.out} is incomplete")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    check_counts(args, "per_class")
     make_demo(args.out, args.per_class, args.seed, progress=not args.quiet)
     print(f"{args.out}: {len(classes())} classes x {args.per_class} videos; pairs in {args.out}/pairs.json")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

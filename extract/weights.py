@@ -8,6 +8,9 @@ import sys
 import warnings
 from typing import Dict
 
+from clipvid.atomic import atomic_path
+from clipvid.errors import DataError, UsageError
+
 # Chatter from inside CLIP's loader that a user can do nothing about: clip imports pkg_resources,
 # and clip.load tries torch.jit.load before reading a plain state dict. Silenced here, by message,
 # because every path to `import clip` in clipvid goes through this module.
@@ -40,12 +43,20 @@ if offline():   # the hub reads its own switch when first imported, which is aft
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-class WeightsUnavailable(RuntimeError):
-    """The requested CLIP weights are not on this machine (and cannot be downloaded here)."""
+class WeightsUnavailable(DataError):
+    """The weights (or tokenizer) of --clip-model are not on this machine and cannot be downloaded, or
+    cannot be loaded: exit 3, in one line naming what is missing and where it goes."""
+
+    def __init__(self, message: str):
+        Exception.__init__(self, message)
+        self.path, self.reason = "", message
 
 
-class UnknownModel(WeightsUnavailable):
-    """--clip-model names no model clipvid knows (a usage error, not a missing file)."""
+class UnknownModel(UsageError, WeightsUnavailable):
+    """--clip-model names no model clipvid knows: a usage error (exit 2), not a missing file."""
+
+    def __init__(self, message: str):
+        WeightsUnavailable.__init__(self, message)
 
 
 def home() -> str:
@@ -65,9 +76,8 @@ def _random_weights_file(arch: str) -> str:
         torch.manual_seed(RANDOM_SEED)
         state = CLIP(*RANDOM_ARCHS[arch]).state_dict()
         torch.random.set_rng_state(gen_state)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # several workers may race to make it; each write is whole
+        with atomic_path(path) as tmp:   # several workers may race to make it; each write is whole
+            torch.save(state, tmp)
     return path
 
 
@@ -132,20 +142,15 @@ def file_hash(path: str) -> str:
 
 def main(argv=None) -> int:
     """`python -m extract.weights SPEC`: print the weights file SPEC resolves to, downloading it if
-    needed (exit 3 if it cannot be had)."""
-    import sys
+    needed (exit 3 if it cannot be had, 2 if SPEC names no model)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] in ("-h", "--help"):
         print("usage: python -m extract.weights SPEC   (a CLIP name, a weights file, random:<arch>, "
               "open_clip:ARCH/PRETRAINED)\nexample: python -m extract.weights ViT-B/32   "
               "(downloads it into ~/.cache/clip on first use)")
         return 0 if args and args[0] in ("-h", "--help") else 2
-    try:
-        print(resolve_weights(args[0])[0])
-    except WeightsUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    return 0
+    from clipvid.errors import exit_status
+    return exit_status(lambda: print(resolve_weights(args[0])[0]) or 0, interrupted=lambda: "interrupted")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,14 @@ import argparse
 import sys
 from typing import List, Optional
 
+from clipvid.errors import exit_status
+from clipvid.options import Parser, add_clip_model, add_device, add_quiet, add_video_timeout, add_workers
+
 
 EPILOG = """Writes PRED/predictions.csv (id,label,pred_1,score_1,...), PRED/summary.json, PRED/failures.csv;
 with a timeline also PRED/timeline.csv and PRED/subtitles/<id>.vtt; with --html PRED/timeline.html.
 exit status: 0 done; 1 done but some videos failed (listed); 2 usage error; 3 unusable cache,
-checkpoint or a cache made with another CLIP model or N.
+checkpoint, source or a cache made with another CLIP model or N (missing or unusable).
 
 examples:
   python -m predict new_videos/ --run runs/transformer --out pred/
@@ -16,7 +19,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="python -m predict", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Classify videos with a trained head (--run) or with class names given now (--labels), "
                     "per video and per moment. New videos are extracted first with the head's own CLIP "
@@ -36,15 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--timeline", action="store_true", help="write the timeline with the default window")
     ap.add_argument("--html", action="store_true", help="also write PRED_DIR/timeline.html")
     ap.add_argument("--html-videos", type=int, default=500, help="most videos on the HTML page (default 500)")
-    ap.add_argument("--clip-model", help="zero-shot: CLIP model name, file or random:<arch> (default: the "
-                    "cache's when SOURCE is a cache, else ViT-B/32); with --run it must match the head's")
+    add_clip_model(ap, None, "the head's with --run, and a --clip-model must match it; zero-shot: the cache's "
+                             "when SOURCE is a cache, else ViT-B/32")
     ap.add_argument("--frames", type=int, help="zero-shot: frames sampled per video, N (default 100)")
     ap.add_argument("--videos", help="folder of downloaded clips, for a Kinetics CSV")
-    ap.add_argument("--workers", type=int, help="Dask worker processes for extraction (default: per core, up to 8)")
+    add_workers(ap)
     ap.add_argument("--scheduler", help="an existing Dask scheduler for extraction, e.g. tcp://host:8786")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda, for CLIP and the head (default auto)")
-    ap.add_argument("--video-timeout", type=float, default=300.0, help="seconds per video (default 300)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device(ap)
+    add_video_timeout(ap)
+    add_quiet(ap)
     return ap
 
 
@@ -52,9 +55,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit status (errors are one line on stderr, no traceback)."""
     args = build_parser().parse_args(argv)
     from predict.run import run
-    from train.errors import exit_status
-    return exit_status(lambda: run(args), args.out, "interrupted: extracted videos are kept in the cache; "
-                                                    "run the same command to resume")
+    return exit_status(lambda: run(args), out=args.out, interrupted=lambda: (
+        "interrupted: extracted videos are kept in the cache; run the same command to resume"))
 
 
 if __name__ == "__main__":

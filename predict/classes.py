@@ -4,7 +4,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from train.errors import UsageError
+from clipvid.errors import UsageError
+from clipvid.names import distinct_names
 
 
 @dataclass
@@ -28,7 +29,7 @@ def parse_labels(text: Optional[str], path: Optional[str]) -> Optional[List[str]
         where = path
     else:
         raw, where = [p.strip() for p in text.split(",") if p.strip()], "--labels"
-    names = list(dict.fromkeys(raw))
+    names = distinct_names(raw)
     if len(names) < 2:
         raise UsageError(f"{where}: give at least 2 distinct class names (got {len(names)})")
     return names
@@ -37,15 +38,12 @@ def parse_labels(text: Optional[str], path: Optional[str]) -> Optional[List[str]
 def encode_names(reader, names: List[str], device: str) -> np.ndarray:
     """Text embeddings [C, D] float32 of class names, as the cache `reader` embedded its own classes: its
     backbone's text encoder and tokenizer, its prompt templates."""
-    from extract.clip_model import WeightsUnavailable, class_text_embeddings, load_clip
+    from extract.clip_model import class_text_embeddings, load_clip
     from extract.prompts import TEMPLATES
     from extract.sources import prompt_name
     from train.device import resolve_device
     clip_model, weights_hash = reader.clip_model, str(reader.settings.get("weights_hash", ""))
-    try:
-        clip_ = load_clip(clip_model, resolve_device(device))
-    except WeightsUnavailable as exc:
-        raise UsageError(str(exc))
+    clip_ = load_clip(clip_model, resolve_device(device))   # WeightsUnavailable: exit 3, naming what is missing
     if weights_hash and clip_.weights_hash != weights_hash:
         # Text from other weights lives in another embedding space: every score would be noise.
         raise UsageError(f"CLIP model {clip_model!r} here has weights {clip_.weights_hash[:12]}, but the videos "

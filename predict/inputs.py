@@ -3,8 +3,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Set
 
-from cache.errors import CacheError
-from train.errors import UsageError
+from clipvid.errors import CacheError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -75,15 +74,11 @@ def extract_into(source_arg: str, videos: Optional[str], cache: str, space: Spac
                  scheduler: Optional[str], device: str, timeout: float, progress: bool) -> Prepared:
     """Extract SOURCE's videos into `cache` with the space's model and N (resuming, as extract does)."""
     from extract.pipeline import Options, precheck, run, weights_settings
-    from extract.sources import SourceError, load_source
-    from extract.weights import WeightsUnavailable
-    try:
-        source = load_source(source_arg, videos)
-        opts = Options(space.clip_model, space.frames, workers, None, scheduler, device, 100, timeout,
-                       False, progress)
-        settings = weights_settings(opts, source.root, space.dim or 0, cache)
-    except (SourceError, WeightsUnavailable) as exc:
-        raise UsageError(str(exc))
+    from extract.sources import load_source
+    source = load_source(source_arg, videos)
+    opts = Options(clip_model=space.clip_model, frames=space.frames, workers=workers, scheduler=scheduler,
+                   device=device, video_timeout=timeout, progress=progress)
+    settings = weights_settings(opts, source.root, space.dim or 0, cache)
     why = mismatch(settings, space, f"CLIP model {space.clip_model!r} on this machine")
     if why:
         raise CacheError(cache, f"refused: {why}")

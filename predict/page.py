@@ -6,7 +6,7 @@ import os
 import pathlib
 from typing import Any, Dict, List, Optional
 
-from cache.progress import progress as progress_display
+from clipvid.progress import progress as progress_display
 
 from predict import outputs as O
 from predict.score import VideoResult
@@ -121,8 +121,5 @@ def write_page(out_dir: str, summary: Dict[str, Any], videos: List[VideoResult],
                progress: bool = False) -> str:
     """Write PRED_DIR/timeline.html atomically; returns its path."""
     path = os.path.join(out_dir, O.PAGE)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(render(summary, videos, root, progress))
-    os.replace(tmp, path)
+    write_text(path, render(summary, videos, root, progress))
     return path

@@ -6,29 +6,25 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from cache.errors import EXIT_OK, EXIT_PARTIAL
+from clipvid.errors import EXIT_OK, EXIT_PARTIAL, UsageError
+from clipvid.options import check_counts
+from clipvid.paths import require_input, writable_file, writable_folder
 from predict import outputs as O
 from predict.classes import Candidates, encode_names, parse_labels
 from predict.inputs import Space, extract_into, is_cache_file, open_existing
-from train.errors import UsageError
 
 DEFAULT_MODEL = "ViT-B/32"
 DEFAULT_FRAMES = 100
 
 
-def _check_numbers(args: argparse.Namespace) -> None:
-    for name in ("top", "window", "stride", "frames", "workers"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name} must be at least 1 (got {value})")
+def _check_args(args: argparse.Namespace) -> None:
+    check_counts(args, "top", "window", "stride", "frames", "workers")
     if args.html_videos < 0:
         raise UsageError(f"--html-videos must be 0 or more (got {args.html_videos})")
-    if args.video_timeout <= 0:
-        raise UsageError("--video-timeout must be positive")
-    if not os.path.exists(args.source):
-        raise UsageError(f"{args.source}: no such file or folder")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UsageError(f"{args.out}: exists and is not a folder")
+    require_input(args.source)
+    writable_folder(args.out)
+    if args.cache is not None:
+        writable_file(args.cache)
 
 
 def _space(args: argparse.Namespace, head) -> Space:
@@ -80,7 +76,7 @@ def _rows(reader, ids) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    _check_numbers(args)
+    _check_args(args)
     labels = parse_labels(args.labels, args.labels_file)
     if args.run is None and labels is None:
         raise UsageError("give --run RUN_DIR (a trained head) or --labels/--labels-file (zero-shot class names)")
@@ -121,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                               cands.names, req, args.out, progress)
         summary = _summary(args, head, cands, reader, prepared, outcome, req)
     _write_failures(args.out, prepared.failures)
-    from train.outputs import write_json
+    from clipvid.jsonfile import write_json
     write_json(os.path.join(args.out, O.SUMMARY), summary)
     page = None
     if args.html:

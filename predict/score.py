@@ -6,7 +6,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from cache.progress import progress as progress_display
+from clipvid.progress import progress as progress_display
+from clipvid.names import class_key, name_index
 from cache.reader import CacheReader
 from predict import outputs as O
 from train.data import prefetched
@@ -61,8 +62,8 @@ class Outcome:
 
 def label_map(cache_names: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
     """[C_cache] -> candidate index by name, -1 where the candidates lack the class."""
-    index = {n: i for i, n in enumerate(candidates)}
-    return np.array([index.get(str(n), -1) for n in cache_names] + [-1], np.int64)  # last: unlabelled (-1)
+    index = name_index(candidates)
+    return np.array([index.get(class_key(n), -1) for n in cache_names] + [-1], np.int64)  # last: unlabelled (-1)
 
 
 def _read(reader: CacheReader, block: np.ndarray, times: bool) -> Tuple[np.ndarray, Optional[np.ndarray]]:

@@ -37,9 +37,3 @@ if ! "$PY" -c "from extract.ffmpeg_bin import check_ffmpeg; check_ffmpeg()" >/de
   exit 2
 fi
 export PY
-# Tests check every page we write or serve in a real browser: Debian's chromium, installed once.
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "[setup] installing Debian's chromium (headless browser for the page tests)" >&2
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
-    || echo "warning: could not install chromium; the browser tests will fail" >&2
-fi

@@ -7,11 +7,13 @@ import sys
 
 import pytest
 
+from needs import real_videos_dir, real_videos as find_real_videos
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Nothing downloads at test time: a named model's weights fail at once (the download path is tested
 # against a local server in tests/test_backbones_weights.py, which clears this for its own runs).
 os.environ["CLIPVID_OFFLINE"] = "1"
-REAL_VIDEOS = os.path.join(os.path.dirname(ROOT), "shared", "fixtures", "real_videos")
+REAL_VIDEOS = real_videos_dir()
 
 
 def run_cli(*args, check=True, timeout=600, **kw) -> subprocess.CompletedProcess:
@@ -35,10 +37,8 @@ def head_run(runs, head: str, seed: int = 0) -> str:
 
 @pytest.fixture(scope="session")
 def real_videos():
-    """The eight real clips in ../shared/fixtures/real_videos (never copied into the project)."""
-    files = sorted(os.path.join(REAL_VIDEOS, f) for f in os.listdir(REAL_VIDEOS) if not f.endswith(".md"))
-    assert len(files) == 8, f"expected the eight fixture clips in {REAL_VIDEOS}"
-    return files
+    """The eight real clips in $CLIPVID_REAL_VIDEOS or ../shared/fixtures/real_videos; skipped when absent."""
+    return find_real_videos()
 
 
 @pytest.fixture(scope="session")
@@ -64,36 +64,15 @@ def demo_cache(demo_dir, tmp_path_factory):
 
 
 # The `slow` tier (pyproject registers the marker): `./run_tests.sh -m "not slow"` is the unit tier.
-# Slow = over ~10 s each on a 2-core machine (measured with --durations=0): real Dask clusters,
-# kills and interrupts of real runs, whole pipelines, a browser. Tests that use the session demo set
-# (rendered and extracted once) are slow wherever they are.
-SLOW_MODULES = {
-    "test_pipeline_e2e", "test_evaluate_end_to_end", "test_hostile_kill", "test_hostile_disk", "test_train_demo",
-    "test_interrupts", "test_hostile_dask", "test_hostile_names", "test_hostile_report", "test_evaluate_degenerate",
-    "test_extract_headers", "test_hostile_videos", "test_extract_real", "test_extract_cluster",
-    "test_hostile_checkpoints", "test_extract_failures", "test_extract_identity", "test_evaluate_serve",
-    "test_hostile_args", "test_evaluate_report", "test_predict", "test_evaluate_seeds",
-}
-SLOW_TESTS = {
-    "test_train_log_has_one_line_per_epoch_and_no_redraws", "test_train_on_a_terminal_draws_bars",
-    "test_errors_are_one_line_with_exit_status", "test_training_needs_only_the_cache",
-    "test_sigkill_during_compaction", "test_sigkill_during_appends_then_resume",
-    "test_search_schema1_cache_made_before_shards", "test_clipvid_runs_each_stage_from_any_folder",
-    "test_hostile_cache_random_corruption_never_a_traceback", "test_hostile_reader_while_writer_appends",
-    "test_hostile_csv_extract_keeps_good_and_records_unknown", "test_csv_whose_paths_resolve_nowhere_names_the_resolved_path",
-    "test_extract_cuda_without_cuda_is_a_usage_error", "test_search_refuses_other_weights",
-    "test_search_ranks_target_first_with_its_best_moment", "test_batch_equals_each_video_alone",
-    "test_iter_samples_yields_every_index_once",
-    "test_torch_linear_probe_matches_scikit_learn_on_10k_videos_of_400_classes",
-    "test_report_open_set_equals_what_training_printed",
-    "test_each_benchmark_module_has_help_and_runs_nothing",
-}
-SLOW_FIXTURES = {"demo_dir", "demo_cache", "demo_pairs"}
+# Slow = over ~10 s each on a 2-core machine (measured with --durations=0): real Dask clusters, kills and
+# interrupts of real runs, whole pipelines, a browser. Each such test says so itself, with
+# `@pytest.mark.slow` or a module's `pytestmark = pytest.mark.slow`. The session demo set is rendered and
+# extracted once, which is slow: a test that uses it without the mark is refused at collection.
+DEMO_FIXTURES = {"demo_dir", "demo_cache", "demo_pairs"}
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        if (module in SLOW_MODULES or getattr(item, "originalname", item.name) in SLOW_TESTS
-                or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))):
-            item.add_marker(pytest.mark.slow)
+    unmarked = [item.nodeid for item in items
+                if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError("tests that use the demo set must be marked @pytest.mark.slow: " + ", ".join(unmarked))

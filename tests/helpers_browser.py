@@ -1,20 +1,10 @@
-"""Test helpers: load a page in Debian's headless Chromium; return the DOM after scripts ran."""
+"""Test helpers: load a page in headless Chromium (or Chrome); return the DOM after scripts ran. Skips when none is installed."""
 import os
-import shutil
 import subprocess
 import tempfile
 from typing import Optional
 
-CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
-
-
-def chromium_exe() -> str:
-    """Path of a headless-capable Chromium; set-up (scripts/ensure_env.sh) installs Debian's."""
-    for name in CANDIDATES:
-        path = shutil.which(name)
-        if path:
-            return path
-    raise AssertionError("no chromium on PATH: run ./run_tests.sh once as root (it installs Debian's chromium)")
+from needs import browser as chromium_exe
 
 
 def _run(url: str, extra: list, timeout: float) -> subprocess.CompletedProcess:

@@ -66,6 +66,12 @@ def counting_ffmpeg(folder, monkeypatch) -> Iterator[Callable[[], int]]:
         ffmpeg_exe.cache_clear()
 
 
+def listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:`port` now."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

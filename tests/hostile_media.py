@@ -75,7 +75,7 @@ def make_clips(folder, ids, seconds) -> None:
 
 def done_ids(cache) -> set:
     """Ids the cache holds plus those its journal has recorded since: grows as a run works."""
-    from cache.errors import CacheError
+    from clipvid.errors import CacheError
     from cache.journal import scan
     from cache.reader import open_cache
     ids = set()

@@ -34,6 +34,7 @@ def test_stage_packages_in_venv_are_this_checkouts(venv, tmp_path):
     assert roots == {ROOT}, f"the .venv imports {roots}, not this checkout {ROOT}: run the set-up again"
 
 
+@pytest.mark.slow
 def test_clipvid_runs_each_stage_from_any_folder(venv, tmp_path):
     cache = os.fspath(tmp_path / "syn.h5")
     write_synthetic_cache(cache, num_classes=3, per_class=4, frames=4, dim=8, seed=0)

@@ -10,6 +10,8 @@ from conftest import run_cli
 from evaluate.tsne import run_isolated, safe_tsne
 from test_evaluate_support import clustered_videos, make_cache, unit
 
+pytestmark = pytest.mark.slow
+
 NAMES = ["a", "b", "c"]
 
 

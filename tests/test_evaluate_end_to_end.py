@@ -9,6 +9,8 @@ from conftest import head_run, run_cli
 
 from test_evaluate_support import make_cache, tiny_clip_hash, unit
 
+pytestmark = pytest.mark.slow
+
 HEADS = ["meanpool", "vote", "linear", "lstm"]
 
 

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from cache.errors import EXIT_OK, EXIT_USAGE
+from clipvid.errors import EXIT_OK, EXIT_USAGE
 from evaluate.__main__ import main as evaluate
 from evaluate.fewshot import choose_shots, parse_shots
 from helpers_browser import dump_dom

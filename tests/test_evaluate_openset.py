@@ -10,6 +10,7 @@ from evaluate.openset import open_set_scores
 from train.synthetic import write_synthetic_cache
 
 
+@pytest.mark.slow
 def test_report_open_set_equals_what_training_printed(tmp_path):
     cache = str(tmp_path / "c.h5")
     write_synthetic_cache(cache, num_classes=6, per_class=10, frames=8, dim=16, seed=2)

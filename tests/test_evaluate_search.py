@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import run_cli
 
-from cache.errors import EXIT_DATA, EXIT_OK, EXIT_USAGE
+from clipvid.errors import EXIT_DATA, EXIT_OK, EXIT_USAGE
 from evaluate.search import main
 from test_evaluate_support import EVIL, make_cache, make_video, tiny_clip_hash, unit
 
@@ -60,6 +60,7 @@ def parse_rows(stdout: str):
     return rows
 
 
+@pytest.mark.slow
 def test_search_ranks_target_first_with_its_best_moment(search_cache):
     out = run_cli("-m", "evaluate.search", search_cache["path"], QUERY, "--top", "3", "--quiet")
     rows = parse_rows(out.stdout)
@@ -95,6 +96,7 @@ def test_search_with_explicit_root_that_lacks_videos(search_cache, tmp_path, cap
 
 
 
+@pytest.mark.slow
 def test_search_refuses_other_weights(search_cache, tmp_path):
     other = tmp_path / "other.pt"
     state = torch.load(search_cache_weights(), weights_only=True)
@@ -175,6 +177,7 @@ def test_queries_file_writes_a_csv_of_hits(search_cache, tmp_path, capsys):
     assert status == EXIT_USAGE and "one query, --queries FILE or --serve" in err
 
 
+@pytest.mark.slow
 def test_search_schema1_cache_made_before_shards(tmp_path, query_emb):
     """A cache written the old way (one HDF5 file): search builds its video index once, then maps it."""
     from schema1 import write_schema1

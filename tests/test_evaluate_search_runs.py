@@ -7,7 +7,7 @@ import pytest
 
 from cache import CacheWriter
 from conftest import head_run
-from cache.errors import EXIT_DATA, EXIT_OK
+from clipvid.errors import EXIT_DATA, EXIT_OK
 from evaluate.search import main
 from test_evaluate_search import QUERY, call, parse_rows
 from test_evaluate_support import clustered_videos, make_cache, tiny_clip_hash, unit

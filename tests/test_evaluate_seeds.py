@@ -9,6 +9,8 @@ from conftest import head_run, run_cli
 from evaluate.seeds import paired_gap
 from train.synthetic import write_synthetic_cache
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):

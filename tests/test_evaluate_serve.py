@@ -21,6 +21,8 @@ from evaluate.searcher import open_searcher
 from evaluate.serve import SearchServer
 from test_evaluate_support import EVIL, make_cache, make_video, tiny_clip_hash, unit
 
+pytestmark = pytest.mark.slow
+
 HOSTILE = 'a ball"><script>alert(3)</script>&amp;'
 FRAMES = 6
 

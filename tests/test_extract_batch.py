@@ -49,6 +49,7 @@ def mixed(real_videos, tmp_path_factory):
     return paths
 
 
+@pytest.mark.slow
 def test_batch_equals_each_video_alone(mixed):
     together = batch.sample_videos(mixed, N)
     assert len(together) == len(mixed)
@@ -69,6 +70,7 @@ def test_batch_equals_each_video_alone(mixed):
     assert names["rotated.mp4"].info.rotation in (90.0, -90.0, 270.0)
 
 
+@pytest.mark.slow
 def test_iter_samples_yields_every_index_once(mixed):
     seen = [i for i, _ in batch.iter_samples(mixed, 8)]
     assert sorted(seen) == list(range(len(mixed)))

@@ -1,7 +1,6 @@
 """Extraction killed with SIGKILL mid-run and resumed; and on a Dask scheduler and worker run as processes."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,7 +11,9 @@ from cache import open_cache
 from cache.journal import scan
 from cache.validate import validate
 from tests.conftest import ROOT, run_cli
-from tests.helpers_video import free_port, make_video
+from tests.helpers_video import free_port, listening, make_video
+
+pytestmark = pytest.mark.slow
 
 N = 8
 
@@ -59,9 +60,8 @@ def test_sigkill_mid_run_then_resume(small_set, tmp_path):
 def _wait_port(port: int, timeout: float = 60) -> None:
     end = time.time() + timeout
     while time.time() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if listening(port):
+            return
         time.sleep(0.2)
     raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
 

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from cache import open_cache
-from cache.errors import EXIT_DATA, EXIT_OK, EXIT_PARTIAL
+from clipvid.errors import EXIT_DATA, EXIT_OK, EXIT_PARTIAL
 from cache.validate import validate
 from tests.conftest import run_cli
 from tests.helpers_video import ffmpeg, make_video
+
+pytestmark = pytest.mark.slow
 
 N = 8
 

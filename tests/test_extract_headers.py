@@ -20,6 +20,8 @@ from extract.ffmpeg_bin import ffmpeg_exe
 from tests.helpers_video import ffmpeg
 from tests.limited import run_limited
 
+pytestmark = pytest.mark.slow
+
 N = 8
 DURATION_TOLERANCE = 0.05   # s: ffmpeg prints centiseconds
 

@@ -6,11 +6,13 @@ import shutil
 import numpy as np
 import pytest
 
-from cache.errors import EXIT_DATA, EXIT_OK
+from clipvid.errors import EXIT_DATA, EXIT_OK
 from cache.reader import open_cache
 from cache.validate import validate
 from extract.identity import fingerprint
 from tests.hostile_media import ROOT, clip, extract, one_line_error
+
+pytestmark = pytest.mark.slow
 
 IDS = ["a/v0.mp4", "a/v1.mp4", "b/v2.mp4"]
 

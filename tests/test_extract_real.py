@@ -13,6 +13,8 @@ from extract.decode import sample_video
 from tests.conftest import run_cli
 from tests.helpers_video import decode_all, make_video
 
+pytestmark = pytest.mark.slow
+
 N = 100
 # Source frame counts of the clips shorter than N frames (SOURCES.md).
 SHORT = {"demo_demo_skeleton.mp4": 72, "demo_demo_spatiotemporal_det.mp4": 57,

@@ -3,9 +3,11 @@ import os
 
 import pytest
 
-from cache.errors import EXIT_USAGE
+from clipvid.errors import EXIT_DATA, EXIT_USAGE
 from hostile_media import ROOT, clip, one_line_error, tmpfs
 from conftest import run_cli
+
+pytestmark = pytest.mark.slow
 
 
 def _extract(*args, cwd=ROOT):
@@ -45,7 +47,7 @@ def test_hostile_args_refused_before_work(src, case):
 
 def test_hostile_args_missing_source(src):
     proc = _extract(src / "nowhere", "--out", src / "m.h5", "--clip-model", "random:tiny")
-    assert proc.returncode == EXIT_USAGE
+    assert proc.returncode == EXIT_DATA
     assert "nowhere: no such file or folder" in one_line_error(proc)
     assert not os.path.exists(src / "m.h5")
 

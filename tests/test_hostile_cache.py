@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cache.errors import EXIT_DATA, CacheError
+from clipvid.errors import EXIT_DATA, CacheError
 from cache.reader import open_cache
 from cache.schema import make_settings
 from cache.validate import validate
@@ -85,23 +85,61 @@ def test_hostile_cache_refused_in_one_line(good, tmp_path, name, command):
     assert proc.stderr.strip() == line
 
 
+def _contents(path):
+    """Everything a reader of the cache sees: settings, videos, frames, times, classes, failures."""
+    with open_cache(os.fspath(path)) as r:
+        return (r.settings, r.ids.tolist(), r.labels.tolist(), r.emb().tobytes(), r.times().tobytes(),
+                r.class_names, r.text_emb.tobytes(), r.failures)
+
+
+def _scribble(path, at: int, n: int) -> None:
+    """Invert n bytes at offset `at`: they surely differ afterwards."""
+    with open(path, "r+b") as f:
+        f.seek(at)
+        old = f.read(n)
+        f.seek(at)
+        f.write(bytes(b ^ 0xFF for b in old))
+
+
+def _refused(proc, path) -> None:
+    """validate noticed: exit 1 with each problem on a line naming the cache, or EXIT_DATA with one error line."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode in (1, EXIT_DATA), f"validate exited {proc.returncode}: {proc.stdout}{proc.stderr}"
+    if proc.returncode == EXIT_DATA:
+        assert one_line_error(proc).startswith(f"error: {path}: "), proc.stderr
+    else:
+        lines = proc.stderr.strip().splitlines()
+        assert lines and all(line.startswith(f"{path}: ") for line in lines), proc.stderr
+
+
+@pytest.mark.slow
 def test_hostile_cache_random_corruption_never_a_traceback(good, tmp_path):
+    """64 bytes scribbled anywhere in the manifest: validate refuses in one line, or the cache reads exactly
+    as it did (the bytes were unused)."""
     rng = np.random.default_rng(7)
     size = os.path.getsize(good)
-    outcomes = set()
+    whole = _contents(good)
     for trial in range(12):
-        def scribble(path, at=int(rng.integers(0, size - 64)), junk=rng.bytes(64)):
-            with open(path, "r+b") as f:
-                f.seek(at)
-                f.write(junk)
-        path = _damaged(good, tmp_path, f"scribbled{trial}.h5", scribble)
+        at = int(rng.integers(0, size - 64))
+        path = _damaged(good, tmp_path, f"scribbled{trial}.h5", lambda p: _scribble(p, at, 64))
         proc = cache_cli("validate", path)
-        assert proc.returncode in (0, 1, EXIT_DATA), proc.stderr        # not a crash or a signal
-        assert "Traceback" not in proc.stderr, proc.stderr
-        if proc.returncode == EXIT_DATA:
-            assert one_line_error(proc).startswith(f"error: {path}: ")
-        outcomes.add(proc.returncode)
-    assert outcomes & {1, EXIT_DATA}, "no corruption was noticed at all"
+        if proc.returncode == 0:
+            assert _contents(path) == whole, f"bytes {at}-{at + 64} changed what a reader sees, and validate passed"
+        else:
+            _refused(proc, path)
+
+
+@pytest.mark.slow
+def test_hostile_cache_every_scribbled_frame_file_is_noticed(good, tmp_path):
+    """Every committed byte of the frame files is checksummed: a scribble in any of them fails validate."""
+    rng = np.random.default_rng(11)
+    files = sorted(f for f in os.listdir(good + ".d") if f != "lock")
+    assert files
+    for name in files:
+        size = os.path.getsize(os.path.join(good + ".d", name))
+        at, n = int(rng.integers(0, max(1, size - 8))), min(8, size)
+        path = _damaged(good, tmp_path, f"frames_{name}.h5", lambda p: _scribble(f"{p}.d/{name}", at, n))
+        _refused(cache_cli("validate", path), path)
 
 
 def test_hostile_cache_damaged_output_refused_by_extract(good, tmp_path):
@@ -132,6 +170,7 @@ w.close()
 """
 
 
+@pytest.mark.slow
 def test_hostile_reader_while_writer_appends(tmp_path):
     path = os.fspath(tmp_path / "live.h5")
     writer = subprocess.Popen([sys.executable, "-c", WRITER, path], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))

@@ -15,6 +15,8 @@ from cache.writer import CacheWriter
 from conftest import head_run
 from hostile_media import ROOT
 
+pytestmark = pytest.mark.slow
+
 N, D = 8, 16
 
 

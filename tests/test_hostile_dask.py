@@ -8,8 +8,10 @@ import time
 import pytest
 
 from cache.reader import open_cache
-from hostile_media import FAST, ROOT, cache_cli, clip, kill_group
-from tests.helpers_video import free_port
+from hostile_media import FAST, ROOT, cache_cli, clip, kill_group, wait_for
+from tests.helpers_video import free_port, listening
+
+pytestmark = pytest.mark.slow
 
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
 VIDEOS = [f"c{i % 2}/v{i}.mp4" for i in range(24)]   # 8 tasks of 3 videos
@@ -26,7 +28,7 @@ def cluster():
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs = [_spawn("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")]
-    time.sleep(1.0)
+    wait_for(lambda: listening(port), procs[0], what=f"the scheduler listening on {address}")
     worker = ("worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard", "--memory-limit", "0")
     procs += [_spawn(*worker, "--name", "doomed"), _spawn(*worker, "--name", "survivor")]
     try:

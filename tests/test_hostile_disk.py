@@ -4,9 +4,11 @@ import shutil
 
 import pytest
 
-from cache.errors import EXIT_DATA, EXIT_OK
+from clipvid.errors import EXIT_DATA, EXIT_OK
 from cache.reader import open_cache
 from hostile_media import cache_cli, clip, extract, one_line_error, tmpfs
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ import pytest
 from cache.reader import open_cache
 from hostile_media import FAST, ROOT, cache_cli, done_ids, extract, kill_group, make_clips
 
+pytestmark = pytest.mark.slow
+
 GOOD = [f"c{i % 2}/v{i}.mp4" for i in range(8)]
 
 

@@ -9,6 +9,8 @@ from cache.reader import open_cache
 
 from hostile_media import cache_cli, clip, extract
 
+pytestmark = pytest.mark.slow
+
 # Each one is a class folder and part of a file name; none may be run by a shell or read as an option.
 NAMES = ["with space", "ünï-çødé 日本", "-dash", "--out=x.h5", "q\"uo'te", "new\nline", "$(touch PWNED1)",
          "`touch PWNED2`", "semi;touch PWNED3", "pipe|touch PWNED4", "back\\slash", "file:x", "pipe:1"]

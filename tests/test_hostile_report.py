@@ -9,6 +9,8 @@ import pytest
 
 from hostile_media import ROOT, clip, extract
 
+pytestmark = pytest.mark.slow
+
 FILE = "<img src=x onerror=alert(1)>.mp4"
 LABEL = "<svg onload=alert(2)>"
 CAPTION = "</script><script>alert(3)</script> & \"double\" 'single'"

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from cache.errors import EXIT_PARTIAL, EXIT_USAGE
+from clipvid.errors import EXIT_DATA, EXIT_PARTIAL, EXIT_USAGE
 from cache.reader import open_cache
 from extract.sources import SourceError, load_source
 from hostile_media import ROOT, clip, extract, one_line_error
@@ -46,6 +46,7 @@ def test_hostile_csv_bom_crlf_read_faithfully(base):
     assert any("empty label" in w for w in src.warnings)
 
 
+@pytest.mark.slow
 def test_hostile_csv_extract_keeps_good_and_records_unknown(base):
     proc = extract(base / "list.csv", base / "c.h5")
     assert proc.returncode == EXIT_PARTIAL, proc.stderr
@@ -60,7 +61,7 @@ def test_hostile_csv_extract_keeps_good_and_records_unknown(base):
 
 
 BAD_CSVS = {
-    "no_label.csv": ("path,split\nclips/a.mp4,train\n", "no 'label' column"),
+    "no_path.csv": ("label,split\njump,train\n", "no 'path' column"),
     "short_row.csv": ("path,label,split\nclips/a.mp4,jump,train\nclips/b.mp4,run\n", "line 3 has 2 fields"),
     "long_row.csv": ("path,label\nclips/a.mp4,jump,extra\n", "line 2 has 3 fields, the header has 2"),
     "empty.csv": ("", "empty CSV"),
@@ -87,7 +88,7 @@ def test_hostile_csv_refused_by_cli_without_output(base, name):
     test_hostile_csv_refused_with_reason(base, name)
     out = base / f"{name}.h5"
     proc = _cli(base, base / name, "--out", out)
-    assert proc.returncode == EXIT_USAGE, proc.stderr
+    assert proc.returncode == EXIT_DATA, proc.stderr
     assert BAD_CSVS[name][1] in one_line_error(proc)
     assert not [f for f in os.listdir(base) if f.startswith(f"{name}.h5")]
 
@@ -96,7 +97,7 @@ def test_hostile_empty_folder_refused(base):
     os.makedirs(base / "empty" / "class_a")
     open(base / "empty" / "notes.txt", "w").close()
     proc = _cli(base, base / "empty", "--out", base / "e.h5")
-    assert proc.returncode == EXIT_USAGE
+    assert proc.returncode == EXIT_DATA
     assert "no videos found" in one_line_error(proc)
     assert not [f for f in os.listdir(base) if f.startswith("e.h5")]
 

@@ -7,6 +7,8 @@ import pytest
 from cache.reader import open_cache
 from hostile_media import cache_cli, clip, extract, ffmpeg
 
+pytestmark = pytest.mark.slow
+
 TIMEOUT = 4  # --video-timeout for this run; the hanging file must end within it
 
 

@@ -13,6 +13,8 @@ from train.synthetic import write_synthetic_cache
 from hostile_media import FAST, ROOT, cache_cli, extract, journal_videos, kill_group, make_clips, wait_for
 from conftest import head_run
 
+pytestmark = pytest.mark.slow
+
 VIDEOS = [f"c{i % 2}/v{i:02d}.mp4" for i in range(40)]
 
 

@@ -3,7 +3,11 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
 
 
 def _pipeline(out, *args, env_extra=None):

@@ -12,6 +12,8 @@ from conftest import head_run, run_cli
 from helpers_video import ffmpeg
 from train.cli import main as train_main
 
+pytestmark = pytest.mark.slow
+
 HEADS = "meanpool,linear,transformer"
 XSS = "<img src=x onerror=alert(1)>"
 

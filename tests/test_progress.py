@@ -7,11 +7,10 @@ import struct
 import subprocess
 import sys
 import termios
-import time
 
 import pytest
 
-from cache import progress as P
+from clipvid import progress as P
 from train.synthetic import write_synthetic_cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,28 +21,49 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_log_gets_plain_lines_at_most_every_interval(monkeypatch):
+class _Clock:
+    """A monotonic clock that moves only when the test moves it: the rate limit is checked exactly,
+    whatever the load on the machine."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> _Clock:
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
-    monkeypatch.setattr(P, "INTERVAL", 0.05)
+    monkeypatch.setattr(P, "INTERVAL", 5.0)
+    fake = _Clock()
+    monkeypatch.setattr(P, "time", fake)
+    return fake
+
+
+def test_log_gets_plain_lines_at_most_every_interval(clock):
     log = io.StringIO()
     with P.progress(total=6, desc="extract", unit="video", stream=log) as bar:
         for _ in range(6):
-            time.sleep(0.03)
+            clock.now += 2.0                          # updates 2 s apart, lines at most every 5 s
             bar.update(1)
             bar.set_postfix(failed=1)
     text = log.getvalue()
     lines = text.splitlines()
     assert "\r" not in text
-    assert 1 <= len(lines) <= 5, lines            # rate-limited: not one line per update
-    assert lines[-1].startswith("extract: 6/6 video") and lines[-1].endswith("done (failed 1)")
-    assert "%" in lines[0] and "left" in lines[0]
+    assert len(lines) == 2, lines                 # one at 6 s (3 videos), none at 8 or 10 s, then the last
+    assert lines[0].startswith("extract: 3/6 video (50%), 6 s") and "~6 s left" in lines[0], lines[0]
+    assert lines[1].startswith("extract: 6/6 video, 12 s") and lines[1].endswith("done (failed 1)"), lines[1]
 
 
-def test_short_work_prints_nothing_in_a_log(monkeypatch):
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+def test_short_work_prints_nothing_in_a_log(clock):
     log = io.StringIO()
-    assert list(P.progress(range(3), desc="quick", stream=log)) == [0, 1, 2]
+    for _ in P.progress(range(3), desc="quick", stream=log):
+        clock.now += 1.0                              # 3 s in all: under the interval
     assert log.getvalue() == ""
+    for _ in P.progress(range(3), desc="slow", stream=log):
+        clock.now += 2.0                              # 6 s in all: the closing line is printed
+    assert log.getvalue().startswith("slow: 3/3 it, 6 s") and log.getvalue().count("\n") == 1, log.getvalue()
 
 
 def test_terminal_gets_a_bar(monkeypatch):
@@ -91,6 +111,7 @@ def _env():
     return env
 
 
+@pytest.mark.slow
 def test_train_log_has_one_line_per_epoch_and_no_redraws(small_cache, tmp_path):
     out = subprocess.run(_train_cmd(small_cache, str(tmp_path / "runs")), cwd=ROOT, capture_output=True,
                          text=True, timeout=300, env=_env())
@@ -104,6 +125,7 @@ def test_train_log_has_one_line_per_epoch_and_no_redraws(small_cache, tmp_path):
     assert quiet.returncode == 0 and "epoch" not in quiet.stderr, quiet.stderr
 
 
+@pytest.mark.slow
 def test_train_on_a_terminal_draws_bars(small_cache, tmp_path):
     """A real pseudo-terminal: the per-batch bars redraw in place, and no epoch lines are printed."""
     pid, fd = pty.fork()

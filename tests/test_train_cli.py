@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -106,7 +107,15 @@ def test_mismatched_checkpoints_are_refused(runs, tmp_path):
                 assert expect in msg and os.path.join(head_run(runs, head), "head.pt") in msg and "\n" not in msg
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_method(str(tmp_path / "nothing"))
-    assert isinstance(CheckpointError("x", "y"), ValueError)
+    for name, damage in (("truncated", lambda b: b[:len(b) // 2]), ("scribbled", lambda b: b"not a checkpoint")):
+        run = tmp_path / name                      # a real checkpoint, then damaged as a disk or a copy might
+        shutil.copytree(head_run(runs, "lstm"), run)
+        blob = (run / "head.pt").read_bytes()
+        (run / "head.pt").write_bytes(damage(blob))
+        with pytest.raises(ValueError) as err:     # the API promises a ValueError (CheckpointError) naming the file
+            load_method(str(run))
+        msg = str(err.value)
+        assert isinstance(err.value, CheckpointError) and str(run / "head.pt") in msg and "\n" not in msg, msg
 
 
 def test_cpu_training_repeats_exactly(cache, runs, tmp_path):
@@ -127,6 +136,7 @@ def test_chunked_reads_give_the_same_run(cache, runs, tmp_path):
     assert a["history"] == b["history"] and a["test"] == b["test"]
 
 
+@pytest.mark.slow
 def test_training_needs_only_the_cache(cache, tmp_path):
     # Poison clip, extract and ffmpeg in sys.modules: importing any of them raises ImportError.
     code = ("import sys\n"
@@ -200,6 +210,7 @@ def test_ids_that_need_quoting_survive_predictions_csv(tmp_path):
         assert {p["true"] for p in preds} == set(r.class_names)
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_with_exit_status(cache, tmp_path, capsys):
     one_class = str(tmp_path / "one.h5")
     write_synthetic_cache(one_class, num_classes=1, per_class=5, frames=4, dim=8, num_pairs=0)

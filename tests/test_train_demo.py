@@ -8,6 +8,8 @@ from conftest import head_run
 
 from train.cli import main
 
+pytestmark = pytest.mark.slow
+
 TEMPORAL = ("lstm", "transformer", "xclip")
 ORDER_BLIND = ("meanpool", "maxpool", "vote", "linear")
 

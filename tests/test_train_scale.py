@@ -105,6 +105,7 @@ def _torch_against_sklearn(x, labels, num_classes, splits):
     return ours, _sklearn_top1(x[tr], labels[tr], x[te], labels[te], info["C"])
 
 
+@pytest.mark.slow
 def test_torch_linear_probe_matches_scikit_learn_on_10k_videos_of_400_classes():
     from train.synthetic import synthetic_videos
     _, _, emb, labels = synthetic_videos(400, 25, 4, 16, seed=0, noise=1.0)
@@ -114,6 +115,7 @@ def test_torch_linear_probe_matches_scikit_learn_on_10k_videos_of_400_classes():
     assert 0.1 < theirs < 0.95 and abs(ours - theirs) <= 0.01, (ours, theirs)
 
 
+@pytest.mark.slow
 def test_torch_linear_probe_matches_scikit_learn_on_the_demo(demo_cache):
     from train.baselines import mean_over_time
     from train.prepare import prepare

@@ -5,19 +5,17 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from clipvid.atomic import atomic_path
+from clipvid.errors import DataError
+
 FORMAT = "clipvid-head"
 VERSION = 1
 CHECKPOINT_NAME = "head.pt"
 TEXT_EMB_KEY = "class_text_emb"  # optional [C, D] float32 tensor, added after version 1 shipped
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used here, with a one-line reason naming the file."""
-
-    def __init__(self, path: str, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
+class CheckpointError(DataError, ValueError):
+    """A checkpoint that cannot be used here, with a one-line reason naming the file (exit 3)."""
 
 
 def save_checkpoint(path: str, head: str, config: Dict[str, Any], class_names: Sequence[str],
@@ -33,9 +31,8 @@ def save_checkpoint(path: str, head: str, config: Dict[str, Any], class_names: S
             "cache_info": dict(cache_info), "state_dict": state if state is not None else {}}
     if text_emb is not None:
         blob[TEXT_EMB_KEY] = torch.from_numpy(np.asarray(text_emb, np.float32).copy())
-    tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
 
 
 def load_checkpoint(path: str) -> Dict[str, Any]:

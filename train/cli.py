@@ -5,12 +5,13 @@ import shlex
 import sys
 from typing import List, Optional
 
-from cache.helptext import add_examples
-from cache.errors import EXIT_INTERRUPTED, EXIT_OK
+from clipvid.helptext import add_examples
+from clipvid.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError, exit_status
+from clipvid.options import Parser, add_device, add_quiet, check_counts
+from clipvid.paths import writable_folder
 from cache.reader import open_cache
 from train.checkpoint import CHECKPOINT_NAME
 from train.device import resolve_device, set_cpu_threads
-from train.errors import UsageError, exit_status
 from train.prepare import prepare
 from train.heads import HEAD_DEFAULTS
 from train.outputs import run_dir_for, settings_tag
@@ -25,7 +26,7 @@ Exit status: 0 done, 2 bad arguments, 3 unusable cache or file."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="python -m train", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train temporal heads and score order-blind baselines on a clipvid cache "
                     "(needs only the cache: no CLIP weights, no videos).")
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seeds", metavar="K[,K...]", help="train one run per seed, e.g. 0,1,2 (default: --seed)")
     ap.add_argument("--split-seed", type=int, default=0,
                     help="seed for the train/val/test split and held-out classes, fixed across --seeds (default 0)")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto: CUDA when present)")
+    add_device(ap, "the heads")
     ap.add_argument("--frames", type=int, metavar="K", help="use K evenly spaced rows of the N cached (all)")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--holdout-classes", type=int, metavar="K",
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: half the available RAM)")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads for torch (default: 1 for small caches, all cores for large ones)")
-    ap.add_argument("--quiet", action="store_true", help="no progress display")
+    add_quiet(ap)
     ap.add_argument("--list-runs", action="store_true",
                     help="only print 'HEAD<tab>RUN_FOLDER' for each run these options would write, and exit")
     return add_examples(ap, ["python -m train cache.h5 --head all --out runs/",
@@ -136,15 +137,13 @@ def _list_runs(args: argparse.Namespace, heads: List[str], seeds: List[int]) -> 
 def _run(args: argparse.Namespace) -> int:
     heads = parse_heads(args.head)
     seeds = parse_seeds(args)
-    for flag in ("epochs", "batch_size", "patience", "holdout_classes"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+    check_counts(args, "epochs", "batch_size", "patience", "holdout_classes")
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(f"--device: {exc}")
     classes = read_class_file(args.train_classes) if args.train_classes else None
+    writable_folder(args.out)
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
@@ -217,4 +216,4 @@ def _remove_if_empty(folder: str, existed: bool) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    return exit_status(lambda: _run(args), args.out, f"interrupted: no head trained into {args.out}")
+    return exit_status(lambda: _run(args), out=args.out, interrupted=lambda: f"interrupted: no head trained into {args.out}")

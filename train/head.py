@@ -53,7 +53,7 @@ def stored_text(blob: Dict[str, Any], run_dir: str) -> Tuple[Optional[np.ndarray
         return text.numpy().astype(np.float32), "checkpoint"
     cache = _training_cache(blob, run_dir)
     if cache and os.path.isfile(cache):
-        from cache.errors import CacheError
+        from clipvid.errors import CacheError
         from cache.reader import open_cache
         try:
             with open_cache(cache) as reader:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cache.progress import epoch_line, progress as progress_display
+from clipvid.progress import epoch_line, progress as progress_display
 from train.data import FrameSource, epoch_order
 from train.device import amp_dtype, autocast
 from train.heads import TemporalHead

@@ -2,12 +2,14 @@
 import csv
 import hashlib
 import json
-import math
 import os
 import re
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
+
+from clipvid.atomic import AtomicFile
+from clipvid.jsonfile import write_json
 
 METRICS_NAME = "metrics.json"
 PREDICTIONS_NAME = "predictions.csv"
@@ -53,31 +55,6 @@ def group_of(run_path: str) -> str:
     return os.path.dirname(path) if SEED_DIR.match(os.path.basename(path)) else path
 
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON values: numpy scalars become numbers, NaN/inf become null (JSON has neither)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _atomic_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def write_json(path: str, data: Dict[str, Any]) -> None:
-    """Indented UTF-8 JSON, replaced atomically so a reader never sees half a file."""
-    _atomic_text(path, json.dumps(jsonable(data), indent=2, ensure_ascii=False) + "\n")
-
-
 def write_split(run_dir: str, ids: Sequence[str], splits: Dict[str, np.ndarray]) -> None:
     """split.json: the video ids of every split, in cache order."""
     write_json(os.path.join(run_dir, SPLIT_NAME),
@@ -87,14 +64,11 @@ def write_split(run_dir: str, ids: Sequence[str], splits: Dict[str, np.ndarray])
 def write_predictions(run_dir: str, ids: Sequence[str], true: Sequence[str], predicted: Sequence[str],
                       scores: Sequence[float]) -> None:
     """predictions.csv (id,true,predicted,score) via the csv module, so any id survives quoting."""
-    path = os.path.join(run_dir, PREDICTIONS_NAME)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with AtomicFile(os.path.join(run_dir, PREDICTIONS_NAME)) as f:
         out = csv.writer(f)
         out.writerow(["id", "true", "predicted", "score"])
         for row in zip(ids, true, predicted, scores):
             out.writerow([row[0], row[1], row[2], f"{float(row[3]):.6f}"])
-    os.replace(tmp, path)
 
 
 def ids_digest(ids: Sequence[str]) -> str:
@@ -119,7 +93,7 @@ def publish_video_emb(run_dir: str, npy: str, ids: Sequence[str], fingerprint: s
     if shape[0] != len(ids):
         raise ValueError(f"{shape[0]} video embeddings for {len(ids)} ids")
     os.replace(npy, os.path.join(run_dir, VIDEO_EMB_NAME))
-    _atomic_text(os.path.join(run_dir, VIDEO_IDS_NAME), json.dumps([str(i) for i in ids], ensure_ascii=False))
+    write_json(os.path.join(run_dir, VIDEO_IDS_NAME), [str(i) for i in ids], indent=None)
     write_json(os.path.join(run_dir, VIDEO_EMB_META),
                {"format": VIDEO_EMB_FORMAT, "version": 1, "rows": int(len(ids)), "dim": int(shape[1]),
                 "cache_fingerprint": fingerprint, "ids_sha256": ids_digest(ids)})

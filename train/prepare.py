@@ -5,10 +5,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from cache.errors import CacheError
+from clipvid.errors import CacheError, UsageError
 from cache.reader import CacheReader, open_cache
 from train.data import FrameSource, frame_subset
-from train.errors import UsageError
 from train.splits import choose_open_set, id_rank, make_splits, restrict_to_seen
 
 MIN_PER_SPLIT = {"train": 2, "test": 1}

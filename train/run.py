@@ -16,7 +16,8 @@ from train.linear import LinearMethod, fit_linear
 from train.loop import FitConfig, FitResult, fit, set_determinism
 from train.method import Method
 from train.metrics import summarize_ranks
-from train.outputs import METRICS_NAME, SPLIT_NAME, publish_video_emb, write_json, write_predictions, write_split
+from clipvid.jsonfile import write_json
+from train.outputs import METRICS_NAME, SPLIT_NAME, publish_video_emb, write_predictions, write_split
 from train.prepare import TrainData
 from train.scan import PARTIAL_EMB, FitInputs, Scored, fit_pass, score_parts, score_pass
 from train.registry import BASELINES, HeadMethod, build_module

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from cache.progress import progress as progress_display
+from clipvid.progress import progress as progress_display
 from train.baselines import mean_over_time
 from train.data import READ_BLOCK, RowSelection, SpillRows, StatsAccumulator
 from train.device import one_blas_thread

@@ -3,6 +3,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from clipvid.names import class_key, name_index
+
 SPLIT_NAMES = ("train", "val", "test")
 TEST_FRACTION = 0.2   # of each class, when the cache has no split column
 VAL_FRACTION = 0.2    # of each class's training part
@@ -115,12 +117,12 @@ def choose_open_set(class_names: Sequence[str], present: Sequence[int], holdout:
     if holdout is None and train_classes is None:
         return None
     if train_classes is not None:
-        index = {name: i for i, name in enumerate(class_names)}
-        unknown = [n for n in train_classes if n not in index]
+        index = name_index(class_names)
+        unknown = [n for n in train_classes if class_key(n) not in index]
         if unknown:
             raise ValueError(f"class names not in the cache: {', '.join(map(repr, unknown[:5]))}"
                              + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""))
-        seen = sorted({index[n] for n in train_classes} & set(present))
+        seen = sorted({index[class_key(n)] for n in train_classes} & set(present))
     else:
         if holdout < 1 or holdout > len(present) - 2:
             raise ValueError(f"--holdout-classes must be between 1 and {len(present) - 2} "

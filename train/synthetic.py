@@ -8,7 +8,8 @@ from typing import List, Optional
 import numpy as np
 
 from cache import schema as S
-from cache.helptext import add_examples
+from clipvid.atomic import atomic_path
+from clipvid.helptext import add_examples
 from cache.writer import CacheWriter
 
 
@@ -110,7 +111,7 @@ def stream_synthetic_cache(path: str, videos: int, num_classes: int = 400, frame
     cache order, as an extraction of a folder per class leaves them; splits are drawn per video.
     """
     import h5py
-    from cache.progress import progress as progress_display
+    from clipvid.progress import progress as progress_display
     rng = np.random.default_rng(seed)
     names, text, ends, pairs = _class_setup(num_classes, dim, rng, None)
     bank = (0.3 * rng.standard_normal((BANK, frames, dim)) / np.sqrt(dim)).astype(np.float32)  # [M, N, D]
@@ -122,8 +123,7 @@ def stream_synthetic_cache(path: str, videos: int, num_classes: int = 400, frame
     # The single-file layout (schema 1), which CacheReader still reads: one HDF5 file written block by block.
     settings["schema_version"] = 1
     text_dtype = h5py.string_dtype("utf-8")
-    tmp = path + ".part"
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for key, val in settings.items():
             f.attrs[key] = val
         emb = f.create_dataset(S.EMB, (videos, frames, dim), np.float16, chunks=(1, frames, dim),
@@ -146,7 +146,6 @@ def stream_synthetic_cache(path: str, videos: int, num_classes: int = 400, frame
         f.create_dataset(S.TEXT_EMB, data=text.astype(np.float16))
         f.create_dataset(S.FAIL_IDS, data=np.array([], dtype=object), dtype=text_dtype)
         f.create_dataset(S.FAIL_REASONS, data=np.array([], dtype=object), dtype=text_dtype)
-    os.replace(tmp, path)
 
 
 def write_synthetic_cache(path: str, num_classes: int = 8, per_class: int = 30, frames: int = 32,

@@ -1,4 +1,4 @@
-"""Every example of README's Python API section runs as written, and the API's pieces do what it says."""
+"""Every example of docs/api.md runs as written, and the API's pieces do what it says."""
 import os
 import re
 
@@ -11,18 +11,17 @@ from train.synthetic import write_synthetic_cache
 
 
 def readme_examples():
-    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, re.S)
+    text = open(os.path.join(ROOT, "docs", "api.md"), encoding="utf-8").read()
+    return re.findall(r"```python\n(.*?)```", text, re.S)
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """cache.h5 and runs/transformer as the README names them (a synthetic cache: no CLIP needed)."""
+    """cache.h5 and runs/transformer as docs/api.md names them (a synthetic cache: no CLIP needed)."""
     root = tmp_path_factory.mktemp("api")
     write_synthetic_cache(str(root / "cache.h5"), num_classes=4, per_class=8, frames=32, dim=16, unlabelled=2)
     assert train_main([str(root / "cache.h5"), "--out", str(root / "runs"), "--head", "transformer,linear",
-                       "--frames", "16", "--quiet"]) == 0   # README names runs/transformer-f16-e60-lr0.001/seed0
+                       "--frames", "16", "--quiet"]) == 0   # docs/api.md names runs/transformer-f16-e60-lr0.001/seed0
     return root
 
 
@@ -32,7 +31,7 @@ def test_readme_examples_run(workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
     for code in examples:
         scope = {}
-        exec(compile(code, "README.md", "exec"), scope)
+        exec(compile(code, "docs/api.md", "exec"), scope)
     out = capsys.readouterr().out
     assert "(34, 16, 16)" in out                     # 34 videos, 16 of 32 rows, D = 16
     assert re.search(r"\d+\.\d\d- *\d+\.\d\d s", out)  # the timeline's segments were printed
