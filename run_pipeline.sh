@@ -2,26 +2,33 @@
 # clipvid end to end: set-up if needed, (demo) videos -> cache -> heads -> report.
 # Run with no arguments for the built-in demo; ./run_pipeline.sh --help for the options.
 set -euo pipefail
-cd "$(dirname "$0")"
+# Paths on the command line mean what they mean in the caller's folder: no cd. The checkout this
+# script is in is the code that runs (PYTHONPATH), and a folder of the caller's named like a stage
+# (train/, predict/) never shadows it (PYTHONSAFEPATH: python -m adds no working folder to sys.path).
+ROOT="$(cd "$(dirname "$0")" && pwd)"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONSAFEPATH=1
 
 usage() {
   cat <<'EOT'
-usage: ./run_pipeline.sh [SOURCE] [options]
+usage: run_pipeline.sh [SOURCE] [options]      (from any folder: paths are taken from where you are)
 
 SOURCE            a folder with one sub-folder per class, a path,label CSV or a Kinetics CSV
                   (default: the built-in demo set, rendered into OUT/demo)
---out DIR         where the cache, runs and report go (default: out)         [CLIPVID_OUT]
+--out DIR         where the cache, runs and report go (default: ./out)       [CLIPVID_OUT]
 --clip-model M    CLIP name, weights file or random:<arch>                   [CLIPVID_MODEL]
                   (default: ViT-B/32 when ~/.cache/clip/ViT-B-32.pt exists, else random:tiny)
 --frames N        frames sampled per video (default 100)                     [CLIPVID_FRAMES]
 --workers W       Dask worker processes (default: one per core up to 8, or GPU) [CLIPVID_WORKERS]
---scheduler ADDR  an existing Dask scheduler, e.g. tcp://host:8786           [CLIPVID_SCHEDULER]
+--scheduler ADDR  an existing Dask scheduler, e.g. tls://host:8786           [CLIPVID_SCHEDULER]
 --heads LIST      comma-separated heads, or all (default all)                [CLIPVID_HEADS]
 --epochs E        training epochs per head (default: the trainer's)          [CLIPVID_EPOCHS]
 --per-class K     demo videos per class (default 24)                         [CLIPVID_PER_CLASS]
 --retrain         train every head again even if trained on this cache
 --quiet           no progress displays (summaries and errors still print)  [CLIPVID_QUIET=1]
 -h, --help        this help
+
+Set-up (first run): CLIPVID_PYTHON picks the Python (3.10 or newer); CLIPVID_TORCH_INDEX a torch wheel
+index (CPU-only, or a CUDA your driver runs); docs/install.md says more.
 
 A second run does only what is missing: the cache resumes, and heads already trained with
 the same settings (frames, epochs) on the same cache are reused. Without real CLIP weights (no internet and nothing in
@@ -30,8 +37,8 @@ yourself that cannot be loaded is an error. Exit status: 0 done; 1 report writte
 videos failed; 2 usage error; 3 an unusable input file; 130 interrupted.
 
 examples:
-  ./run_pipeline.sh                                   # the demo, end to end
-  ./run_pipeline.sh videos/ --out out/ --clip-model ViT-B/32 --frames 32
+  ./run_pipeline.sh                                   # the demo, end to end, into ./out
+  ~/clipvid/run_pipeline.sh videos/ --out out/ --clip-model ViT-B/32 --frames 32
   ./run_pipeline.sh list.csv --heads lstm,transformer --epochs 40 --quiet > log 2>&1
 EOT
 }
@@ -67,7 +74,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-source scripts/ensure_env.sh
+source "$ROOT/scripts/ensure_env.sh"
 mkdir -p "$OUT"
 
 # CLIP weights: ViT-B/32's are downloaded on first use (a progress bar on stderr); the default falls
@@ -126,7 +133,9 @@ esac
 "$PY" -m cache info "$CACHE"
 
 echo "[3/4] training heads ($HEADS) into $RUNS" >&2
-STAMP="$(stat -c '%s-%Y' "$CACHE")"   # the writer replaces the file whenever it adds anything
+# The writer replaces the file whenever it adds anything: size and modification time tell (through
+# Python: GNU and BSD stat take different flags).
+STAMP="$("$PY" -c 'import os, sys; s = os.stat(sys.argv[1]); print(f"{s.st_size}-{int(s.st_mtime)}")' "$CACHE")"
 TRAIN=("$PY" -m train "$CACHE" --out "$RUNS" ${QUIET[@]+"${QUIET[@]}"})
 [ -n "$EPOCHS" ] && TRAIN+=(--epochs "$EPOCHS")
 # A run is reused only when its folder (named by head and settings) holds a head trained on this very cache.
@@ -155,7 +164,12 @@ PAGE=""
 # The report names a head by its settings folder (RUNS/<head>-<settings>/seed<k>/): predict with its lowest seed.
 BEST_RUN=""
 if [ -n "$BEST" ]; then
-  BEST_RUN="$(find "$RUNS/$BEST" -maxdepth 2 -name split.json -printf '%h\n' 2>/dev/null | sort -V | head -n 1 || true)"
+  # The lowest seed's run (seed2 before seed10), found by Python: find -printf and sort -V are GNU-only.
+  BEST_RUN="$("$PY" -c '
+import glob, os, re, sys
+runs = [os.path.dirname(p) for p in glob.glob(os.path.join(glob.escape(sys.argv[1]), "*", "split.json"))]
+runs.sort(key=lambda d: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", os.path.basename(d))])
+print(runs[0] if runs else "")' "$RUNS/$BEST")"
 fi
 if [ -n "$BEST_RUN" ]; then
   echo "[5/5] predicting with the best head ($BEST) on the test videos into $PRED" >&2

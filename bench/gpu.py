@@ -131,7 +131,8 @@ def fed(files: List[str], spec: str, device: str, layouts: Optional[str] = None,
     from bench.pipeline import extraction_rate
     from extract import inproc
     from extract.layout import default_layout
-    cores = os.cpu_count() or 1
+    from clipvid.resources import cpu_count
+    cores = cpu_count()
     out = {} if out is None else out
     out.update({"clips": len(files), "cores": cores, "default_layout": list(default_layout(device, None, None)),
                 "decoder": "in-process (PyAV)" if inproc.available() else "ffmpeg command line"})

@@ -15,7 +15,8 @@ from bench import common
 
 CLIPS_PER_CLASS = 17           # x 12 demo classes = 204 clips
 VIDEOS, FRAMES, DIM, CLASSES = 10_000, 100, 512, 25
-WORK = os.path.join("/work", "tmp", "10", "bench") if os.path.isdir("/work/tmp") else None
+# Where the 10,000-video cache and the runs go: $CLIPVID_SCALE_DIR, else the bench cache folder.
+WORK = os.environ.get("CLIPVID_SCALE_DIR") or None
 # The same command in one process, timed after its imports (torch alone takes seconds): what is left
 # once the process is up, reported beside the command's own figure, never instead of it.
 IMPORTS = "import torch, h5py, numpy, predict.run, predict.score, train.api, train.checkpoint\n"

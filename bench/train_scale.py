@@ -2,7 +2,7 @@
 
 Usage: python -m bench.train_scale [SIZE ...]   (default 10000 50000 200000). Caches (N=100, D=512,
 float16, 400 classes, 80/10/10 splits) are built by streaming into $CLIPVID_SCALE_DIR (default
-/work/tmp/12), one at a time, and deleted afterwards. With $CLIPVID_BENCH_LOCK naming a lock file, each
+~/.cache/clipvid/bench/train_scale, or $CLIPVID_BENCH_CACHE/train_scale), one at a time, and deleted afterwards. With $CLIPVID_BENCH_LOCK naming a lock file, each
 cache is built and the trained heads fitted under a shared flock of it and the timed steps run under two
 exclusive holds per size; sizes measured earlier stay in the result file. `--build-only SIZE ...`
 only streams those caches (for a later run to time and delete); `--skip-trained` leaves out the three
@@ -198,7 +198,7 @@ def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True) -> Di
 
 def main(argv: List[str] = None) -> dict:
     args = list(argv if argv is not None else sys.argv[1:])
-    root = os.environ.get("CLIPVID_SCALE_DIR", "/work/tmp/12")
+    root = os.environ.get("CLIPVID_SCALE_DIR") or common.cache_dir("train_scale")
     if args[:1] == ["--build-only"]:  # make the next size's cache ahead, while something else is timed
         for videos in map(int, args[1:]):
             print(f"built {videos} videos in {build(videos, root):.0f} s", flush=True)

@@ -48,8 +48,8 @@ def add_video_timeout(ap: argparse.ArgumentParser) -> None:
 
 def add_device(ap: argparse.ArgumentParser, what: str = "CLIP and the heads") -> None:
     """The values' meaning (and fp16/bf16) is decided in one place, not here."""
-    ap.add_argument("--device", default="auto", metavar=DEVICE_METAVAR,
-                    help=f"where {what} run (default auto: CUDA when present, else CPU)")
+    from clipvid.device import DEVICE_HELP
+    ap.add_argument("--device", default="auto", metavar=DEVICE_METAVAR, help=f"where {what} run: {DEVICE_HELP}")
 
 
 def check_counts(args: argparse.Namespace, *names: str) -> None:

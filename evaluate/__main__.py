@@ -9,6 +9,7 @@ from clipvid.errors import EXIT_OK, EXIT_PARTIAL, DataError, UsageError, exit_st
 from clipvid.helptext import add_examples
 from clipvid.options import Parser, add_clip_model, add_device, add_quiet, check_counts
 from clipvid.paths import writable_folder
+from clipvid.resources import TMP_DIR_HELP, use_tmp_dir
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="a folder of run folders (any depth), or one head's folder; one per cache")
     ap.add_argument("--out", required=True, help="folder to write the report into (created if needed)")
     add_device(ap, "CLIP and the heads")
+    ap.add_argument("--tmp-dir", help=TMP_DIR_HELP)
     ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (default 1000)")
     add_clip_model(ap)   # for encoding captions and class names
     ap.add_argument("--shots", default="auto", metavar="auto|none|K[,K...]",
@@ -64,19 +66,24 @@ def _evaluate(args: argparse.Namespace) -> int:
         if not os.path.isdir(runs):
             raise DataError(runs, "no such runs folder")
     writable_folder(args.out)
+    from clipvid.device import announce, resolve
+    try:
+        resolve(args.device)
+    except ValueError as exc:
+        raise UsageError(f"--device: {exc}")
+    try:
+        use_tmp_dir(args.tmp_dir)
+    except ValueError as exc:
+        raise UsageError(f"--tmp-dir: {exc}")
     if len(args.cache) > 1:
         return _compare(args)
     args.cache, args.runs = args.cache[0], args.runs[0]
     from cache.reader import open_cache
     from evaluate.collect import collect
     from evaluate.report import write_report
-    from train.device import resolve_device
-    try:
-        resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(f"--device: {exc}")
     with open_cache(args.cache) as reader, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # library chatter (t-SNE, sklearn) would bury the summary
+        announce(args.device, "train", "evaluate", args.quiet)
         data, figures = collect(reader, args.runs, args.device, args.resamples, args.clip_model,
                                 progress=not args.quiet, shots=shots, draws=args.shot_draws)
     scored = sum(int(h.get("test_videos") or 0) for h in data["heads"])
@@ -97,11 +104,6 @@ def _compare(args: argparse.Namespace) -> int:
     """Several caches (one per backbone) and their runs: one comparison report."""
     from evaluate.compare import compare
     from evaluate.compare_report import write_comparison
-    from train.device import resolve_device
-    try:
-        resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(f"--device: {exc}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = compare(args.cache, args.runs, args.device, args.resamples, progress=not args.quiet)

@@ -16,10 +16,10 @@ class ClipMismatch(ValueError):
 def load_text_encoder(reader: CacheReader, spec: Optional[str] = None, device: str = "auto") -> "LoadedClip":
     """extract.clip_model.LoadedClip for `spec` (default: the cache's model); raises ClipMismatch."""
     from extract.clip_model import WeightsUnavailable, load_clip
-    from train.device import resolve_device
+    from clipvid.device import resolve_device
     spec = spec or reader.clip_model
     try:
-        clip_ = load_clip(spec, resolve_device(device))
+        clip_ = load_clip(spec, resolve_device(device, "embed"))
     except WeightsUnavailable as exc:
         raise ClipMismatch(str(exc))
     want = str(reader.settings.get("weights_hash", ""))

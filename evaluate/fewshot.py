@@ -143,7 +143,8 @@ def few_shot(cache_path: str, runs: Sequence[Tuple[str, Any]], frames_cached: in
     """{"shots", "draws", "curves": {name: {"shots", "top1" [K][draw], "mean", "sd"}}, "notes"} for the runs
     (report name, Run); test top-1 of every head retrained on K training videos per class, no validation."""
     from clipvid.errors import CacheError
-    from train.device import resolve_device, set_cpu_threads
+    from clipvid.device import resolve_device
+    from train.device import set_cpu_threads
     from clipvid.errors import UsageError
     out: Dict[str, Any] = {"shots": [], "draws": list(range(draws)), "max_epochs": MAX_EPOCHS, "curves": {},
                            "notes": []}

@@ -26,7 +26,7 @@ def test_frames(reader: CacheReader, rows: np.ndarray) -> SpillRows:
     """[T, N, D] float16 frames of `rows` (in that order) in an unlinked temporary file, read back block
     by block. Read in cache order, 4 batches at a time (contiguous runs of the cache), and put in place."""
     from train.data import read_rows
-    out = SpillRows((len(rows), reader.frames, reader.dim), np.float16, "test-frames")
+    out = SpillRows((len(rows), reader.frames, reader.dim), np.float16, "test-frames", beside=reader.path)
     by_row = np.argsort(rows, kind="stable")                  # [T] positions in cache-row order
     for s in range(0, len(rows), 4 * BATCH):
         pos = by_row[s:s + 4 * BATCH]

@@ -179,7 +179,12 @@ def _search(args: argparse.Namespace) -> int:
             raise DataError(args.cache, "the cache has no videos to search")
         root = args.root or default_root(args.cache, reader.settings.get("source_root"))
         banner = RANDOM_BANNER if reader.random_weights else ""
+        from clipvid.device import announce
         if args.serve:
+            try:
+                announce(args.device, "embed", "search", args.quiet)
+            except ValueError as exc:
+                raise UsageError(f"--device: {exc}")
             return _serve(reader, args, root, banner, progress)
         try:
             # One query scans the stored index once; many queries pay for packing it first.
@@ -187,6 +192,7 @@ def _search(args: argparse.Namespace) -> int:
                                      packed=args.queries is not None, progress=progress, note=_note)
         except ValueError as exc:   # a CLIP that does not fit the cache, --device cuda without a GPU
             raise _as_command_error(exc, args)
+        announce(args.device, "embed", "search", args.quiet)
         if reader.random_weights:
             print("!!! RANDOM CLIP WEIGHTS: scores carry no meaning !!!", file=sys.stderr)
         if args.queries:

@@ -34,9 +34,10 @@ def render_page(query: str, hits: List[Hit], thumbs: List[Optional[bytes]], sour
             f"<tbody>{''.join(rows)}</tbody></table></main></body></html>\n")
 
 
-def video_url(vid: str) -> str:
-    """Where the server serves a video id's file (the id is a path relative to the source root)."""
-    return "/video/" + quote(vid, safe="/")
+def video_url(row: int, vid: str) -> str:
+    """Where the server serves the file of the cache's video at `row`, whose id is `vid` (a path relative
+    to the source root): the server answers only when both name the same video of the cache."""
+    return f"/video/{int(row)}/" + quote(vid, safe="/")
 
 
 def _served_hit(hit: Hit) -> str:
@@ -47,7 +48,7 @@ def _served_hit(hit: Hit) -> str:
             f'<td><code class="vid">{esc(hit.id)}</code><br><span class="label">{esc(hit.label)}</span>'
             f'<br><span class="note caption">{esc(hit.caption)}</span></td>'
             f'<td class="num score">{hit.score:.4f}</td><td class="num">{t} s</td>'
-            f'<td><video controls preload="metadata" poster="{esc(thumb)}" src="{esc(video_url(hit.id))}#t={t}"></video></td></tr>')
+            f'<td><video controls preload="metadata" poster="{esc(thumb)}" src="{esc(video_url(hit.row, hit.id))}#t={t}"></video></td></tr>')
 
 
 def served_page(query: str, hits: Optional[List[Hit]], source: str, videos: int, banner: str = "",

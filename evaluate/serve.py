@@ -1,7 +1,9 @@
 """`--serve`: a local web server with the search page, best-moment thumbnails and the videos (byte ranges)."""
+import ipaddress
 import json
 import math
 import os
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Optional
@@ -33,6 +35,7 @@ class SearchServer(ThreadingHTTPServer):
     def __init__(self, host: str, port: int, root: str, top: int, banner: str = ""):
         super().__init__((host, port), Handler)
         self.root, self.top, self.banner = root, top, banner
+        self.hosts = allowed_hosts(host, self.server_address[1])
         self.searcher: Optional[Searcher] = None
         self.stage = "starting"
         self.failure: Optional[BaseException] = None
@@ -60,6 +63,26 @@ class SearchServer(ThreadingHTTPServer):
         self.stage = text
 
 
+def allowed_hosts(host: str, port: int) -> set:
+    """The Host headers this server answers: the names it listens on, with its port. Any other name is
+    refused, so a web page elsewhere cannot rebind its own name to 127.0.0.1 and read what we serve."""
+    names = {host}
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None and (ip.is_loopback or ip.is_unspecified):
+        names |= {"localhost", "127.0.0.1", "::1"}
+    if ip is not None and ip.is_unspecified:   # listening everywhere: the machine's own names too
+        names |= {socket.gethostname(), socket.getfqdn()}
+    out = set()
+    for name in names:
+        name = name.lower()
+        shown = f"[{name}]" if ":" in name else name
+        out |= {f"{shown}:{port}"} | ({shown} if port == 80 else set())
+    return out
+
+
 class Handler(BaseHTTPRequestHandler):
     server: SearchServer
     protocol_version = "HTTP/1.1"
@@ -75,6 +98,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self, head: bool) -> None:
         url = urlsplit(self.path)
+        if (self.headers.get("Host") or "").strip().lower() not in self.server.hosts:
+            return self._send(421, b"unknown Host\n", "text/plain; charset=utf-8", head)
         try:
             if url.path == "/":
                 self._page(parse_qs(url.query), head)
@@ -131,10 +156,15 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(404, b"no thumbnail\n", "text/plain; charset=utf-8", head)
         self._send(200, jpg, "image/jpeg", head, {"Cache-Control": "max-age=3600"})
 
-    def _video(self, rel: str, head: bool) -> None:
-        path = safe_path(self.server.root, rel)
+    def _video(self, tail: str, head: bool) -> None:
+        """GET /video/<row>/<id>: the file of one of the cache's own videos, nothing else under the root."""
+        srv = self.server
+        row, _, vid = tail.partition("/")
+        known = (srv.searcher is not None and row.isdigit() and int(row) < len(srv.searcher.index)
+                 and str(srv.searcher.reader.ids[int(row)]) == vid)
+        path = safe_path(srv.root, vid) if known else None
         if path is None:
-            return self._send(404, b"no such video under the source root\n", "text/plain; charset=utf-8", head)
+            return self._send(404, b"not a video of this cache\n", "text/plain; charset=utf-8", head)
         size = os.path.getsize(path)
         ctype = VIDEO_TYPES.get(os.path.splitext(path)[1].lower(), "application/octet-stream")
         try:

@@ -29,7 +29,7 @@ def mean_pooled(reader: CacheReader, progress: bool = False, rows: Optional[np.n
     test split and the t-SNE sample, not every video of a large cache.
     """
     from train.data import SpillRows, read_rows
-    out = SpillRows((reader.num_videos, reader.dim), np.float32, "meanpool")   # sparse: unread rows cost nothing
+    out = SpillRows((reader.num_videos, reader.dim), np.float32, "meanpool", beside=reader.path)   # sparse: unread rows cost nothing
     if rows is None:
         for start, block in _blocks(reader, "mean-pooling", progress):
             out.write(start, M.mean_pool(as_float32(block)))

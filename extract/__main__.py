@@ -59,16 +59,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 def check_args(args: argparse.Namespace) -> None:
     """Mistakes found before any work starts (and before torch is imported)."""
     check_counts(args, "frames", "workers", "threads_per_worker", "batch_size", "torch_threads")
-    if args.device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"--device: extract takes auto, cpu or cuda (got {args.device!r})")
+    from clipvid.device import parse
+    try:
+        parse(args.device)
+    except ValueError as exc:
+        raise UsageError(f"--device: {exc}")
     require_input(args.source)
     for out in outputs(args).values():
         writable_file(out)   # missing folders are made (after every other check)
-    if args.device == "cuda" and not args.scheduler:
-        from extract.layout import cuda_count
-        if not cuda_count():
-            raise UsageError("--device cuda: this machine has no CUDA GPU that torch can use; "
-                             "use --device auto or cpu (or --scheduler with GPU workers)")
+    if not args.scheduler:   # a scheduler's workers decide on their own machines
+        from clipvid.device import resolve
+        try:
+            resolve(args.device, "embed", detail=False)
+        except ValueError as exc:
+            raise UsageError(f"--device: {exc}")
 
 
 def outputs(args: argparse.Namespace) -> Dict[str, str]:
@@ -149,7 +153,11 @@ def _report(source, out: str, summary) -> bool:
           f"failed {len(summary.failed)}"
           + (f" (+{len(summary.still_failed)} failed earlier; --retry-failed retries)" if summary.still_failed else "")
           + f"; {summary.seconds:.1f} s, {rate:.2f} videos/s; sampling: {ways}")
-    return bool(summary.failed or summary.still_failed)
+    if summary.deferred:
+        print(f"{out}: not embedded: {len(summary.deferred)} videos, for lack of GPU memory "
+              f"({next(iter(summary.deferred.values()))}); not recorded as failed: run the same command "
+              "again, with fewer --workers or a smaller --batch-size", file=sys.stderr)
+    return bool(summary.failed or summary.still_failed or summary.deferred)
 
 if __name__ == "__main__":
     sys.exit(main())

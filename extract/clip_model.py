@@ -50,7 +50,8 @@ def load_clip(spec: str, device: torch.device) -> LoadedClip:
 
 
 def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    from clipvid.device import autocast
+    return autocast(device, "embed")
 
 
 _LOCAL = threading.local()  # per thread: a Dask worker may run several tasks at once

@@ -1,38 +1,38 @@
 """How many Dask workers, and tasks in each, a local extraction starts on this machine."""
-import os
 from typing import List, Optional, Tuple
+
+from clipvid.device import parse, probe
+from clipvid.resources import cpu_count
 
 MAX_CPU_WORKERS = 8
 # Worker processes per GPU at most (each holds its own CLIP there). On 16 cores and one H200, one
 # worker of 4 threads left the GPU idle most of the time; 8 workers of 2 were fastest (bench.gpu).
 GPU_WORKERS = 8
 # GPU memory allowed per worker: CUDA's context, CLIP's half weights and one 100-frame batch
-# (ViT-L/14 takes about 2.5 GiB of it, ViT-B/32 about 1), so a small card gets fewer workers.
+# (ViT-L/14 takes about 2.5 GiB of it, ViT-B/32 about 1), so a card with little memory FREE (a
+# shared server's other jobs hold the rest) gets fewer workers.
 GIB_PER_GPU_WORKER = 3
 
 
 def cuda_count() -> int:
-    """GPUs torch can use here (0 without the NVIDIA driver, found without importing torch)."""
-    # Importing torch costs seconds; a machine without the NVIDIA driver has no GPU to count.
-    if not os.path.isdir("/proc/driver/nvidia/gpus"):
-        return 0
-    import torch
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    """GPUs torch can use here (CUDA or ROCm; WSL2 included), counted without opening them."""
+    return probe(detail=False).cuda_devices
 
 
-def gpu_memory_gib(count: int) -> List[float]:
-    """Total memory of each GPU, from NVML when it imports (this process then holds no CUDA context)."""
+def gpu_memory_gib(gpus: List[int]) -> List[float]:
+    """FREE memory of each listed GPU, from NVML when it imports (this process then holds no CUDA
+    context), else from torch."""
     try:
         import pynvml
         pynvml.nvmlInit()
         try:
-            return [pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(i)).total / 2 ** 30
-                    for i in range(count)]
+            return [pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(i)).free / 2 ** 30
+                    for i in gpus]
         finally:
             pynvml.nvmlShutdown()
-    except Exception:   # no NVML bindings: ask torch (which starts CUDA in this process)
+    except Exception:   # no NVML bindings (or ROCm): ask torch (which starts CUDA in this process)
         import torch
-        return [torch.cuda.get_device_properties(i).total_memory / 2 ** 30 for i in range(count)]
+        return [torch.cuda.mem_get_info(i)[0] / 2 ** 30 for i in gpus]
 
 
 def gpu_workers(gpus: int, cores: int, memory_gib: List[float]) -> int:
@@ -46,10 +46,12 @@ def default_layout(device: str, workers: Optional[int], threads: Optional[int]) 
     """(workers, threads per worker): one single-threaded worker per core on CPU; with GPUs, every
     core decoding while the GPUs embed (decoding is what a GPU waits for), spread over several
     processes per GPU, since one process's threads share one GIL."""
-    gpus = cuda_count() if device in ("auto", "cuda") else 0
-    cores = os.cpu_count() or 1
-    if gpus:
-        workers = workers or gpu_workers(gpus, cores, gpu_memory_gib(gpus))
+    kind, index = parse(device)
+    gpus = cuda_count() if kind in ("auto", "cuda") else 0
+    used = [index] if index is not None else list(range(gpus))   # --device cuda:N: that GPU alone
+    cores = cpu_count()
+    if used:
+        workers = workers or gpu_workers(len(used), cores, gpu_memory_gib(used))
         return workers, threads or max(2, cores // workers)
     # Each worker holds its own CLIP (ViT-B/32: ~0.6 GB); past 8 workers, more torch threads per
     # worker serve a big CPU box better than more copies of the model.

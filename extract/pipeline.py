@@ -17,12 +17,14 @@ from cache.schema import make_settings, settings_mismatch
 from cache.layout import journal_file
 from cache.writer import CacheWriter
 from clipvid.errors import CacheError
+from clipvid.resources import cpu_count
 from extract import identity, worker_tasks
 from extract.layout import default_layout
 from extract.backbones import preprocess_of
 from extract.weights import file_hash, resolve_weights
 from extract.prompts import TEMPLATES
-from extract.sources import Source, prompt_name
+from extract.sources import Source
+from extract.targets import Target
 
 SAMPLER = {"times": "centre of N equal slices of the duration", "pick": "nearest decoded frame",
            "resize": "short side 224, bicubic (ffmpeg swscale)", "crop": "centre 224x224", "version": 1}
@@ -54,6 +56,7 @@ class Summary:
     skipped: int = 0
     replaced: int = 0           # cached videos re-extracted because their file changed
     failed: Dict[str, str] = field(default_factory=dict)      # this run's new failures
+    deferred: Dict[str, str] = field(default_factory=dict)    # left out for lack of GPU memory, not failed
     still_failed: Dict[str, str] = field(default_factory=dict)  # earlier failures not retried
     seconds: float = 0.0
     work_seconds: float = 0.0   # first video sent to last result: start-up and model loading excluded
@@ -70,9 +73,13 @@ QUIET_DASK = {"distributed.worker.profile.enabled": False, "distributed.admin.ti
 
 
 def make_client(opts: Options):
-    """A Dask client: an existing scheduler, or a LocalCluster of worker processes."""
+    """A Dask client: an existing scheduler (TLS with the Dask config's security settings, e.g. a
+    --scheduler tls://... with DASK_DISTRIBUTED__COMM__TLS__* files), or a LocalCluster of worker
+    processes that speak TLS with credentials made for this run alone: on a shared machine any other
+    user could otherwise connect to 127.0.0.1 and run code in our workers, as us."""
     import dask
     from dask.distributed import Client, LocalCluster
+    from distributed.security import Security
     if opts.scheduler:
         client = Client(opts.scheduler, timeout="30s")
         client.wait_for_workers(1, timeout=60)
@@ -88,7 +95,7 @@ def make_client(opts: Options):
             with dask.config.set(QUIET_DASK):
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
                                        dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
-                                       memory_limit=0)
+                                       memory_limit=0, protocol="tls://", security=Security.temporary())
         except Exception:
             # A Ctrl-C can reach a worker in the instant between its fork and its wrapper's trap,
             # which fails the start: that is the interrupt, not an error.
@@ -98,7 +105,7 @@ def make_client(opts: Options):
     if interrupted:
         cluster.close()
         raise KeyboardInterrupt
-    return Client(cluster), cluster
+    return Client(cluster, security=cluster.security), cluster
 
 
 def _workers_ignore_sigint() -> None:
@@ -147,17 +154,6 @@ def precheck(out: str, settings: dict, allow_new_root: bool = False) -> None:
         identity.check_root(out, old.get("source_root"), settings["source_root"], allow_new_root)
 
 
-@dataclass
-class Target:
-    """One cache of a run: its backbone, file and settings; then its writer, its videos to do and its counts."""
-    spec: str
-    out: str
-    settings: dict
-    summary: Summary = field(default_factory=Summary)
-    writer: Optional[CacheWriter] = None
-    todo: set = field(default_factory=set)   # ids this cache still needs
-
-
 def run(source: Source, out: str, opts: Options, log=print) -> Summary:
     """Extract every video of `source` into the cache `out`; returns counts and failures."""
     return run_many(source, {opts.clip_model: out}, opts, log)[opts.clip_model]
@@ -171,7 +167,7 @@ def run_many(source: Source, outs: Dict[str, str], opts: Options, log=print) -> 
     for spec, out in outs.items():
         settings = weights_settings(dataclasses.replace(opts, clip_model=spec), root, out=out)
         precheck(out, settings, opts.allow_new_root)
-        targets.append(Target(spec, out, settings))
+        targets.append(Target(spec, out, settings, Summary()))
     start = time.time()
     quick = {t.spec: _already_done(source, t.out, opts) for t in targets}
     if all(q is not None for q in quick.values()):  # nothing to embed and no new class: no cluster to start
@@ -277,31 +273,23 @@ def _per_host(client) -> int:
     return max(hosts.values()) if hosts else 1
 
 
-def _open_target(client, t: Target, source: Source, opts: Options, common: tuple) -> None:
-    """Class text with the target's backbone and templates, its writer, and the videos it still needs."""
-    texts = [prompt_name(c) for c in source.classes]
-    templates = json.loads(t.settings["prompt_templates"])
-    text_emb = client.submit(worker_tasks.text_task, t.spec, *common, texts, templates, pure=False).result()
-    t.settings["dim"] = int(text_emb.shape[1]) if len(texts) else _dim_of(t.spec, client, common)
-    t.writer = CacheWriter(t.out, t.settings)
-    t.writer.set_classes(source.classes, text_emb)
-    todo = plan(source, t.writer.done_ids, t.writer.failed, opts.retry_failed, t.summary, t.writer.content_of,
-                t.out, opts.replace_changed)
-    t.todo = {item.id for item in todo}
-
-
 def _run(client, source: Source, targets: List[Target], opts: Options, start: float, log) -> None:
     from dask.distributed import as_completed
     common = (opts.device, _per_host(client), opts.torch_threads)
     try:
         for t in targets:
-            _open_target(client, t, source, opts, common)
+            t.open(client, source, common)
+            t.todo = {it.id for it in plan(source, t.writer.done_ids, t.writer.failed, opts.retry_failed, t.summary,
+                                           t.writer.content_of, t.out, opts.replace_changed)}
         wanted = set().union(*(t.todo for t in targets))
         todo = [item for item in source.items if item.id in wanted]
-        _warm_all(client, ([t.spec for t in targets], *common))
+        # where each worker embeds, and in what precision
+        for line in _warm_all(client, ([t.spec for t in targets], *common)):
+            if opts.progress or "not on the GPU" in line:
+                print(line, file=sys.stderr, flush=True)
         work_start = time.time()
         threads = sum(client.nthreads().values()) or 1
-        ffmpeg_threads = 1 if threads > 1 else max(1, os.cpu_count() or 1)
+        ffmpeg_threads = 1 if threads > 1 else cpu_count()
         window = 2 * threads + 2   # tasks in flight, bounded: memory does not grow with the collection
         pending = iter(chunk_items(todo, threads))
         by_key = {}
@@ -350,22 +338,17 @@ def _run(client, source: Source, targets: List[Target], opts: Options, start: fl
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt) and not opts.scheduler:
             _hush(client)   # first: committing below may take a while, and workers then log lost heartbeats
-        # Interrupted: keep every finished video of every cache (commit), then re-raise.
-        for t in targets:
-            if t.writer is None:
-                continue
-            try:
-                t.writer.close()
-            except CacheError:
-                t.writer.abandon()
+        for t in targets:   # interrupted: keep every finished video of every cache (commit), then re-raise
+            t.close_interrupted()
         raise
     for t in targets:
         t.summary.seconds = time.time() - start
 
 
-def _warm_all(client, common: tuple) -> None:
+def _warm_all(client, common: tuple) -> List[str]:
     """Load the model on every worker at once, before the first video: otherwise each loads it
-    when its first video arrives (seconds for ViT-B/32) while the others already work."""
+    when its first video arrives (seconds for ViT-B/32) while the others already work. Returns the
+    distinct device lines of the workers that answered."""
     from dask.distributed import wait
     workers = list(client.scheduler_info()["workers"])
     futs = [client.submit(worker_tasks.warm, *common, workers=[w], allow_other_workers=False, pure=False)
@@ -374,12 +357,16 @@ def _warm_all(client, common: tuple) -> None:
         wait(futs, timeout=WARM_TIMEOUT)
     except Exception:  # a slow or lost worker: it loads the model with its first video instead
         pass
+    lines = sorted({f.result() for f in futs if f.status == "finished"})
     client.cancel(futs)
+    return lines
 
 
 def _record(writer: CacheWriter, summary: Summary, item, res: Dict[str, object], content: str = "") -> None:
     """Write one video's result (embeddings or failure) and count it."""
-    if "error" in res:
+    if "resource" in res:   # the GPU was full: nothing is wrong with the video, the next run tries it again
+        summary.deferred[item.id] = res["resource"]
+    elif "error" in res:
         writer.add_failure(item.id, res["error"])
         summary.failed[item.id] = " ".join(str(res["error"]).split())
     else:
@@ -387,8 +374,3 @@ def _record(writer: CacheWriter, summary: Summary, item, res: Dict[str, object],
                          res["n_distinct"], res["duration"], res["fps"], content)
         summary.cached += 1
         summary.strategies[res["strategy"]] = summary.strategies.get(res["strategy"], 0) + 1
-
-
-def _dim_of(spec: str, client, common: tuple) -> int:
-    emb = client.submit(worker_tasks.text_task, spec, *common, ["x"], ["{}"], pure=False).result()
-    return int(emb.shape[1])

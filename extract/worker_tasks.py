@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from clipvid.resources import cpu_count
 from extract.batch import iter_samples
 from extract.probe import describe_failure
 
@@ -13,7 +14,7 @@ _LOCK = threading.Lock()
 
 
 def _torch_threads(workers_per_host: int, asked: Optional[int] = None) -> int:
-    return asked or max(1, (os.cpu_count() or 1) // max(1, workers_per_host))
+    return asked or max(1, cpu_count() // max(1, workers_per_host))
 
 
 def keep_freed_memory() -> None:
@@ -49,11 +50,11 @@ def get_model(spec: str, device: str, workers_per_host: int = 1, torch_threads: 
         if key not in _MODELS:
             import torch
             from extract.clip_model import load_clip
-            from train.device import resolve_device
+            from clipvid.device import resolve_device
             keep_freed_memory()
             torch.set_num_threads(_torch_threads(workers_per_host, torch_threads))
-            dev = resolve_device(device)
-            if dev.type == "cuda" and torch.cuda.device_count() > 1:
+            dev = resolve_device(device, "embed")
+            if dev.type == "cuda" and dev.index is None and torch.cuda.device_count() > 1:
                 # Spread the workers of one host over its GPUs: several workers per GPU is the default.
                 dev = torch.device("cuda", _worker_index() % torch.cuda.device_count())
             _MODELS[key] = load_clip(spec, dev)
@@ -67,11 +68,36 @@ def text_task(spec: str, device: str, workers_per_host: int, torch_threads: Opti
     return class_text_embeddings(get_model(spec, device, workers_per_host, torch_threads), names, templates)
 
 
+class OutOfGpuMemory(RuntimeError):
+    """The GPU had no room even for one frame at a time: a resource error, never the video's fault."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA (or MPS) out-of-memory error, whatever torch version raised it."""
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
 def embed_sample(model, sample, batch_size: int) -> np.ndarray:
     """[N, D] float16 embeddings of a Sample's rows; a frame that several rows show is embedded once
-    (a 2 s clip at 12 fps has 24 frames for 100 rows: a quarter of the work)."""
+    (a 2 s clip at 12 fps has 24 frames for 100 rows: a quarter of the work). When the GPU runs out
+    of memory (other workers or jobs share it) the batch is halved and tried again, down to one frame."""
     from extract.clip_model import encode_frames
-    return encode_frames(model, sample.distinct, batch_size)[sample.rows]   # [n_distinct, dim] -> [N, dim]
+    while True:
+        try:
+            return encode_frames(model, sample.distinct, batch_size)[sample.rows]   # [n_distinct, dim] -> [N, dim]
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            _release_gpu_memory()
+            if batch_size <= 1:
+                raise OutOfGpuMemory(f"GPU out of memory even one frame at a time ({describe_failure(exc)})")
+            batch_size //= 2
+
+
+def _release_gpu_memory() -> None:
+    import torch
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _embedded(vid: str, sample, model, batch_size: int) -> Dict[str, object]:
@@ -80,6 +106,8 @@ def _embedded(vid: str, sample, model, batch_size: int) -> Dict[str, object]:
         return {"id": vid, "error": str(describe_failure(sample))}
     try:
         emb = embed_sample(model, sample, batch_size)           # [N, D] float16
+    except OutOfGpuMemory as exc:   # not the video's fault: left out of the cache, tried again next run
+        return {"id": vid, "resource": str(exc)}
     except Exception as exc:   # this video's frames only: its batch-mates go on
         return {"id": vid, "error": f"embedding failed: {describe_failure(exc)}"}
     if not np.isfinite(emb).all():
@@ -130,8 +158,17 @@ def task_failure(exc: BaseException) -> str:
     return str(describe_failure(exc))
 
 
-def warm(specs: List[str], device: str, workers_per_host: int, torch_threads: Optional[int] = None) -> Optional[str]:
-    """Load every backbone of a run ahead of the first video (called on every worker at start-up)."""
-    for spec in specs:
-        get_model(spec, device, workers_per_host, torch_threads)
-    return None
+
+
+def warm(specs: List[str], device: str, workers_per_host: int, torch_threads: Optional[int] = None) -> str:
+    """Load every backbone of a run ahead of the first video (called on every worker at start-up); returns
+    the one line saying where and in what precision this worker embeds."""
+    import dataclasses
+    from clipvid.device import resolve
+    models = [get_model(spec, device, workers_per_host, torch_threads) for spec in specs]
+    decision = resolve(device, "embed")
+    if models[0].device.type == "cuda":
+        import torch
+        decision = dataclasses.replace(decision, device=str(models[0].device),
+                                       name=torch.cuda.get_device_name(models[0].device))
+    return decision.line("extract")

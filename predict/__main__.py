@@ -5,6 +5,7 @@ from typing import List, Optional
 
 from clipvid.errors import exit_status
 from clipvid.options import Parser, add_clip_model, add_device, add_quiet, add_video_timeout, add_workers
+from clipvid.resources import TMP_DIR_HELP
 
 
 EPILOG = """Writes PRED/predictions.csv (id,label,pred_1,score_1,...), PRED/summary.json, PRED/failures.csv;
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_workers(ap)
     ap.add_argument("--scheduler", help="an existing Dask scheduler for extraction, e.g. tcp://host:8786")
     add_device(ap)
+    ap.add_argument("--tmp-dir", help=TMP_DIR_HELP)
     add_video_timeout(ap)
     add_quiet(ap)
     return ap

@@ -41,9 +41,9 @@ def encode_names(reader, names: List[str], device: str) -> np.ndarray:
     from extract.clip_model import class_text_embeddings, load_clip
     from extract.prompts import TEMPLATES
     from extract.sources import prompt_name
-    from train.device import resolve_device
+    from clipvid.device import resolve_device
     clip_model, weights_hash = reader.clip_model, str(reader.settings.get("weights_hash", ""))
-    clip_ = load_clip(clip_model, resolve_device(device))   # WeightsUnavailable: exit 3, naming what is missing
+    clip_ = load_clip(clip_model, resolve_device(device, "embed"))   # WeightsUnavailable: exit 3, naming what is missing
     if weights_hash and clip_.weights_hash != weights_hash:
         # Text from other weights lives in another embedding space: every score would be noise.
         raise UsageError(f"CLIP model {clip_model!r} here has weights {clip_.weights_hash[:12]}, but the videos "

@@ -80,11 +80,16 @@ def run(args: argparse.Namespace) -> int:
     labels = parse_labels(args.labels, args.labels_file)
     if args.run is None and labels is None:
         raise UsageError("give --run RUN_DIR (a trained head) or --labels/--labels-file (zero-shot class names)")
-    from train.device import resolve_device
+    from clipvid.device import announce, resolve
+    from clipvid.resources import use_tmp_dir
     try:
-        resolve_device(args.device)
+        resolve(args.device)
     except ValueError as exc:
         raise UsageError(f"--device: {exc}")
+    try:
+        use_tmp_dir(args.tmp_dir)
+    except ValueError as exc:
+        raise UsageError(f"--tmp-dir: {exc}")
     head = None
     if args.run is not None:
         from train.api import load_head
@@ -105,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from cache.reader import open_cache
     from predict.score import Request, score_cache
     from train.timeline import default_window
+    announce(args.device, "train", "predict", args.quiet)
     with open_cache(prepared.cache) as reader:
         cands = _candidates(head, labels, reader, args.device)
         timeline = args.timeline or args.html or args.window is not None or args.stride is not None

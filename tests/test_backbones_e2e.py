@@ -1,6 +1,5 @@
 """Several backbones from one decode, each cache used end to end, and compared in one report (issue 25)."""
 import json
-import os
 
 import numpy as np
 import pytest

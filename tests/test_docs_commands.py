@@ -21,6 +21,7 @@ NOT_RUN = {
     "dask scheduler": "a long-running cluster process; tests/test_extract_cluster.py starts real ones",
     "dask worker": "a long-running cluster process; tests/test_extract_cluster.py starts real ones",
     "--scheduler tcp://head:": "needs the cluster above; tests/test_extract_cluster.py runs extract on a real one",
+    "--scheduler tls://head:": "needs a TLS cluster of one's own; tests/test_local_cluster_tls.py runs one",
     "--serve": "a server that runs until Ctrl-C; tests/test_evaluate_serve.py drives it",
     "python -m bench": "benchmarks build their own data and are not part of the tests",
 }

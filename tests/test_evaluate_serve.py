@@ -43,6 +43,8 @@ def site(tmp_path_factory):
         make_video(str(root / vid), seconds=2.0)
     outside.mkdir()
     (outside / "secret.mp4").write_bytes(b"SECRET" * 100)
+    (root / "notes.txt").write_text("PRIVATE notes beside the videos\n")        # under the root, not a video
+    make_video(str(root / "clips" / "uncached.mp4"), seconds=1.0)            # a video the cache does not hold
     os.symlink(outside / "secret.mp4", root / "clips" / "link.mp4")   # a symlink leading out of the root
     path = make_cache(str(base / "cache.h5"), names, unit(rng.normal(size=(2, dim))), videos,
                       weights_hash=weights_hash, frames=FRAMES, source_root=str(root))
@@ -89,21 +91,22 @@ def test_page_answers_a_hostile_query_with_escaped_hits(server, site):
     assert len(re.findall(r'<tr class="hit">', page)) == 3
     ids = re.findall(r'<code class="vid">([^<]*)</code>', page)
     assert sorted(ids) == sorted(site["ids"])
-    assert re.findall(r'<video controls preload="metadata" poster="[^"]+" src="/video/clips/b%20c\.mp4#t=[\d.]+">', page)
+    assert re.findall(r'<video controls preload="metadata" poster="[^"]+" src="/video/1/clips/b%20c\.mp4#t=[\d.]+">', page)
 
 
 def test_video_bytes_and_ranges(server, site):
     data = open(os.path.join(site["root"], "clips", "b c.mp4"), "rb").read()
-    status, headers, body = get(server, "/video/clips/b%20c.mp4")
+    assert list(server.searcher.reader.ids).index("clips/b c.mp4") == 1
+    status, headers, body = get(server, "/video/1/clips/b%20c.mp4")
     assert status == 200 and body == data and headers["Accept-Ranges"] == "bytes"
     assert headers["Content-Type"] == "video/mp4"
-    status, headers, body = get(server, "/video/clips/b%20c.mp4", {"Range": "bytes=10-19"})
+    status, headers, body = get(server, "/video/1/clips/b%20c.mp4", {"Range": "bytes=10-19"})
     assert status == 206 and body == data[10:20] and headers["Content-Range"] == f"bytes 10-19/{len(data)}"
-    status, _, body = get(server, "/video/clips/b%20c.mp4", {"Range": "bytes=-7"})
+    status, _, body = get(server, "/video/1/clips/b%20c.mp4", {"Range": "bytes=-7"})
     assert status == 206 and body == data[-7:]
-    status, _, body = get(server, "/video/clips/b%20c.mp4", {"Range": f"bytes={len(data) - 3}-"})
+    status, _, body = get(server, "/video/1/clips/b%20c.mp4", {"Range": f"bytes={len(data) - 3}-"})
     assert status == 206 and body == data[-3:]
-    status, headers, _ = get(server, "/video/clips/b%20c.mp4", {"Range": f"bytes={len(data)}-"})
+    status, headers, _ = get(server, "/video/1/clips/b%20c.mp4", {"Range": f"bytes={len(data)}-"})
     assert status == 416 and headers["Content-Range"] == f"bytes */{len(data)}"
 
 
@@ -112,10 +115,34 @@ def test_video_bytes_and_ranges(server, site):
     "/video/%2e%2e%2foutside%2fsecret.mp4", "/video/%252e%252e/outside/secret.mp4",
     "/video/clips/..%5c..%5coutside%5csecret.mp4", "/video//etc/passwd", "/video/%2Fetc%2Fpasswd",
     "/video/clips/link.mp4", "/video/clips", "/video/", "/video/clips/a.mp4%00.txt", "/video/%ff%fe",
-    "/etc/passwd", "/../../etc/passwd"])
+    "/etc/passwd", "/../../etc/passwd", "/video/0/../outside/secret.mp4", "/video/0/clips/link.mp4",
+    "/video/1/clips/../../outside/secret.mp4", "/video/-1/clips/d.mp4", "/video/99/clips/d.mp4"])
 def test_nothing_outside_the_root_is_served(server, path):
     status, _, body = get(server, path)
     assert status in (400, 404) and b"SECRET" not in body and b"root:" not in body
+
+
+@pytest.mark.parametrize("path", [
+    "/video/notes.txt", "/video/0/notes.txt", "/video/2/notes.txt", "/video/clips/uncached.mp4",
+    "/video/0/clips/uncached.mp4", "/video/clips/a.mp4", "/video/1/clips/a.mp4", "/video/0/clips/a.mp4/"])
+def test_only_the_caches_own_videos_are_served(server, site, path):
+    """A file under the source root that is not one of the cache's videos (notes, another video), or a
+    video asked for by a row that is not its own, is refused: the root may be a whole home folder."""
+    status, _, body = get(server, path)
+    assert status == 404 and b"PRIVATE" not in body and not body.startswith(b"\x00\x00")
+    assert get(server, "/video/0/clips/a.mp4")[0] == 200      # the same file by its own row and id
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1:1", "localhost.evil:{port}",
+                                  "", "127.0.0.1:{port}.evil"])
+def test_foreign_host_headers_are_refused(server, host):
+    """DNS rebinding: a page of another site whose name now points at 127.0.0.1 sends its own name."""
+    port = server.server_address[1]
+    for path in ("/", "/video/0/clips/a.mp4", "/status", "/thumb?row=0&t=0"):
+        status, _, body = get(server, path, {"Host": host.format(port=port)})
+        assert status == 421 and body == b"unknown Host\n", (host, path)
+    for ok in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+        assert get(server, "/status", {"Host": ok})[0] == 200
 
 
 def test_thumbnails_and_status(server):
@@ -156,7 +183,7 @@ def test_served_page_in_chromium(server, tmp_path):
     dom = dump_dom(url)
     assert "alert(3)" in dom and "<script>alert" not in dom       # shown as text, never run
     assert len(re.findall(r'<tr class="hit">', dom)) == 3
-    assert re.search(r'<video[^>]+src="/video/clips/[^"#]+#t=[\d.]+"', dom)
+    assert re.search(r'<video[^>]+src="/video/\d+/clips/[^"#]+#t=[\d.]+"', dom)
     png = screenshot(url, str(tmp_path / "search_page.png"))
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(png) > 5000
 

@@ -17,21 +17,35 @@ from extract import layout, pipeline
     (1, 2, 80, (2, 2)),       # never fewer workers than GPUs
 ])
 def test_gpu_layout_puts_every_core_to_decoding(monkeypatch, cores, gpus, gib, expected):
-    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(layout, "cpu_count", lambda: cores)
     monkeypatch.setattr(layout, "cuda_count", lambda: gpus)
-    monkeypatch.setattr(layout, "gpu_memory_gib", lambda count: [gib] * count)
+    monkeypatch.setattr(layout, "gpu_memory_gib", lambda used: [gib] * len(used))
     workers, threads = layout.default_layout("auto", None, None)
     assert (workers, threads) == expected
     assert workers * threads >= min(cores, 2 * workers)
 
 
 def test_layout_keeps_what_the_user_asked(monkeypatch):
-    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(layout, "cpu_count", lambda: 16)
     monkeypatch.setattr(layout, "cuda_count", lambda: 1)
-    monkeypatch.setattr(layout, "gpu_memory_gib", lambda count: [80.0] * count)
+    monkeypatch.setattr(layout, "gpu_memory_gib", lambda used: [80.0] * len(used))
     assert layout.default_layout("cuda", 3, None) == (3, 5)
     assert layout.default_layout("cuda", None, 4) == (8, 4)
     assert layout.default_layout("cpu", None, None) == (8, 1)     # --device cpu: one worker per core, up to 8
+
+
+def test_layout_sizes_gpu_workers_from_the_free_memory_of_the_gpus_it_uses(monkeypatch):
+    """On a shared server other jobs hold part of each card: workers fit in what is free, and
+    --device cuda:N sizes for that GPU alone."""
+    monkeypatch.setattr(layout, "cpu_count", lambda: 32)
+    monkeypatch.setattr(layout, "cuda_count", lambda: 2)
+    free = {0: 70.0, 1: 7.0}
+    asked = []
+    monkeypatch.setattr(layout, "gpu_memory_gib", lambda used: asked.append(list(used)) or [free[i] for i in used])
+    assert layout.default_layout("cuda:0", None, None) == (8, 4)
+    assert layout.default_layout("cuda:1", None, None) == (2, 16)    # 7 GiB free holds 2 workers of 3 GiB
+    assert layout.default_layout("cuda", None, None) == (4, 8)       # the fuller card decides for both
+    assert asked == [[0], [1], [0, 1]]
 
 
 

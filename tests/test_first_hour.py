@@ -42,7 +42,7 @@ def test_extract_cuda_without_cuda_is_a_usage_error(videos):
     proc = _run("-m", "extract", videos / "lists", "--out", videos / "cuda.h5", "--device", "cuda",
                 "--clip-model", "random:tiny")
     assert proc.returncode == EXIT_USAGE
-    assert "--device cuda: this machine has no CUDA GPU" in one_line_error(proc)
+    assert "--device: cuda asked for, but torch sees no CUDA or ROCm GPU" in one_line_error(proc)
     assert not [f for f in os.listdir(videos) if f.startswith("cuda.h5")]
 
 
@@ -176,4 +176,4 @@ def test_run_pipeline_help_states_the_model_fallback():
                           timeout=60)
     assert proc.returncode == 0
     assert "default: ViT-B/32 when ~/.cache/clip/ViT-B-32.pt exists, else random:tiny" in proc.stdout
-    assert "--quiet" in proc.stdout and proc.stdout.rstrip().split("examples:\n")[1].count("./run_pipeline.sh") == 3
+    assert "--quiet" in proc.stdout and proc.stdout.rstrip().split("examples:\n")[1].count("run_pipeline.sh ") == 3

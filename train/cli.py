@@ -11,7 +11,9 @@ from clipvid.options import Parser, add_device, add_quiet, check_counts
 from clipvid.paths import writable_folder
 from cache.reader import open_cache
 from train.checkpoint import CHECKPOINT_NAME
-from train.device import resolve_device, set_cpu_threads
+from clipvid.device import announce, resolve_device
+from clipvid.resources import TMP_DIR_HELP, use_tmp_dir
+from train.device import set_cpu_threads
 from train.prepare import prepare
 from train.heads import HEAD_DEFAULTS
 from train.outputs import run_dir_for, settings_tag
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--split-seed", type=int, default=0,
                     help="seed for the train/val/test split and held-out classes, fixed across --seeds (default 0)")
     add_device(ap, "the heads")
+    ap.add_argument("--tmp-dir", help=TMP_DIR_HELP)
     ap.add_argument("--frames", type=int, metavar="K", help="use K evenly spaced rows of the N cached (all)")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--holdout-classes", type=int, metavar="K",
@@ -142,6 +145,10 @@ def _run(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(f"--device: {exc}")
+    try:
+        use_tmp_dir(args.tmp_dir)
+    except ValueError as exc:
+        raise UsageError(f"--tmp-dir: {exc}")
     classes = read_class_file(args.train_classes) if args.train_classes else None
     writable_folder(args.out)
     try:
@@ -162,6 +169,7 @@ def _train(args: argparse.Namespace, heads: List[str], seeds: List[int], device,
               file=sys.stderr)
     if data.source.disk_note:
         print(f"note: {data.source.disk_note}", file=sys.stderr)
+    announce(args.device, "train", "train", args.quiet)
     set_cpu_threads(device, args.threads, len(data.splits["train"]) * len(data.frames) * data.reader.dim)
     lines: List[str] = []
     try:

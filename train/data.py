@@ -8,6 +8,7 @@ import numpy as np
 
 from cache.layout import pread_into, runs as row_runs
 from cache.reader import CacheReader
+from clipvid.resources import available_memory, spill_dir
 
 READ_BLOCK = 512  # videos per scan block; big enough to amortise chunk look-ups, small enough for RAM
 SHUFFLE_BLOCK = 64   # consecutive training videos that move together in the epoch order (6.5 MB at N=100, D=512)
@@ -27,18 +28,6 @@ def frame_subset(n: int, k: Optional[int]) -> np.ndarray:
     return np.floor((np.arange(k) + 0.5) * n / k).astype(np.int64)
 
 
-def available_memory() -> int:
-    """Bytes of RAM the kernel says are available now (a guess of 4 GiB when it cannot tell)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
-
-
 class SpillRows:
     """A [R, ...] array in a file, written and read with pwrite/pread in blocks, never memory-mapped.
 
@@ -46,16 +35,19 @@ class SpillRows:
     bytes live in the page cache, which the kernel can write back and drop, while the process holds only
     the block it is working on. (Pages touched through a memory map count in the process's resident set
     until unmapped, so a scan through a mapped 2 GB file made the process 2 GB larger.)
-    Without `path` the file is an unlinked temporary one; with it, a .npy file that np.load reads.
+    Without `path` the file is an unlinked temporary one, made in clipvid.resources.spill_dir(beside=...)
+    (--tmp-dir, else the folder of `beside`, the cache: /tmp is memory on many systems); with it, a .npy
+    file that np.load reads.
     """
 
-    def __init__(self, shape: Tuple[int, ...], dtype, what: str = "rows", path: Optional[str] = None):
+    def __init__(self, shape: Tuple[int, ...], dtype, what: str = "rows", path: Optional[str] = None,
+                 beside: Optional[str] = None):
         import tempfile
         self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
         self.row_nbytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
         self.path = path
         if path is None:
-            fd, name = tempfile.mkstemp(prefix=f"clipvid-{what}-")
+            fd, name = tempfile.mkstemp(prefix=f".clipvid-{what}-", dir=spill_dir(beside=beside))
             os.unlink(name)    # gone from the folder at once; the descriptor keeps the bytes
             self.offset = 0
         else:

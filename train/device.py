@@ -1,31 +1,7 @@
-"""The one place that decides which torch device clipvid runs on."""
+"""torch and BLAS CPU threads for training and scoring heads (the device itself: clipvid/device.py)."""
 import torch
 
-
-def resolve_device(choice: str = "auto") -> torch.device:
-    """'auto' picks CUDA when present, else CPU; 'cuda' without a GPU is an error."""
-    choice = (choice or "auto").lower()
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU")
-    if choice not in ("cpu",) and not choice.startswith("cuda"):
-        raise ValueError(f"unknown --device {choice!r}; use auto, cpu or cuda")
-    return torch.device(choice)
-
-
-def amp_dtype(device: torch.device):
-    """The mixed-precision dtype for `device`: bfloat16 (or float16 on older GPUs) on CUDA, None on CPU."""
-    if device.type != "cuda":
-        return None  # CPU stays float32 so runs repeat bit for bit
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def autocast(device: torch.device):
-    """A context that runs the enclosed forward passes in `amp_dtype(device)`, or does nothing on CPU."""
-    import contextlib
-    dtype = amp_dtype(device)
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+from clipvid.resources import cpu_count
 
 
 def one_blas_thread():
@@ -43,10 +19,9 @@ SMALL_WORK = 50_000_000
 
 def set_cpu_threads(device: torch.device, requested: int = 0, work: int = 0) -> int:
     """Set torch's CPU thread count: `requested` if > 0, else 1 for small work and all cores otherwise."""
-    import os
     if device.type != "cpu":
         return torch.get_num_threads()
-    threads = requested if requested > 0 else (1 if work < SMALL_WORK else (os.cpu_count() or 1))
+    threads = requested if requested > 0 else (1 if work < SMALL_WORK else cpu_count())
     torch.set_num_threads(threads)
     return threads
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from train.checkpoint import CHECKPOINT_NAME, TEXT_EMB_KEY, CheckpointError, load_checkpoint
 from train.data import frame_subset
-from train.device import resolve_device
+from clipvid.device import resolve_device
 from train.linear import LinearMethod
 from train.method import Method
 from train.registry import make_method

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from clipvid.progress import epoch_line, progress as progress_display
 from train.data import FrameSource, epoch_order
-from train.device import amp_dtype, autocast
+from clipvid.device import amp_dtype, autocast
 from train.heads import TemporalHead
 from train.metrics import history_row
 

@@ -4,7 +4,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from train.device import autocast
+from clipvid.device import autocast
 from train.baselines import POOLS, BaselineMethod
 from train.heads import LSTMHead, TemporalHead, TransformerHead
 from train.linear import LinearMethod

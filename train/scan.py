@@ -49,7 +49,7 @@ def fit_pass(data: TrainData, pooled: bool, stats: bool, progress: bool = True,
     else:
         rows = np.sort(tr)
     is_train = np.isin(rows, tr)
-    feats = SpillRows((len(rows), data.reader.dim), np.float32, "pooled") if pooled else None
+    feats = SpillRows((len(rows), data.reader.dim), np.float32, "pooled", beside=data.reader.path) if pooled else None
     acc = StatsAccumulator(data.reader.dim) if stats else None
     buf = _float32_buffer(data) if pooled else None
     bar = _bar(len(rows), "reading frames", progress)
