@@ -6,7 +6,8 @@ from clipvid.helptext import add_examples
 import sys
 import time
 
-ALL = ("decode", "pipeline", "embed", "train", "memory", "search", "scale", "train_scale", "predict", "gpu")
+ALL = ("decode", "pipeline", "embed", "train", "memory", "search", "scale", "train_scale", "predict", "gpu",
+       "backbones")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -24,6 +24,13 @@ def decode_preprocess(preps: Sequence[Preprocess]) -> Preprocess:
     return Preprocess(SHARED_SCALE * max(p.size for p in preps), "squash", "bicubic")
 
 
+def prepare(preps: Sequence[Preprocess]) -> None:
+    """Import the resizing code now when these backbones will need it (seconds, once per worker), so that
+    the first video of a run is not charged for it."""
+    if len({_geometry(p) for p in preps}) > 1:
+        from torchvision.transforms.v2 import functional  # noqa: F401
+
+
 def to_backbone(frames: np.ndarray, width: int, height: int, decoded: Preprocess,
                 target: Preprocess) -> np.ndarray:
     """uint8 frames [D, L, L, 3] decoded at `decoded` from a width x height (displayed) video -> [D, S, S, 3]

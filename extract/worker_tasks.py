@@ -165,7 +165,9 @@ def warm(specs: List[str], device: str, workers_per_host: int, torch_threads: Op
     the one line saying where and in what precision this worker embeds."""
     import dataclasses
     from clipvid.device import resolve
+    from extract.convert import prepare
     models = [get_model(spec, device, workers_per_host, torch_threads) for spec in specs]
+    prepare([m.preprocess for m in models])
     decision = resolve(device, "embed")
     if models[0].device.type == "cuda":
         import torch
