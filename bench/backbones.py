@@ -5,10 +5,10 @@ size, so that decoding dominates on a CPU as it does beside a GPU) are extracted
 one pass (`--clip-model A --clip-model B`: each video decoded once) and, side by side, by two runs one after
 the other. Key `two_backbones_one_pass` = one pass's seconds / the two runs' seconds (goal at most 0.7),
 from the first video sent to the last result (start-up and model loading excluded, as a long run pays them
-once), runs interleaved, best of --repeats. Measured for two geometries (centre crop and SigLIP's squash:
-one decode converted per backbone, the key) and for one geometry (the frames shared as decoded). With a
-CUDA GPU, each listed backbone's images/s in fp16 (autocast, batch 100) is added under `gpu_fp16_images_per_s`.
-Writes bench/results/backbones.json.
+once), runs interleaved, the median of --repeats rounds. Measured for two geometries (centre crop and
+SigLIP's squash: the picked frames converted once per geometry, the key) and for one geometry (the
+converted frames shared). With a CUDA GPU, each listed backbone's images/s in fp16 (autocast, batch 100) is
+added under `gpu_fp16_images_per_s`. Writes bench/results/backbones.json.
 """
 import argparse
 import os
@@ -19,6 +19,9 @@ from bench import common
 
 N = 100
 GOAL = 0.7
+RESULT_KEYS = frozenset({"frames", "videos", "workers", "pairs", "two_backbones_one_pass", "gpu_fp16_images_per_s",
+                         "goals", "method"})
+HEADLINES = ("two_backbones_one_pass", "one_geometry_one_pass")
 PAIRS = {"two_geometries": ("random:tiny", "random:open_clip:clipvid-tiny-squash"),
          "one_geometry": ("random:tiny", "random:open_clip:clipvid-tiny")}
 # Backbones whose tokenizer ships inside open_clip (nothing to download), at their real sizes.
@@ -42,14 +45,14 @@ def work_seconds(files: List[str], specs: List[str], workers: int) -> float:
         return max(s.work_seconds for s in summaries.values())
 
 
-def pair_ratio(files: List[str], a: str, b: str, workers: int, repeats: int) -> Dict[str, float]:
-    """One pass with both against a's run then b's run: best of `repeats`, interleaved."""
-    best = {"both": float("inf"), "a": float("inf"), "b": float("inf")}
+def pair_rounds(files: List[str], a: str, b: str, workers: int, repeats: int) -> List[Dict[str, float]]:
+    """Per round (interleaved): one pass with both, a's run, b's run, and the ratio of the first to the other two."""
+    rounds = []
     for _ in range(repeats):
-        for key, specs in (("both", [a, b]), ("a", [a]), ("b", [b])):
-            best[key] = min(best[key], work_seconds(files, specs, workers))
-    return {"one_pass_s": best["both"], "separate_s": best["a"] + best["b"], "a_alone_s": best["a"],
-            "b_alone_s": best["b"], "ratio": best["both"] / (best["a"] + best["b"])}
+        s = {key: work_seconds(files, specs, workers) for key, specs in (("both", [a, b]), ("a", [a]), ("b", [b]))}
+        rounds.append({"one_pass_s": s["both"], "a_alone_s": s["a"], "b_alone_s": s["b"],
+                       "ratio": s["both"] / (s["a"] + s["b"])})
+    return rounds
 
 
 def gpu_rates() -> Dict[str, float]:
@@ -62,18 +65,21 @@ def gpu_rates() -> Dict[str, float]:
 
 
 def main(videos: int = 96, repeats: int = 3, workers: int = 2) -> dict:
+    run = common.Run("backbones", RESULT_KEYS)
     files = common.demo_videos()
     files = files[::max(1, len(files) // videos)][:videos]
-    res: Dict[str, object] = {"frames": N, "videos": len(files), "workers": workers, "repeats": repeats,
-                              "goal_at_most": GOAL, "pairs": {}}
+    res: Dict[str, object] = {"frames": N, "videos": len(files), "workers": workers, "pairs": {},
+                              "goals": {"two_backbones_one_pass": GOAL}, "method": __doc__.split("\n\n", 1)[1]}
     for name, (a, b) in PAIRS.items():
         print(f"backbones: {name}: {a} + {b}, {len(files)} demo videos", flush=True)
-        res["pairs"][name] = {"backbones": [a, b], **pair_ratio(files, a, b, workers, repeats)}
-    res["two_backbones_one_pass"] = res["pairs"]["two_geometries"]["ratio"]
+        res["pairs"][name] = {"backbones": [a, b], "rounds": pair_rounds(files, a, b, workers, repeats)}
+    ratios = {n: [r["ratio"] for r in p["rounds"]] for n, p in res["pairs"].items()}
+    res["two_backbones_one_pass"] = run.headline("two_backbones_one_pass", ratios["two_geometries"])
+    run.headline("one_geometry_one_pass", ratios["one_geometry"])
     res["gpu_fp16_images_per_s"] = gpu_rates()
-    common.write_result("backbones", res)
-    rows = [(n, f"{p['one_pass_s']:.1f}", f"{p['separate_s']:.1f}", f"{p['ratio']:.2f}") for n, p in res["pairs"].items()]
-    print(common.table(["pair", "one pass s", "one run each s", "ratio"], rows))
+    run.write(res, state="demo clips in the page cache; a fresh cluster per extraction", repeats=repeats)
+    rows = [(n, " ".join(f"{r:.2f}" for r in rs)) for n, rs in ratios.items()]
+    print(common.table(["pair", "one pass / one run each, per round"], rows))
     print(f"two_backbones_one_pass {res['two_backbones_one_pass']:.2f} (goal at most {GOAL}: "
           f"{common.goal(res['two_backbones_one_pass'], GOAL)})")
     for spec, rate in res["gpu_fp16_images_per_s"].items():

@@ -6,8 +6,9 @@ without one, results untouched; `--device cpu` with small sizes only checks that
   fed     extraction videos/s (python -m extract's run(), ViT-B/32, N=100) over --clips generated
           10 s 640x360 H.264 clips, for extract's default GPU layout and others, beside the
           decode-only rate (every core decoding) and the embed-only rate (the GPU alone);
-          `--parts fed` keeps the other parts' figures of an earlier run on the same GPU; figures
-          with the in-process decoder go under fed_pyav, with the ffmpeg command line under fed;
+          every layout and the default in one run, each with and without the cluster start and model
+          loads; figures with the in-process decoder go under fed_pyav, with the ffmpeg command line
+          under fed; `--parts` measures only those parts (the result file then holds only them);
   train   a Kinetics-shaped synthetic cache of --videos videos: the same transformer steps from
           memory and from disk (budget forced to half), and `python -m train` wall seconds for the
           transformer (1 epoch), meanpool and the linear probe on the GPU.
@@ -30,6 +31,8 @@ SPEC = "random:ViT-B/32"
 BATCHES = (1, 32, 100, 256)
 # Distinct lavfi sources, so the clips are not one picture repeated (testsrc2 alone is easy to encode).
 SOURCES = ("testsrc2", "testsrc", "smptebars", "rgbtestsrc", "mandelbrot", "yuvtestsrc")
+RESULT_KEYS = frozenset({"model", "frames", "gpu_name", "embed", "fed", "fed_pyav", "train", "method"})
+HEADLINES = ("default_layout_videos_per_s", "linear_vs_meanpool", "ooc_overhead")
 
 
 def embed_rates(spec: str, device: str, images: int) -> Dict[str, Dict[str, float]]:
@@ -62,14 +65,20 @@ def make_clips(root: str, count: int) -> List[str]:
     return clips
 
 
-def decode_only(files: List[str], workers: int) -> float:
-    """Videos/s of `workers` single-threaded samplings at once: what the CPU can feed at most."""
+def _rows_sampled(path: str) -> int:
     from extract.decode import sample_video
-    start = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        for s in pool.map(lambda f: sample_video(f, N, threads=1), files):
-            assert len(s.rows) == N
-    return len(files) / (time.perf_counter() - start)
+    return len(sample_video(path, N, threads=1).rows)
+
+
+def decode_only(files: List[str], workers: int) -> float:
+    """Videos/s of `workers` single-threaded samplings at once, in processes (PyAV holds the GIL, as
+    the extraction layout's single-task workers do): what the CPU can feed at most."""
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_rows_sampled, files[:workers]))          # processes started, libraries loaded
+        start = time.perf_counter()
+        assert all(rows == N for rows in pool.map(_rows_sampled, files))
+        return len(files) / (time.perf_counter() - start)
 
 
 def embed_only(files: List[str], spec: str, device: str, videos: int) -> float:
@@ -128,25 +137,26 @@ def fed(files: List[str], spec: str, device: str, layouts: Optional[str] = None,
         out: Optional[Dict[str, object]] = None) -> Dict[str, object]:
     """Extraction videos/s per layout beside the decode-only and embed-only ceilings, filled into `out`
     as measured (a run stopped by its time limit keeps the layouts it finished)."""
-    from bench.pipeline import extraction_rate
-    from extract import inproc
+    from bench.pipeline import extraction_rates
     from extract.layout import default_layout
     from clipvid.resources import cpu_count
     cores = cpu_count()
     out = {} if out is None else out
     out.update({"clips": len(files), "cores": cores, "default_layout": list(default_layout(device, None, None)),
-                "decoder": "in-process (PyAV)" if inproc.available() else "ffmpeg command line"})
+                "decoder": "PyAV, one task per worker process (sampler version 2)"})
     out["decode_only_videos_per_s"] = decode_only(files, cores)
     out["embed_only_videos_per_s"] = embed_only(files, spec, device, min(len(files), 400))
     print(f"gpu fed: ceilings {out}", flush=True)
     out["layouts"] = {}
     for name, (workers, threads) in layouts_for(layouts, cores).items():
         with Utilisation() as util:
-            rate = extraction_rate(files, spec, workers, device=device, threads=threads, torch_threads=None)
+            rates = extraction_rates(files, spec, workers, device=device, threads=threads, torch_threads=None)
             end = time.perf_counter()
+        rate = rates["videos_per_s"]
         busy = util.mean_over(end - len(files) / rate, end) if device == "cuda" else None
         ceiling = min(out["decode_only_videos_per_s"], out["embed_only_videos_per_s"])
         out["layouts"][name] = {"workers_threads": [workers, threads], "videos_per_s": rate,
+                                "videos_per_s_with_start": rates["videos_per_s_with_start"],
                                 "of_ceiling": rate / ceiling, "gpu_busy_percent": busy}
         print(f"gpu fed: {name}: {out['layouts'][name]}", flush=True)
     return out
@@ -168,20 +178,6 @@ def training(root: str, videos: int, steps: int, device: str) -> Dict[str, objec
     return out
 
 
-def _earlier(gpu_name: Optional[str]) -> Dict[str, object]:
-    """Parts an earlier run measured on the same GPU, kept when this run measures only some (`--parts`)."""
-    import json
-    try:
-        with open(os.path.join(common.RESULTS, "gpu.json")) as f:
-            old = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    if old.get("gpu_name") != gpu_name:
-        return {}
-    return {k: {**v, "machine": old.get("machine")} if isinstance(v, dict) and "machine" not in v else v
-            for k, v in old.items() if k in ("embed", "fed", "fed_pyav", "train")}
-
-
 def main(argv: List[str] = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench.gpu")
     ap.add_argument("--clips", type=int, default=384)
@@ -197,10 +193,13 @@ def main(argv: List[str] = None) -> dict:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("bench.gpu: torch sees no CUDA GPU here; nothing measured (bench/results/gpu.json left as it is)")
         return {}
+    run = common.Run("gpu", RESULT_KEYS)
     res: Dict[str, object] = {"model": args.model, "frames": N,
                               "gpu_name": torch.cuda.get_device_name(0) if args.device == "cuda" else None}
-    earlier = _earlier(res["gpu_name"])
-    root = tempfile.mkdtemp(prefix="bench_gpu_", dir=os.environ.get("CLIPVID_SCALE_DIR"))
+    scale_dir = os.environ.get("CLIPVID_SCALE_DIR")
+    if scale_dir:
+        os.makedirs(scale_dir, exist_ok=True)
+    root = tempfile.mkdtemp(prefix="bench_gpu_", dir=scale_dir)
     parts = {"embed": lambda: embed_rates(args.model, args.device, args.images),
              "fed": lambda: fed(make_clips(os.path.join(root, "clips"), args.clips), args.model, args.device,
                                 args.layouts, res.setdefault(key, {})),
@@ -208,9 +207,8 @@ def main(argv: List[str] = None) -> dict:
     try:
         for name in args.parts.split(","):
             key = name
-            if name == "fed":   # each decoder's figures under their own key: fed (command line), fed_pyav
-                from extract import inproc
-                key = "fed_pyav" if inproc.available() else "fed"
+            if name == "fed":   # sampler version 2's figures under their own key (PyAV alone, one task per worker)
+                key = "fed_v2"
             try:   # one part failing on a borrowed machine must not lose the others' figures
                 res[key] = parts[name]()
             except Exception as exc:
@@ -219,8 +217,23 @@ def main(argv: List[str] = None) -> dict:
     finally:
         shutil.rmtree(root, ignore_errors=True)
         res["method"] = __doc__.split("\n\n", 1)[1].strip()
-        common.write_result("gpu", {**earlier, **res})
+        _headlines(run, res)
+        run.write(res, state="warm: clips generated and CLIP loaded before each timed part; ooc disk run cold",
+                  repeats=1)
     return res
+
+
+def _headlines(run: common.Run, res: Dict[str, object]) -> None:
+    """The default layout's rate (the layout extract picks on this machine), and the GPU training goals."""
+    for key in ("fed_pyav", "fed"):
+        default = res.get(key, {}).get("layouts", {}).get("default")
+        if default:
+            run.headline("default_layout_videos_per_s", [default["videos_per_s"]])
+    train = res.get("train", {})
+    if "linear_vs_meanpool" in train:
+        run.headline("linear_vs_meanpool", [train["linear_vs_meanpool"]])
+    if "ooc_overhead" in train.get("ooc", {}):
+        run.headline("ooc_overhead", [train["ooc"]["ooc_overhead"]])
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from typing import Dict, List
 from bench import common
 
 SIZES = (100, 1000)
+RESULT_KEYS = frozenset({"runs", "rss_growth", "goals", "method"})
+HEADLINES = ("rss_growth",)
 
 
 def _tree_rss(pid: int) -> Dict[int, int]:
@@ -54,6 +56,7 @@ def _extract_peak(files: List[str]) -> Dict[str, float]:
 
 
 def main() -> dict:
+    run = common.Run("memory", RESULT_KEYS)
     demo = common.demo_videos()
     res: Dict[str, object] = {"runs": {}}
     for n in SIZES:
@@ -62,11 +65,11 @@ def main() -> dict:
         res["runs"][str(n)] = dict(_extract_peak(files), seconds=time.perf_counter() - t)
         print(f"memory: {n} videos: {res['runs'][str(n)]}", flush=True)
     big, small = res["runs"][str(SIZES[1])], res["runs"][str(SIZES[0])]
-    res["rss_growth"] = big["peak_total_mib"] / small["peak_total_mib"]
+    res["rss_growth"] = run.headline("rss_growth", [big["peak_total_mib"] / small["peak_total_mib"]])
     res["goals"] = {"rss_growth": 1.2}
     res["method"] = ("python -m extract --workers 2 --clip-model random:tiny over the demo set repeated; "
                      "RSS of the main process and its workers (Dask nanny, workers, ffmpeg) sampled every 0.1 s")
-    common.write_result("memory", res)
+    run.write(res, state="one extraction per size, demo clips in the page cache", repeats=1)
     print(common.table(["videos", "peak total MiB", "main MiB", "worker MiB", "seconds"],
                        [(k, f"{v['peak_total_mib']:.0f}", f"{v['peak_main_mib']:.0f}", f"{v['peak_worker_mib']:.0f}",
                          f"{v['seconds']:.0f}") for k, v in res["runs"].items()]))

@@ -1,89 +1,257 @@
-"""`python -m bench.report`: the Markdown table of every figure in bench/results/*.json (for PERFORMANCE.md)."""
+"""`python -m bench.report [--docs | --check]`: the figures of the stamped bench/results/*.json, as tables for the docs."""
+import argparse
+import glob
 import json
 import os
-from typing import List, Tuple
+import re
+import sys
+from collections import Counter
+from typing import Callable, Dict, List, Optional, Tuple
 
-from bench.common import RESULTS, goal, table
 from bench import common
 
-
-def _load(name: str) -> dict:
-    path = os.path.join(RESULTS, f"{name}.json")
-    return json.load(open(path)) if os.path.exists(path) else {}
-
-
-def rows() -> List[Tuple[str, str, str, str]]:
-    out = []
-    d = _load("decode")
-    for k in ("short_ratio", "long_ratio", "peer_ratio_short", "peer_ratio_long_sparse", "peer_ratio_long_dense"):
-        if k in d:
-            best = d.get("classes", {}).get(k[len("peer_ratio_"):], {}).get("best_peer")
-            what = f"decode `{k}` (CPU; wall {d['wall'][k]:.2f}{'; best peer ' + best if best else ''})"
-            out.append((what, f"{d[k]:.2f}", f"<= {d['goals'][k]}",
-                        goal(d[k], d["goals"][k] - (1e-9 if k == "long_ratio" else 0))))
-    if "header_fallbacks" in d:
-        fb = d["header_fallbacks"]
-        out.append((f"decode header fallbacks, ordinary files ({fb['read_in_process']} of {fb['files']} read "
-                    "in-process)", f"{fb['fallbacks']}", "0", goal(fb["fallbacks"], 0)))
-    p = _load("pipeline")
-    for spec, m in p.get("models", {}).items():
-        out.append((f"pipeline {spec}: videos/s, 1 / 2 workers", f"{m['videos_per_s_1_worker']:.2f} / "
-                    f"{m['videos_per_s_2_workers']:.2f}", "", ""))
-        out.append((f"pipeline {spec}: `overlap` (CPU-only bound {m['overlap_cpu_bound']:.2f})", f"{m['overlap']:.2f}",
-                    ">= 0.85", goal(m["overlap"], 0.85, below=False)))
-        if "overlap_of_ceiling" in m:
-            out.append((f"pipeline {spec}: `overlap_of_ceiling`", f"{m['overlap_of_ceiling']:.2f}", ">= 0.9",
-                        goal(m["overlap_of_ceiling"], 0.9, below=False)))
-        out.append((f"pipeline {spec}: `scaling_efficiency`", f"{m['scaling_efficiency']:.2f}", ">= 0.9",
-                    goal(m["scaling_efficiency"], 0.9, below=False)))
-    e = _load("embed")
-    for b, v in sorted(e.get("cpu_images_per_s", {}).items(), key=lambda kv: int(kv[0])):
-        out.append((f"embed ViT-B/32 CPU, batch {b}: images/s", f"{v:.1f}", "", ""))
-    if "cpu_bf16_autocast_images_per_s_batch_32" in e:
-        out.append(("embed ViT-B/32 CPU bf16 autocast, batch 32 (not used)", f"{e['cpu_bf16_autocast_images_per_s_batch_32']:.1f}", "", ""))
-    if e:
-        out.append(("embed GPU fp32/fp16", "none lent" if e.get("gpu") is None else json.dumps(e["gpu"]), "", ""))
-    t = _load("train")
-    for h, v in t.get("heads", {}).items():
-        out.append((f"train {h}: s/epoch (in memory), peak RSS MiB", f"{v['seconds_per_epoch']:.1f} ({v['in_memory_seconds']:.1f}), "
-                    f"{v['peak_rss_mib']:.0f}", "", ""))
-        cpu = v.get("overhead_cpu", v["overhead"])
-        out.append((f"train {h}: `overhead` (CPU; wall {v['overhead']:.2f})", f"{cpu:.2f}", "<= 1.2", goal(cpu, 1.2)))
-    m = _load("memory")
-    for n, v in m.get("runs", {}).items():
-        out.append((f"memory: peak RSS over {n} videos (MiB, all processes)", f"{v['peak_total_mib']:.0f}", "", ""))
-    if "rss_growth" in m:
-        out.append(("memory `rss_growth`", f"{m['rss_growth']:.2f}", "<= 1.2", goal(m["rss_growth"], 1.2)))
-    s = _load("search")
-    if s and "scan_ms" in s:
-        for v, ms in s["rank_ms"].items():
-            out.append((f"search kernels over {int(v):,} videos: packed int8 / scan ms (packing s, recall@10)",
-                        f"{ms:.0f} / {s['scan_ms'][v]:.0f} ({s['pack_s'][v]:.1f}, {s['recall_at_10'][v]:.3f})", "", ""))
-    q = _load("scale_search") or _load("scale")   # bench.scale runs bench.scale_search's figures too
-    if "search_ms_1m_warm" in q:
-        out.append(("search `search_ms_1m_warm` (served page's query path, 1M)", f"{q['search_ms_1m_warm']:.0f}",
-                    "<= 100", goal(q["search_ms_1m_warm"], 100)))
-        out.append(("search: text encoder / rank / best moments, ms", f"{q['text_ms']:.0f} / {q['rank_ms']:.0f} / "
-                                                                     f"{q['moments_ms']:.1f}", "", ""))
-        out.append(("search `search_s_1m_cold` (beyond CLIP load, 1M)", f"{q['search_s_1m_cold']:.2f}", "<= 3",
-                    goal(q["search_s_1m_cold"], 3)))
-    return out + _scale_rows(_load("scale"))
+Row = Tuple[str, str, str, str, str]     # figure, value, goal, met/MISSED/"", source
+DOCS = ("README.md", "docs/*.md", "bench/PERFORMANCE.md")
+# <!-- bench:NAME --> ... <!-- /bench:NAME -->: the block between is python -m bench.report's to write.
+MARKED = re.compile(r"(<!-- bench:([a-z_]+) -->\n)(.*?)(<!-- /bench:\2 -->)", re.S)
+NOTE = ("<!-- generated by `python -m bench.report --docs` from bench/results/*.json: edit the benches, "
+        "not this table -->")
 
 
-def _scale_rows(c: dict) -> List[Tuple[str, str, str, str]]:
-    """bench.scale: appends to a 200,000-video cache."""
-    if "append_ratio" not in c:
+def load_all(folder: Optional[str] = None) -> Dict[str, dict]:
+    """{benchmark: result} for every stamped result file (bench/results/unstamped/ is not read)."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(folder or common.results_dir(), "*.json"))):
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        if isinstance(doc.get("stamp"), dict):
+            out[os.path.splitext(os.path.basename(path))[0]] = doc
+    return out
+
+
+def machine_label(stamp: dict) -> str:
+    m = stamp.get("machine", {})
+    return f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores" + (f", {m['gpu']}" if m.get("gpu") else "")
+
+
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def _head(d: dict, key: str) -> Tuple[Optional[float], str]:
+    """A headline's median and its text: `median (min-max, n=k)` when there was more than one sample."""
+    h = d.get("headlines", {}).get(key)
+    if not h:
+        return None, ""
+    spread = f" ({_num(h['min'])}-{_num(h['max'])}, n={h['n']})" if h["n"] > 1 else " (n=1)"
+    return h["median"], _num(h["median"]) + spread
+
+
+def _goal_row(d: dict, key: str, what: str, limit: float, below: bool = True) -> List[Tuple[str, str, str, str]]:
+    value, text = _head(d, key)
+    if value is None:
         return []
-    m = c["metadata"]
-    return [("scale: append 1,000 videos to an empty / 200,000-video cache, s",
-             f"{c['append_s_empty']:.2f} / {c['append_s_200k']:.2f}", "", ""),
-            ("scale `append_ratio`", f"{c['append_ratio']:.2f}", "<= 1.5", goal(c["append_ratio"], 1.5)),
-            ("scale `append_disk_ratio`", f"{c['append_disk_ratio']:.2f}", "<= 1.5", goal(c["append_disk_ratio"], 1.5)),
-            (f"scale: at {m['videos']:,} videos: reader open s, manifest MB (write s)",
-             f"{m['reader_open_s']:.2f}, {m['manifest_bytes'] / 1e6:.1f} ({m['manifest_write_s']:.2f})", "", ""),
-            ("scale: content fingerprint per clip, ms (2 MiB read)", f"{c['fingerprint']['fixture_clips_ms']:.1f}", "", "")]
+    return [(what, text, f"{'<=' if below else '>='} {limit:g}", common.goal(value, limit, below))]
+
+
+def _decode(d: dict) -> list:
+    out = []
+    for k, limit in d.get("goals", {}).items():
+        peer = d.get("classes", {}).get(k[len("peer_ratio_"):], {}).get("best_peer") if k.startswith("peer") else None
+        out += _goal_row(d, k, f"decode `{k}` (CPU seconds{'; best peer ' + peer if peer else ''})", limit)
+    fb = d.get("header_fallbacks")
+    if fb:
+        out.append((f"decode header fallbacks ({fb['read_in_process']} of {fb['files']} read in-process)",
+                    str(fb["fallbacks"]), "0", common.goal(fb["fallbacks"], 0)))
+    return out
+
+
+def _pipeline(d: dict) -> list:
+    out = []
+    for spec, m in d.get("models", {}).items():
+        out.append((f"pipeline {spec}: videos/s, 1 / 2 workers", f"{m['videos_per_s_1_worker']:.3g} / "
+                    f"{m['videos_per_s_2_workers']:.3g}", "", ""))
+        out += _goal_row(d, f"overlap_of_ceiling {spec}", f"pipeline {spec}: `overlap_of_ceiling`", 0.9, False)
+        out.append((f"pipeline {spec}: `scaling_efficiency` (best round)", _num(m["scaling_efficiency"]), ">= 0.9",
+                    common.goal(m["scaling_efficiency"], 0.9, below=False)))
+    return out
+
+
+def _embed(d: dict) -> list:
+    out = [(f"embed ViT-B/32 CPU, batch {b}: images/s", _head(d, f"cpu_images_per_s_batch_{b}")[1], "", "")
+           for b in sorted(d.get("cpu_images_per_s", {}), key=int)]
+    if d.get("gpu"):
+        g = d["gpu"]
+        out.append((f"embed ViT-B/32 on {g['name']}, batch 100, fp16 / fp32: images/s",
+                    f"{_num(g['fp16_autocast_images_per_s']['100'])} / {_num(g['fp32_images_per_s']['100'])}", "", ""))
+    return out
+
+
+def _train(d: dict) -> list:
+    return [r for h in d.get("heads", {}) for r in _goal_row(d, f"overhead_cpu_{h}", f"train {h}: `overhead` "
+                                                             "(epoch from the cache / in memory, CPU s)", 1.2)]
+
+
+def _memory(d: dict) -> list:
+    return _goal_row(d, "rss_growth", "memory `rss_growth` (peak RSS, 1,000 / 100 videos extracted)", 1.2)
+
+
+def _search(d: dict) -> list:
+    return [(f"search kernels over {int(v):,} videos: packed int8 / scan, ms (recall@10 of packed against exact)",
+             f"{_num(ms)} / {_num(d['scan_ms'][v])} ({d['recall_at_10'][v]:.3f})", "", "")
+            for v, ms in d.get("rank_ms", {}).items()]
+
+
+def _scale(d: dict) -> list:
+    if "append_ratio" not in d:
+        return []
+    return [("scale: append 1,000 videos to an empty / 200,000-video cache, s (best pair)",
+             f"{_num(d['append_s_empty'])} / {_num(d['append_s_200k'])}", "", ""),
+            *_goal_row(d, "append_ratio", "scale `append_ratio`", 1.5),
+            *_goal_row(d, "append_disk_ratio", "scale `append_disk_ratio`", 1.5),
+            *[("scale: content fingerprint per fixture clip, ms", t, "", "")
+              for t in [_head(d, "fingerprint_fixture_clips_ms")[1]] if t]]
+
+
+def _scale_search(d: dict) -> list:
+    out = _goal_row(d, "search_ms_1m_warm", f"search `search_ms_1m_warm`, {d.get('videos', 0):,} videos, warm, ms",
+                    100)
+    out += _goal_row(d, "search_s_1m_cold", f"search `search_s_1m_cold`, {d.get('videos', 0):,} videos, pages "
+                     "evicted, beyond CLIP load, s", 3)
+    if "text_ms" in d:
+        out.append(("search: text encoder / rank / best moments, ms (warm medians)",
+                    f"{_num(d['text_ms'])} / {_num(d['rank_ms'])} / {_num(d['moments_ms'])}", "", ""))
+    return out
+
+
+def _train_scale(d: dict) -> list:
+    out = _goal_row(d, "ooc_overhead", f"train_scale `ooc_overhead` ({d.get('ooc_videos', 0):,} videos; memory "
+                    "preloaded, disk cold)", 1.3)
+    out += _goal_row(d, "baseline_vs_floor", "train_scale `baseline_vs_floor` (4 baselines / max(read, vote "
+                     "products at the measured BLAS rate))", 1.5)
+    out += _goal_row(d, "evaluate_slope", "train_scale `evaluate_slope` (evaluate growth / read growth)", 3)
+    if "evaluate_fixed_seconds" in d:
+        out.append(("train_scale: evaluate's fixed work (refits, t-SNE, start), s", _num(d["evaluate_fixed_seconds"]),
+                    "", ""))
+    out += _goal_row(d, "evaluate_rss_growth", "train_scale `evaluate_rss_growth`", 1.3)
+    if "linear_vs_meanpool" in d:
+        out.append(("train_scale `linear_vs_meanpool` (CPU: reported, not held)", _num(d["linear_vs_meanpool"]), "", ""))
+    return out
+
+
+def _predict(d: dict) -> list:
+    out = _goal_row(d, "predict_overhead", "predict `predict_overhead` (predict / extract, interleaved pairs)", 1.15)
+    out += _goal_row(d, "timeline_slope", "predict `timeline_slope` (timeline growth / read growth, meanpool)", 3)
+    if "timeline" in d:
+        out.append(("predict: process start (Python and imports), s", _num(d["timeline"]["start_seconds"]), "", ""))
+    return out
+
+
+def _gpu(d: dict) -> list:
+    out = []
+    for key in ("fed_pyav", "fed"):
+        fed = d.get(key, {})
+        for name, lay in fed.get("layouts", {}).items():
+            label = f"default {fed.get('default_layout')}" if name == "default" else name
+            out.append((f"gpu {d.get('gpu_name')}: extraction videos/s, layout {label} (with cluster start and "
+                        "model loads)", f"{_num(lay['videos_per_s'])} ({_num(lay['videos_per_s_with_start'])})",
+                        "", ""))
+    out += _goal_row(d, "linear_vs_meanpool", f"gpu {d.get('gpu_name')}: `linear_vs_meanpool`", 3)
+    out += _goal_row(d, "ooc_overhead", f"gpu {d.get('gpu_name')}: `ooc_overhead` (disk cold)", 1.3)
+    return out
+
+
+def _backbones(d: dict) -> list:
+    out = _goal_row(d, "two_backbones_one_pass", "backbones `two_backbones_one_pass` (two geometries in one pass / "
+                    "one run each)", 0.7)
+    _, same = _head(d, "one_geometry_one_pass")
+    out += [("backbones: the same, two backbones of one geometry", same, "", "")] if same else []
+    out += [(f"backbones: {spec} on the GPU, fp16, batch 100: images/s", _num(rate), "", "")
+            for spec, rate in d.get("gpu_fp16_images_per_s", {}).items()]
+    return out
+
+
+BUILDERS: Dict[str, Callable[[dict], list]] = {
+    "decode": _decode, "pipeline": _pipeline, "embed": _embed, "train": _train, "memory": _memory,
+    "search": _search, "scale": _scale, "scale_search": _scale_search, "train_scale": _train_scale,
+    "predict": _predict, "gpu": _gpu, "backbones": _backbones}
+
+
+def rows(results: Dict[str, dict]) -> List[Row]:
+    """Every figure with its goal and source; the source names the machine when it is not the usual one."""
+    usual = Counter(machine_label(d["stamp"]) for d in results.values()).most_common(1)
+    out = []
+    for name, build in BUILDERS.items():
+        if name in results:
+            d = results[name]
+            where = machine_label(d["stamp"])
+            source = f"{name} @ {d['stamp']['commit']}" + ("" if usual and where == usual[0][0] else f" ({where})")
+            out += [(*r, source) for r in build(d)]
+    return out
+
+
+def tables(results: Dict[str, dict]) -> Dict[str, str]:
+    """The marked blocks: `figures` (every figure), `goals` (the held ones) and `runs` (what ran where)."""
+    if not results:
+        empty = ("No stamped results yet: every figure measured before the stamped writer is in "
+                 "bench/results/unstamped/ and is not quoted. Run `python -m bench all`.")
+        return {"figures": empty, "goals": empty, "runs": empty}
+    all_rows = rows(results)
+    runs = [(n, d["stamp"]["commit"], machine_label(d["stamp"]), d["stamp"]["measured_at"],
+             f"{d['stamp']['load_before'][0]} / {d['stamp']['load_after'][0]}", d["stamp"]["repeats"])
+            for n, d in sorted(results.items())]
+    return {"figures": common.table(["figure", "value", "goal", "", "source"], all_rows),
+            "goals": common.table(["figure", "value", "goal", "", "source"], [r for r in all_rows if r[2]]),
+            "runs": common.table(["bench", "commit", "machine", "measured", "load 1-min before / after", "repeats"],
+                                 runs)}
+
+
+def render(text: str, blocks: Dict[str, str]) -> str:
+    """`text` with every marked block replaced by the table of its name (unknown names are left alone)."""
+    def fill(m: re.Match) -> str:
+        body = blocks.get(m.group(2))
+        return m.group(0) if body is None else f"{m.group(1)}{NOTE}\n\n{body}\n\n{m.group(4)}"
+    return MARKED.sub(fill, text)
+
+
+def doc_files(root: str = common.REPO) -> List[str]:
+    return sorted(p for pattern in DOCS for p in glob.glob(os.path.join(root, pattern)))
+
+
+def stale(root: str = common.REPO, results: Optional[Dict[str, dict]] = None) -> Dict[str, str]:
+    """{doc path: what it should read} for every doc whose marked tables differ from the result files."""
+    blocks = tables(load_all() if results is None else results)
+    out = {}
+    for path in doc_files(root):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = render(text, blocks)
+        if new != text:
+            out[path] = new
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split(": ", 1)[1],
+                                 epilog="examples:\n  python -m bench.report           # print every figure\n"
+                                        "  python -m bench.report --docs    # rewrite the marked tables\n"
+                                        "  python -m bench.report --check   # exit 1 when a marked table is stale",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", action="store_true", help="rewrite the marked tables in " + ", ".join(DOCS))
+    ap.add_argument("--check", action="store_true", help="only say which docs differ (exit 1 if any)")
+    ap.add_argument("--root", default=common.REPO, help="the checkout whose docs to write (default: this one)")
+    args = ap.parse_args(argv)
+    if not (args.docs or args.check):
+        print(tables(load_all())["figures"])
+        return 0
+    changed = stale(args.root)
+    for path, text in changed.items():
+        print(f"{'stale' if args.check else 'wrote'}: {os.path.relpath(path, args.root)}")
+        if args.docs:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+    return 1 if args.check and changed else 0
 
 
 if __name__ == "__main__":
-    common.exit_on_help(__doc__)
-    print(table(["figure", "value", "goal", ""], rows()))
+    sys.exit(main())

@@ -1,7 +1,6 @@
 """bench.scale: appending 1,000 videos to a 200,000-video cache (100 x 512 float16) against appending
-them to an empty cache, in time and in peak extra disk; plus what per-video metadata costs."""
-import importlib.util
-import json
+them to an empty cache, in time and in peak extra disk; plus what per-video metadata costs
+(search at 1M videos: bench.scale_search)."""
 import os
 import shutil
 import threading
@@ -15,6 +14,11 @@ from bench import common
 VIDEOS, ADD, FRAMES, DIM, CLASSES = 200_000, 1_000, 100, 512, 400
 REPEATS = 5
 POOL = 256     # distinct frame blocks, varied per video: generating 20 GB of noise would dominate
+RESULT_KEYS = frozenset({"videos", "added", "frames", "dim", "repeats", "build_s", "cache_bytes", "append_s_empty",
+                         "append_s_200k", "append_cpu_s_empty", "append_cpu_s_200k", "open_s_empty", "open_s_200k",
+                         "append_ratio", "append_ratio_cpu", "runs", "append_disk_ratio", "append_disk_ratio_empty",
+                         "added_bytes", "metadata", "fingerprint", "method"})
+HEADLINES = ("append_ratio", "append_disk_ratio", "fingerprint_fixture_clips_ms")
 
 
 def _settings() -> dict:
@@ -187,14 +191,6 @@ def fingerprint_ms() -> Dict[str, float]:
         os.unlink(big)
 
 
-def search_figures() -> Dict[str, object]:
-    """The search side's figures (bench/scale_search.py), when that module exists."""
-    if importlib.util.find_spec("bench.scale_search") is None:
-        return {}
-    from bench import scale_search
-    return scale_search.search_figures()
-
-
 def _remove(path: str) -> None:
     for p in (path, path + ".d"):
         if os.path.isdir(p):
@@ -204,6 +200,7 @@ def _remove(path: str) -> None:
 
 
 def main() -> dict:
+    run = common.Run("scale", RESULT_KEYS)
     folder = common.cache_dir("scale")
     big, small = os.path.join(folder, "big.h5"), os.path.join(folder, "small.h5")
     videos = Videos()
@@ -229,6 +226,8 @@ def main() -> dict:
         res["append_cpu_s_empty"], res["append_cpu_s_200k"] = best(empty, "cpu_seconds"), best(grown, "cpu_seconds")
         res["open_s_empty"], res["open_s_200k"] = best(empty, "open_seconds"), best(grown, "open_seconds")
         res["append_ratio"] = res["append_s_200k"] / res["append_s_empty"]
+        run.headline("append_ratio", [g["seconds"] / e["seconds"] for e, g in zip(empty, grown)])
+        run.headline("append_disk_ratio", [r["peak_extra"] / r["added_bytes"] for r in grown])
         res["append_ratio_cpu"] = res["append_cpu_s_200k"] / res["append_cpu_s_empty"]
         res["runs"] = {"empty": empty, "grown": grown}
         res["append_disk_ratio"] = max(r["peak_extra"] / r["added_bytes"] for r in grown)
@@ -239,21 +238,17 @@ def main() -> dict:
         _remove(big)
         _remove(small)
     res["fingerprint"] = fingerprint_ms()
-    try:   # the search side's keys at the top level, the rest of its figures under "search"
-        res["search"] = search_figures()
-        res.update({k: v for k, v in res["search"].items() if k.startswith("search_")})
-    except Exception as exc:   # the append figures stand on their own
-        res["search_error"] = f"{type(exc).__name__}: {exc}"
-    path = os.path.join(common.RESULTS, "scale.json")
-    merged = json.load(open(path)) if os.path.exists(path) else {}
-    merged.update(res)
-    merged.pop("machine", None)
+    if "fixture_clips_ms" in res["fingerprint"]:
+        run.headline("fingerprint_fixture_clips_ms", [res["fingerprint"]["fixture_clips_ms"]])
+    res["method"] = ("append: %d interleaved pairs (empty cache, then the grown one), each figure the best pair's "
+                     "(`headlines`: the spread over the pairs); fingerprint: 20 passes after one untimed pass; "
+                     "the search figures at 1M videos are bench.scale_search's" % REPEATS)
     print(common.table(["figure", "value", "goal"], [
         ["append_ratio", res["append_ratio"], f"<= 1.5 ({common.goal(res['append_ratio'], 1.5)})"],
         ["append_disk_ratio", res["append_disk_ratio"], f"<= 1.5 ({common.goal(res['append_disk_ratio'], 1.5)})"],
         ["append 1,000 to empty (s)", res["append_s_empty"], ""],
         ["append 1,000 to 200k (s)", res["append_s_200k"], ""]]))
-    print(f"wrote {common.write_result('scale', merged)}")
+    print(f"wrote {run.write(res, state='cache built in this run (page cache warm); fingerprints warm', repeats=REPEATS)}")
     return res
 
 

@@ -11,6 +11,8 @@ from bench import common
 
 VIDEOS, FRAMES, DIM, CLASSES = 10_000, 100, 512, 25
 HEADS = ("lstm", "transformer", "xclip")
+RESULT_KEYS = frozenset({"videos", "frames", "dim", "heads", "overhead", "overhead_wall", "goals", "method"})
+HEADLINES = tuple(f"overhead_cpu_{h}" for h in HEADS)
 
 
 def _cache() -> str:
@@ -45,16 +47,15 @@ def _one_head(path: str, head: str, out) -> None:
     import torch
     from cache.reader import open_cache
     from train.data import FrameSource
-    from train.heads import HEAD_DEFAULTS
     from train.loop import FitConfig, fit
-    from train.registry import build_module
+    from train.registry import HEADS, build_module
     from train.run import auto_batch_size
     with open_cache(path) as reader:
         source = FrameSource(reader, np.arange(FRAMES))
         rows = np.arange(reader.num_videos)
         labels = np.asarray(reader.labels, np.int64)
         text = np.asarray(reader.text_emb, np.float32)
-        config = {"head": head, "dim": DIM, "frames": FRAMES, "pos_len": FRAMES, "seed": 0, **HEAD_DEFAULTS[head]}
+        config = {"head": head, "dim": DIM, "frames": FRAMES, "pos_len": FRAMES, "seed": 0, **HEADS[head].defaults}
         batch = auto_batch_size(len(rows))
         torch.manual_seed(0)
         module = build_module(config)
@@ -83,6 +84,7 @@ def summarise(res: dict) -> None:
 
 
 def main() -> dict:
+    run = common.Run("train", RESULT_KEYS)
     path = _cache()
     res: Dict[str, object] = {"videos": VIDEOS, "frames": FRAMES, "dim": DIM, "heads": {}}
     ctx = mp.get_context("spawn")
@@ -92,13 +94,14 @@ def main() -> dict:
         p.start()
         res["heads"][head] = q.get()
         p.join()
+        run.headline(f"overhead_cpu_{head}", [res["heads"][head]["overhead_cpu"]])
         print(f"train: {head}: {res['heads'][head]}", flush=True)
     summarise(res)
     res["goals"] = {"overhead": 1.2}
     res["method"] = ("one epoch of train.loop.fit over all 10,000 videos (no validation) against the same "
                      "AdamW steps on a float32 [V, N, D] tensor already in memory, in CPU seconds of the process "
                      "(per head: wall in 'overhead', CPU in 'overhead_cpu'); peak RSS of the process")
-    common.write_result("train", res)
+    run.write(res, state="cache in the page cache (built or read before); one epoch per head", repeats=1)
     print(common.table(["head", "s/epoch", "in-memory s", "overhead", "peak RSS MiB"],
                        [(h, f"{v['seconds_per_epoch']:.2f}", f"{v['in_memory_seconds']:.2f}", f"{v['overhead']:.2f}",
                          f"{v['peak_rss_mib']:.0f}") for h, v in res["heads"].items()]))

@@ -1,15 +1,12 @@
 """bench.train_scale: train and evaluate on Kinetics-shaped synthetic caches (10k / 50k / 200k videos).
 
-Usage: python -m bench.train_scale [SIZE ...]   (default 10000 50000 200000). Caches (N=100, D=512,
-float16, 400 classes, 80/10/10 splits) are built by streaming into $CLIPVID_SCALE_DIR (default
-~/.cache/clipvid/bench/train_scale, or $CLIPVID_BENCH_CACHE/train_scale), one at a time, and deleted afterwards. With $CLIPVID_BENCH_LOCK naming a lock file, each
-cache is built and the trained heads fitted under a shared flock of it and the timed steps run under two
-exclusive holds per size; sizes measured earlier stay in the result file. `--build-only SIZE ...`
-only streams those caches (for a later run to time and delete); `--skip-trained` leaves out the three
-trained heads, so evaluate scores the five training-free runs.
+Usage: python -m bench.train_scale [SIZE ...] [--skip-trained] [--classes C] [--repeats R]   (default
+10000 50000 200000, 400 classes, 3 rounds of the read, the baselines and evaluate per size). Caches (N=100, D=512, float16, 80/10/10 splits) are built by streaming into
+$CLIPVID_SCALE_DIR (default ~/.cache/clipvid/bench/train_scale, or $CLIPVID_BENCH_CACHE/train_scale), one at a time, and deleted afterwards. The whole run holds
+the bench lock; the result file holds the sizes this run measured. `--build-only SIZE ...` only streams
+those caches (for a later run to time and delete); `--skip-trained` leaves out the three trained heads,
+so evaluate scores the five training-free runs.
 """
-import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -25,26 +22,14 @@ from clipvid.jsonfile import write_json
 
 FRAMES, DIM, CLASSES = 100, 512, 400
 SIZES = (10_000, 50_000, 200_000)
-BASELINES = "meanpool,maxpool,vote,midframe"
-TRAINED = "lstm,transformer,xclip"
 # The trained heads only need to exist for evaluate (its work per head does not depend on how well they
 # trained): one epoch on 8 frames keeps the 200k size inside the bench's half hour.
 TRAINED_ARGS = ["--epochs", "1", "--frames", "8"]
-
-
-@contextlib.contextmanager
-def _lock(exclusive: bool):
-    """Hold $CLIPVID_BENCH_LOCK (shared or exclusive) for the block; no-op when it is not set."""
-    path = os.environ.get("CLIPVID_BENCH_LOCK")
-    if not path:
-        yield
-        return
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+GOALS = {"evaluate_slope": 3.0, "baseline_vs_floor": 1.5, "ooc_overhead": 1.3, "evaluate_rss_growth": 1.3}
+RESULT_KEYS = frozenset({"frames", "dim", "classes", "sizes", "goals", "method", "ooc_overhead", "ooc_videos",
+                         "baseline_vs_floor", "linear_vs_meanpool", "evaluate_slope", "evaluate_fixed_seconds",
+                         "evaluate_rss_growth", "blas_gflops"})
+HEADLINES = tuple(GOALS)
 
 
 def _load() -> List[float]:
@@ -107,14 +92,14 @@ def sequential_read(path: str) -> Dict[str, float]:
 
 
 def ooc_overhead(path: str, steps: int = 20, device: str = "cpu") -> Dict[str, float]:
-    """The same transformer steps (block-shuffled batches) from disk with the budget forced to half
-    the frames, and from memory, on `device`: seconds of each and their ratio."""
+    """The same transformer steps (block-shuffled batches) from memory (frames preloaded, untimed) and
+    from a cold disk (budget forced to half the frames, every cache page evicted first), on `device`:
+    seconds of each and their ratio."""
     import torch
     from cache.reader import open_cache
     from train.data import FrameSource
-    from train.heads import HEAD_DEFAULTS
     from train.loop import FitConfig, fit
-    from train.registry import build_module
+    from train.registry import HEADS, build_module
     out = {}
     with open_cache(path) as r:
         rows = np.flatnonzero(r.splits == "train")
@@ -123,12 +108,14 @@ def ooc_overhead(path: str, steps: int = 20, device: str = "cpu") -> Dict[str, f
         labels = r.labels[rows].astype(np.int64)
         text = np.asarray(r.text_emb, np.float32)
         config = {"head": "transformer", "dim": DIM, "frames": FRAMES, "pos_len": FRAMES, "seed": 0,
-                  **HEAD_DEFAULTS["transformer"]}
+                  **HEADS["transformer"].defaults}
         need = r.num_videos * FRAMES * DIM * 2
         empty = np.zeros(0, np.int64)
         for name, budget in (("memory", None), ("disk", need // 2)):
             source = FrameSource(r, np.arange(FRAMES), budget if budget else 1 << 62)
             source.get(rows[:1])           # the in-memory path loads the frames here, outside the timed steps
+            if name == "disk":             # cold: the disk run reads the disk, not the pages the preload left
+                out["evicted_files"] = common.evict_pages(path)
             torch.manual_seed(0)
             cfg = FitConfig(epochs=1, batch_size=batch, lr=config["lr"], weight_decay=config["weight_decay"])
             cpu = time.process_time()
@@ -139,11 +126,31 @@ def ooc_overhead(path: str, steps: int = 20, device: str = "cpu") -> Dict[str, f
             del source
     out["ooc_overhead"] = out["disk"]["seconds"] / out["memory"]["seconds"]
     out["ooc_overhead_cpu"] = out["disk"]["cpu_seconds"] / out["memory"]["cpu_seconds"]
-    out["steps"], out["batch_size"] = steps, batch
+    out["steps"], out["batch_size"], out["state"] = steps, batch, "memory preloaded; disk cold (pages evicted)"
     return out
 
 
-def build(videos: int, root: str) -> float:
+def blas_gflops(rows: int = 512 * FRAMES, classes: int = CLASSES, repeats: int = 5) -> float:
+    """GFLOP/s of the vote baseline's product (unit frames [rows, D] @ texts [D, C], float32 numpy, as
+    train.baselines.frame_votes runs it), the median of `repeats` after one warm-up."""
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((rows, DIM), dtype=np.float32), rng.standard_normal((DIM, classes), dtype=np.float32)
+    x @ t
+    secs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        x @ t
+        secs.append(time.perf_counter() - start)
+    return 2 * rows * DIM * classes / common.spread(secs)["median"] / 1e9
+
+
+def floor_seconds(videos: int, read_seconds: float, gflops: float, classes: int = CLASSES) -> float:
+    """The least the four baselines can take: one read of the cache, or the vote's products (every frame of
+    every video against every class text) at the measured BLAS rate, whichever is longer."""
+    return max(read_seconds, 2 * videos * FRAMES * DIM * classes / (gflops * 1e9))
+
+
+def build(videos: int, root: str, classes: int = CLASSES) -> float:
     """Seconds to stream ROOT/scale_<videos>.h5; a cache a `--build-only` run left there is reused."""
     from train.synthetic import stream_synthetic_cache
     os.makedirs(root, exist_ok=True)
@@ -151,41 +158,49 @@ def build(videos: int, root: str) -> float:
     if os.path.exists(path) and os.path.exists(path + ".build.json"):
         with open(path + ".build.json") as f:
             return float(json.load(f)["seconds"])
-    with _lock(False):
+    with common.bench_lock():
         start = time.perf_counter()
-        stream_synthetic_cache(path, videos, CLASSES, FRAMES, DIM, seed=0, progress=False)   # whole or absent
+        stream_synthetic_cache(path, videos, classes, FRAMES, DIM, seed=0, progress=False)   # whole or absent
         seconds = time.perf_counter() - start
     write_json(path + ".build.json", {"seconds": seconds})
     return seconds
 
 
-def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True) -> Dict[str, object]:
+def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True, classes: int = CLASSES,
+             gflops: float = 0.0, repeats: int = 1) -> Dict[str, object]:
+    """Every figure of one cache size: the train commands, then `repeats` rounds of a warm read, the four
+    baselines and evaluate (`rounds`; read, baselines and evaluate at the top are the first round's),
+    and (with_ooc) the out-of-core steps; the cache and the runs are deleted afterwards."""
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, f"scale_{videos}.h5")
     runs, report = os.path.join(root, f"runs_{videos}"), os.path.join(root, f"report_{videos}")
     res: Dict[str, object] = {"videos": videos}
     try:
-        res["build_seconds"] = build(videos, root)
+        res["build_seconds"] = build(videos, root, classes)
         res["cache_gib"] = os.path.getsize(path) / 2 ** 30
+        from train.registry import BASELINES, PROBE, TRAINED
         train = ["-m", "train", path, "--quiet", "--out", runs]
-        with _lock(True):   # two exclusive holds per size (each a few minutes), not one per step
-            sequential_read(path)                                             # same page-cache state for all
-            res["read"] = {**sequential_read(path), "load_average_before": _load()}
-            res["meanpool"] = _timed([*train, "--head", "meanpool"])
-            res["baselines"] = _timed([*train, "--head", BASELINES])     # replaces the meanpool run
-            res["linear"] = _timed([*train, "--head", "linear"])
+        sequential_read(path)                                             # same page-cache state for all
+        res["meanpool"] = _timed([*train, "--head", "meanpool"])
+        res["linear"] = _timed([*train, "--head", PROBE])
         if trained:
-            with _lock(False):
-                res["trained"] = _timed([*train, "--head", TRAINED, *TRAINED_ARGS])
-        with _lock(True):
-            res["evaluate"] = _timed(["-m", "evaluate", path, "--runs", runs, "--out", report, "--quiet"])
-            if with_ooc:
-                res["ooc"] = {**ooc_overhead(path), "load_average_before": _load()}
+            res["trained"] = _timed([*train, "--head", ",".join(TRAINED), *TRAINED_ARGS])
+        res["rounds"] = []
+        for _ in range(repeats):
+            shutil.rmtree(report, ignore_errors=True)
+            rnd = {"read": {**sequential_read(path), "load_average_before": _load()},
+                   "baselines": _timed([*train, "--head", ",".join(BASELINES)]),          # replaces the meanpool run
+                   "evaluate": _timed(["-m", "evaluate", path, "--runs", runs, "--out", report, "--quiet"])}
+            rnd["floor_seconds"] = floor_seconds(videos, rnd["read"]["seconds"], gflops, classes)
+            rnd["baseline_vs_floor"] = rnd["baselines"]["seconds"] / rnd["floor_seconds"]
+            res["rounds"].append(rnd)
+        res.update({k: res["rounds"][0][k] for k in ("read", "baselines", "evaluate", "floor_seconds")})
+        if with_ooc:
+            res["ooc"] = {**ooc_overhead(path), "load_average_before": _load()}
         with open(os.path.join(report, "metrics.json")) as f:
             res["evaluate_heads"] = len(json.load(f)["heads"])
-        res["baseline_vs_scan"] = res["baselines"]["seconds"] / res["read"]["seconds"]
+        res["baseline_vs_floor"] = common.spread([r["baseline_vs_floor"] for r in res["rounds"]])["median"]
         res["linear_vs_meanpool"] = res["linear"]["seconds"] / res["meanpool"]["seconds"]
-        res["evaluate_vs_scan"] = res["evaluate"]["seconds"] / res["read"]["seconds"]
         print(f"train_scale {videos}: {res}", flush=True)
     finally:
         for p in (path, path + ".part", path + ".build.json"):
@@ -199,51 +214,68 @@ def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True) -> Di
 def main(argv: List[str] = None) -> dict:
     args = list(argv if argv is not None else sys.argv[1:])
     root = os.environ.get("CLIPVID_SCALE_DIR") or common.cache_dir("train_scale")
-    if args[:1] == ["--build-only"]:  # make the next size's cache ahead, while something else is timed
+    if args[:1] == ["--build-only"]:  # make caches ahead of a run (it reuses them, then deletes them)
         for videos in map(int, args[1:]):
             print(f"built {videos} videos in {build(videos, root):.0f} s", flush=True)
         return {}
     trained = "--skip-trained" not in args      # evaluate the five training-free runs only (faster)
-    sizes = [int(a) for a in args if a != "--skip-trained"] or list(SIZES)
-    res: Dict[str, object] = {"frames": FRAMES, "dim": DIM, "classes": CLASSES, "sizes": _earlier()}
+    classes = CLASSES
+    if "--classes" in args:                     # fewer classes: the smoke test's tiny caches
+        i = args.index("--classes")
+        classes = int(args.pop(i + 1))
+        args.pop(i)
+    repeats = 3
+    if "--repeats" in args:                     # rounds of read, baselines and evaluate per size
+        i = args.index("--repeats")
+        repeats = int(args.pop(i + 1))
+        args.pop(i)
+    sizes = sorted(int(a) for a in args if a != "--skip-trained") or list(SIZES)
+    run = common.Run("train_scale", RESULT_KEYS)
+    res: Dict[str, object] = {"frames": FRAMES, "dim": DIM, "classes": classes, "sizes": {},
+                              "blas_gflops": blas_gflops(classes=classes)}
     for videos in sizes:
-        measured = one_size(videos, root, with_ooc=videos == min(SIZES), trained=trained)
-        res["sizes"] = {**_earlier(), **res["sizes"], str(videos): measured}  # another invocation may have written
-        _summarise(res)
-        common.write_result("train_scale", res)  # after every size: a long run that is stopped keeps what it measured
+        res["sizes"][str(videos)] = one_size(videos, root, videos == sizes[0], trained, classes, res["blas_gflops"],
+                                             repeats)
+    summarise(res, run)
+    run.write(res, state={"read, train, evaluate": "warm (the cache read once untimed first)",
+                          "ooc_overhead": "memory preloaded, disk cold (pages evicted)"}, repeats=repeats)
     _print_table(res["sizes"])
     return res
 
 
-def _earlier() -> Dict[str, dict]:
-    """Sizes a previous invocation measured with this bench's current steps (kept, so sizes can run apart)."""
-    try:
-        with open(os.path.join(common.RESULTS, "train_scale.json")) as f:
-            sizes = json.load(f).get("sizes", {})
-    except (OSError, ValueError):
-        return {}
-    return {k: v for k, v in sizes.items() if "evaluate" in v}
-
-
-def _summarise(res: Dict[str, object]) -> None:
-    sizes_done = res["sizes"]
-    small = str(min(SIZES))
-    if small in sizes_done and "ooc" in sizes_done[small]:
-        res["ooc_overhead"], res["ooc_videos"] = sizes_done[small]["ooc"]["ooc_overhead"], int(small)
-    for key in ("baseline_vs_scan", "linear_vs_meanpool", "evaluate_vs_scan"):
-        if "50000" in sizes_done:
-            res[key] = sizes_done["50000"][key]
-    if "50000" in sizes_done and "200000" in sizes_done:
-        res["evaluate_rss_growth"] = (sizes_done["200000"]["evaluate"]["peak_rss_mib"]
-                                      / sizes_done["50000"]["evaluate"]["peak_rss_mib"])
-    res["goals"] = {"ooc_overhead": 1.3, "baseline_vs_scan": 1.5, "linear_vs_meanpool": 3.0,
-                    "evaluate_vs_scan": 3.0, "evaluate_rss_growth": 1.3}
+def summarise(res: Dict[str, object], run: common.Run) -> None:
+    """The headlines: ooc at the smallest size, the baselines' floor and the linear probe at the middle
+    one (50,000 in a full run), and evaluate's slope and RSS growth between the two largest sizes."""
+    sizes = [res["sizes"][k] for k in sorted(res["sizes"], key=int)]
+    if "ooc" in sizes[0]:
+        res["ooc_overhead"], res["ooc_videos"] = sizes[0]["ooc"]["ooc_overhead"], sizes[0]["videos"]
+        run.headline("ooc_overhead", [res["ooc_overhead"]])
+    mid = sizes[len(sizes) // 2] if len(sizes) > 2 else sizes[-1]
+    res["baseline_vs_floor"] = run.headline("baseline_vs_floor", [r["baseline_vs_floor"] for r in mid["rounds"]])
+    res["linear_vs_meanpool"] = mid["linear_vs_meanpool"]     # reported, not held on the CPU (the GPU's is the goal)
+    if len(sizes) >= 2:
+        small, big = sizes[-2], sizes[-1]
+        pairs = [(b["evaluate"]["seconds"] - s["evaluate"]["seconds"], b["read"]["seconds"] - s["read"]["seconds"],
+                  s) for s, b in zip(small["rounds"], big["rounds"])]
+        slopes = [(d_eval / d_read, s) for d_eval, d_read, s in pairs if d_read > 0]
+        if slopes:     # round by round: round i of the smaller size against round i of the larger
+            res["evaluate_slope"] = run.headline("evaluate_slope", [k for k, _ in slopes])
+            res["evaluate_fixed_seconds"] = common.spread(
+                [s["evaluate"]["seconds"] - k * s["read"]["seconds"] for k, s in slopes])["median"]
+        res["evaluate_rss_growth"] = run.headline(
+            "evaluate_rss_growth", [big["evaluate"]["peak_rss_mib"] / small["evaluate"]["peak_rss_mib"]])
+    res["goals"] = dict(GOALS)
     res["method"] = ("caches streamed by train.synthetic.stream_synthetic_cache; every figure is a `python -m "
-                     "train` / `python -m evaluate` child end to end (wall, CPU, peak RSS, load average "
-                     "before), against one sequential CacheReader.iter_emb read of the same cache; evaluate "
-                     "scores eight runs (four baselines, linear, and lstm/transformer/xclip trained "
-                     f"{' '.join(TRAINED_ARGS)}); ooc_overhead: the same transformer steps from disk (budget "
-                     "forced to half the frames) and from memory")
+                     "train` / `python -m evaluate` child end to end (wall, CPU, peak RSS, load average before). "
+                     "evaluate_slope: (evaluate s at the largest size - at the next) / (sequential "
+                     "CacheReader.iter_emb read of the one - of the other); evaluate_fixed_seconds: what is left "
+                     "of the smaller evaluate beyond slope x its read (few-shot refits, t-SNE, process start). "
+                     "baseline_vs_floor: the four baselines' command over max(read, the vote's 2*V*N*D*C products "
+                     "at blas_gflops measured in this run). ooc_overhead: the same transformer steps from memory "
+                     "(preloaded) and from a cold disk (budget forced to half the frames, pages evicted). "
+                     "linear_vs_meanpool is reported, not held, on the CPU. evaluate scores "
+                     f"the baselines and linear, plus lstm/transformer/xclip trained {' '.join(TRAINED_ARGS)} "
+                     "unless --skip-trained")
 
 
 def _print_table(sizes_done: Dict[str, dict]) -> None:

@@ -41,7 +41,7 @@ def compact(path: str, shard_bytes: int = SHARD_BYTES, progress: bool = True) ->
                 num = np.empty(len(rows), L.NUM)
                 num["label"], num["n_distinct"] = r.labels[rows], r.n_distinct[rows]
                 num["duration"], num["fps"] = r.duration[rows], r.fps[rows]
-                text = [L.encode_strings(r.ids[k], r.splits[k], r.captions[k], r.content[k]) for k in rows]
+                text = [L.encode_strings(r.ids[k], r.splits[k], r.captions[k], r.content[k], r.decoder[k]) for k in rows]
                 series.write(r.emb(rows), r.times(rows), index[rows], num, text)
                 shown.update(len(rows))
         new = series.finish()

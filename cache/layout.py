@@ -24,7 +24,9 @@ KINDS = ("emb", "t", "vidx", "num")     # fixed-size rows
 FILES = KINDS + ("str",)                 # every file of a shard; .str rows vary in length
 SHARD_RE = re.compile(r"^(\d{6})\.(emb|t|vidx|num|str)$")
 NUM = np.dtype([("label", "<i4"), ("n_distinct", "<i4"), ("duration", "<f4"), ("fps", "<f4")])
-STR_FIELDS = ("id", "split", "caption", "content")
+STR_FIELDS = ("id", "split", "caption", "content", "decoder")
+# Shards written before the decoder column hold the first four fields per row; the rest read "".
+_OLD_FIELDS = 4
 _MAX_IO = 1 << 30   # bytes per pread call (Linux caps one call at ~2 GiB)
 
 
@@ -64,9 +66,10 @@ def encode_strings(*fields: str) -> bytes:
 def decode_strings(blob: bytes, rows: int, name: str) -> List[List[str]]:
     """The STR_FIELDS columns of `rows` rows of a .str file."""
     parts = blob.decode("utf-8").split("\0")
-    if len(parts) != rows * len(STR_FIELDS) + 1 or parts[-1]:
+    width = next((w for w in (len(STR_FIELDS), _OLD_FIELDS) if len(parts) == rows * w + 1), 0)
+    if not width or parts[-1]:
         raise ValueError(f"{name}: {len(parts) - 1} strings for {rows} rows")
-    return [parts[k:-1:len(STR_FIELDS)] for k in range(len(STR_FIELDS))]
+    return [parts[k:-1:width] if k < width else [""] * rows for k in range(len(STR_FIELDS))]
 
 
 def runs(sorted_rows: np.ndarray) -> Iterator[Tuple[int, int, int]]:

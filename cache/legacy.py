@@ -1,6 +1,7 @@
 """Schema-1 caches (frames inside the HDF5 file): their video index sidecar, built once on request."""
 import hashlib
 import os
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -70,18 +71,18 @@ def migrate(reader: "CacheReader", st, append_row) -> object:
     st.classes = list(reader.class_names)
     st.text = {n: reader.text_emb[i] for i, n in enumerate(reader.class_names)}
     st.failed = {i: why for i, why in reader.failures}
-    for start, block in reader.iter_emb(_BLOCK):
-        print(f"\r{reader.path}: migrating to cache schema 2 (a one-time copy): "
-              f"{min(start + _BLOCK, V)}/{V} videos", end="", file=sys.stderr, flush=True)
-        times = reader.times(np.arange(start, start + len(block)))
-        for k in range(len(block)):
-            i = start + k
-            physical, _ = append_row(row_arrays(block[k], times[k], int(reader.labels[i]), int(reader.n_distinct[i]),
-                                                float(reader.duration[i]), float(reader.fps[i]),
-                                                (reader.ids[i], reader.splits[i], reader.captions[i], "")))
-            st.put_video(str(reader.ids[i]), physical, "")
-    if V:
-        print(file=sys.stderr, flush=True)
+    print(f"note: {reader.path}: migrating to cache schema 2 (a one-time copy of {V} videos)", file=sys.stderr)
+    with progress_display(total=V, desc=f"{reader.path}: migrating", unit="video") as shown:
+        for start, block in reader.iter_emb(_BLOCK):   # [b, N, D]
+            times = reader.times(np.arange(start, start + len(block)))
+            for k in range(len(block)):
+                i = start + k
+                physical, _ = append_row(row_arrays(block[k], times[k], int(reader.labels[i]),
+                                                    int(reader.n_distinct[i]), float(reader.duration[i]),
+                                                    float(reader.fps[i]),
+                                                    (reader.ids[i], reader.splits[i], reader.captions[i], "", "")))
+                st.put_video(str(reader.ids[i]), physical, "")
+            shown.update(len(block))
     return st
 
 

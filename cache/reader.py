@@ -110,6 +110,7 @@ class CacheReader:
         self.splits = _strings(f[S.SPLITS]) if S.SPLITS in f else blank
         self.captions = _strings(f[S.CAPTIONS]) if S.CAPTIONS in f else blank.copy()
         self.content = blank.copy()     # schema 1 recorded no content fingerprints
+        self.decoder = blank.copy()     # nor which decoder sampled a video
         self.n_distinct = f[S.N_DISTINCT][()] if S.N_DISTINCT in f else np.zeros(n, np.int32)
         self.duration = f[S.DURATION][()] if S.DURATION in f else np.zeros(n, np.float32)
         self.fps = f[S.FPS][()] if S.FPS in f else np.zeros(n, np.float32)
@@ -138,7 +139,7 @@ class CacheReader:
         live = self.row_map
         if len(live) == len(num) and (live == np.arange(len(live))).all():
             live = slice(None)   # no replaced videos: logical rows are the physical rows
-        self.ids, self.splits, self.captions, self.content = (np.array(c, dtype=object)[live] for c in cols)
+        self.ids, self.splits, self.captions, self.content, self.decoder = (np.array(c, dtype=object)[live] for c in cols)
         self.labels = num["label"][live].astype(np.int32)
         self.n_distinct = num["n_distinct"][live]
         self.duration = num["duration"][live]

@@ -8,6 +8,7 @@ EMB = "frames/emb"            # schema 1 only: (V, N, D) float16 inside the file
 TIMES = "frames/t"            # schema 1 only: (V, N) float32
 ROW = "videos/row"            # schema 2: (V,) int64 physical shard row of each video
 CONTENT = "videos/content"    # content fingerprint of the source file (extract.identity); in .str files
+DECODER = "videos/decoder"    # which path sampled the video: 'pyav' or 'ffmpeg' ('' before it was recorded)
 SHARD_NAMES = "shards/name"   # schema 2: (S,) utf-8 shard file stem in the sidecar folder
 SHARD_ROWS = "shards/rows"    # (S,) int64 committed rows per shard
 SHARD_STR = "shards/str_bytes"  # (S,) int64 committed bytes of each .str file
@@ -24,7 +25,7 @@ TEXT_EMB = "classes/text_emb"  # (C, D) float16
 FAIL_IDS = "failures/id"      # (F,) utf-8
 FAIL_REASONS = "failures/reason"  # (F,) utf-8
 
-VIDEO_STRINGS = (IDS, SPLITS, CAPTIONS, CONTENT)
+VIDEO_STRINGS = (IDS, SPLITS, CAPTIONS, CONTENT, DECODER)
 VIDEO_NUMBERS = {LABELS: "int32", N_DISTINCT: "int32", DURATION: "float32", FPS: "float32"}
 
 # Root attributes. Those in MATCH_KEYS must agree before a writer appends; of LATER_KEYS (added to

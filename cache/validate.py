@@ -26,7 +26,7 @@ def validate(path: str) -> List[str]:
 def _metadata(r: CacheReader) -> List[str]:
     problems: List[str] = []
     V, N, D = r.num_videos, r.frames, r.dim
-    for name, arr in ((S.LABELS, r.labels), (S.SPLITS, r.splits), (S.CAPTIONS, r.captions), (S.CONTENT, r.content),
+    for name, arr in ((S.LABELS, r.labels), (S.SPLITS, r.splits), (S.CAPTIONS, r.captions), (S.CONTENT, r.content), (S.DECODER, r.decoder),
                       (S.N_DISTINCT, r.n_distinct), (S.DURATION, r.duration), (S.FPS, r.fps)):
         if len(arr) != V:
             problems.append(f"{name} has {len(arr)} rows for {V} videos")

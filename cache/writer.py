@@ -186,14 +186,14 @@ class CacheWriter:
 
     def add_video(self, vid: str, emb: np.ndarray, t: np.ndarray, label: Optional[str] = None,
                   split: str = "", caption: str = "", n_distinct: int = 0,
-                  duration: float = 0.0, fps: float = 0.0, content: str = "") -> None:
+                  duration: float = 0.0, fps: float = 0.0, content: str = "", decoder: str = "") -> None:
         """Store one finished video: emb [N, D], t [N]; label is a class name or None. An id already
         cached is replaced (its row keeps its place; the old frames stay until `compact`)."""
         if label is not None and label not in self.state.text:
             raise ValueError(f"label {label!r} was not registered with set_classes")
         label_row = self.state.classes.index(label) if label is not None else -1
         rows = row_arrays(emb, t, label_row, int(n_distinct), float(duration), float(fps),
-                          (vid, split or "", caption or "", content or ""))
+                          (vid, split or "", caption or "", content or "", decoder or ""))
         physical, crc = self._append_row(rows)
         shard = self._shard
         self._journal(Record({"kind": "video", "id": vid, "content": content or "", "shard": shard.name,

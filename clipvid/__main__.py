@@ -1,9 +1,10 @@
 """`clipvid COMMAND [options]`: every stage behind one command, with the options of `python -m <stage>`."""
 import importlib
 import sys
+import textwrap
 from typing import List, Optional
 
-from clipvid.errors import EXIT_OK, EXIT_USAGE
+from clipvid.errors import EXIT_HELP, EXIT_OK, EXIT_USAGE
 
 # command -> (module whose main(argv) runs it, what it does). Modules are imported only when asked
 # for, so a missing stage (or its heavy imports) never stops the others.
@@ -25,8 +26,7 @@ def _help() -> str:
     lines = [USAGE, "", "CLIP for video: sample frames, embed them once, train and evaluate temporal heads.", "",
              "commands:"]
     lines += [f"  {name:<{width}}  {what}" for name, (_, what) in COMMANDS.items()]
-    lines += ["", "exit status: 0 done; 1 done but some inputs failed; 2 usage error; 3 unusable input file;",
-              "130 interrupted.", "", "examples:",
+    lines += ["", *textwrap.wrap(EXIT_HELP, 100), "", "examples:",
               "  clipvid extract videos/ --out cache.h5 --clip-model ViT-B/32",
               "  clipvid train cache.h5 --head all --out runs/",
               "  clipvid evaluate cache.h5 --runs runs/ --out report/"]

@@ -9,6 +9,9 @@ EXIT_PARTIAL = 1   # the run finished but some inputs failed (listed in the outp
 EXIT_USAGE = 2     # the command line asks for something impossible; nothing was done (argparse uses 2 as well)
 EXIT_DATA = 3      # an input it names (cache, checkpoint, CSV, queries) is missing or unusable; nothing was done
 EXIT_INTERRUPTED = 130   # Ctrl-C (128 + SIGINT, as a shell reports it); finished work is kept
+EXIT_HELP = ("exit status: 0 done; 1 done but some inputs failed (listed); 2 usage error (a bad option or value, "
+             "an --out that cannot be written; nothing done); 3 an input it names is missing or unusable "
+             "(nothing done); 130 interrupted.")
 
 
 class UsageError(ValueError):

@@ -38,7 +38,7 @@ def add_clip_model(ap: argparse.ArgumentParser, default: Optional[str] = None,
 def add_workers(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--workers", type=int,
                     help="Dask worker processes for extraction (default: one per core up to 8; with GPUs, one per "
-                         "2 cores, up to 8 per GPU and one per 3 GiB of its memory)")
+                         "core, up to 16 per GPU and one per 3 GiB of its memory)")
 
 
 def add_video_timeout(ap: argparse.ArgumentParser) -> None:

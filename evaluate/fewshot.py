@@ -9,7 +9,6 @@ from clipvid.progress import progress as progress_display
 SHOTS = (1, 2, 4, 8, 16)   # X-CLIP's few-shot protocol (K = 2, 4, 8, 16) plus one-shot
 DRAWS = 3                  # subsets per K (seeds 0..DRAWS-1); each also seeds the head's training
 MAX_EPOCHS = 60            # a run trained longer is retrained for this many: K-shot sets are tiny
-FEWSHOT_METHODS = ("linear", "lstm", "transformer", "xclip")  # what learns from labels (baselines do not)
 
 
 def parse_shots(text: str) -> Optional[List[int]]:
@@ -43,17 +42,18 @@ class Plan:
 def plans_for(runs: Sequence[Tuple[str, Any]], frames_cached: int) -> List[Plan]:
     """A plan per (report name, Run) whose head learns from labels; a linear probe with the first run's
     split and frames when the runs hold none (it is the reference every few-shot table shows)."""
+    from train.registry import HEADS, PROBE
     out: List[Plan] = []
     for name, run in runs:
-        if run.head not in FEWSHOT_METHODS:
+        if run.head not in HEADS or not HEADS[run.head].learns:   # baselines learn nothing from labels
             continue
         like = _plan_like(run.metrics, frames_cached)
         epochs = min(int(run.metrics.get("epochs") or MAX_EPOCHS), MAX_EPOCHS)
         out.append(dataclasses.replace(like, name=name, head=run.head, epochs=epochs,
                                        config=dict(run.metrics.get("config") or {})))
-    if runs and not any(p.head == "linear" for p in out):
+    if runs and not any(p.head == PROBE for p in out):
         like = out[0] if out else _plan_like(runs[0][1].metrics, frames_cached)
-        out.insert(0, Plan("linear", "linear", like.frames, like.split_seed, like.seen, MAX_EPOCHS, {}))
+        out.insert(0, Plan(PROBE, PROBE, like.frames, like.split_seed, like.seen, MAX_EPOCHS, {}))
     return out
 
 
@@ -87,8 +87,9 @@ def choose_shots(asked: Optional[List[int]], smallest: int) -> Tuple[List[int], 
 
 
 def _options(plan: Plan, seed: int, split_seed: int):
+    from train.registry import HEADS
     from train.run import HeadOptions
-    lr = plan.config.get("lr") if plan.head != "linear" else None
+    lr = plan.config.get("lr") if HEADS[plan.head].trains else None
     return HeadOptions(epochs=plan.epochs, seed=seed, lr=lr, progress=False, split_seed=split_seed,
                        head_config=plan.config or None)
 
@@ -97,6 +98,7 @@ def _curves_for(cache_path: str, plans: List[Plan], asked: Optional[List[int]], 
                 progress: bool) -> Tuple[Dict[str, Any], List[str]]:
     """Curves of plans that share one split (frames, split seed and open-set classes)."""
     from train.prepare import prepare
+    from train.registry import HEADS
     from train.run import evaluate_scored, fit_method
     from train.scan import fit_pass, score_pass
     from train.splits import few_shot_rows
@@ -115,7 +117,7 @@ def _curves_for(cache_path: str, plans: List[Plan], asked: Optional[List[int]], 
         for k, draw in jobs:
             rows = few_shot_rows(train, data.labels, k, draw, data.rank)
             sub = dataclasses.replace(data, splits={"train": rows, "val": rows[:0], "test": test})
-            inputs = fit_pass(sub, pooled=True, stats=any(p.head != "linear" for p in plans), progress=False)
+            inputs = fit_pass(sub, pooled=True, stats=any(HEADS[p.head].needs_stats for p in plans), progress=False)
             for plan in plans:
                 method, _, _ = fit_method(plan.head, sub, _options(plan, draw, first.split_seed), device, inputs)
                 methods.append(method)

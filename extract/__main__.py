@@ -33,7 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_clip_model(ap, DEFAULT_MODEL, several=True)
     ap.add_argument("--frames", type=int, default=100, help="frames sampled per video, N (default 100)")
     add_workers(ap)
-    ap.add_argument("--threads-per-worker", type=int, help="tasks at once per worker (default 1 on CPU; with GPUs, the cores / the workers, at least 2)")
+    ap.add_argument("--threads-per-worker", type=int,
+                    help="tasks at once per worker (default 1: PyAV holds the GIL while it decodes)")
     ap.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     ap.add_argument("--torch-threads", type=int,
                     help="CPU threads each worker's CLIP uses (default: the host's cores / its workers)")

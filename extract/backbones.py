@@ -30,6 +30,12 @@ class Preprocess:
     mean: Tuple[float, float, float] = CLIP_MEAN
     std: Tuple[float, float, float] = CLIP_STD
 
+    @property
+    def geometry(self):
+        """The decoder's extract.geometry.Geometry of this preprocessing (what frames are converted to)."""
+        from extract.geometry import Geometry
+        return Geometry(self.size, self.resize, self.interpolation)
+
     def settings(self) -> str:
         """The cache's `preprocess` attribute: JSON, the same text for the same preprocessing."""
         return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()},

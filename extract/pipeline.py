@@ -26,8 +26,14 @@ from extract.prompts import TEMPLATES
 from extract.sources import Source
 from extract.targets import Target
 
-SAMPLER = {"times": "centre of N equal slices of the duration", "pick": "nearest decoded frame",
-           "resize": "short side 224, bicubic (ffmpeg swscale)", "crop": "centre 224x224", "version": 1}
+# Version 2: PyAV decodes every file it can read, the frame nearest each target is picked exactly
+# (version 1 made two FFmpeg builds agree on the command line's select rule), flips in the display
+# matrix are applied; the command line samples what PyAV cannot read (/videos/decoder says which).
+SAMPLER = {"times": "centre of N equal slices of the video stream's duration",
+           "pick": "nearest decoded frame (ties: the earlier)", "decoder": "PyAV, else the ffmpeg command line",
+           "orientation": "the display matrix as ffmpeg applies it (rotations and flips)",
+           "resize": "short side 224, bicubic (swscale; area when shrinking 2x or more)", "crop": "centre 224x224",
+           "version": 2}
 
 
 WARM_TIMEOUT = 120.0   # seconds to wait for every worker to load the model before the first video
@@ -144,11 +150,24 @@ def weights_settings(opts: Options, source_root: str, dim: int = 0, out: str = "
                          preprocess_of(opts.clip_model).settings())
 
 
+def sampler_version(settings: dict) -> int:
+    """The `version` of a cache's `sampler` setting (1 for caches older than the key)."""
+    import json
+    try:
+        return int(json.loads(settings.get("sampler") or "{}").get("version", 1))
+    except (ValueError, TypeError, AttributeError):
+        return 1
+
+
 def precheck(out: str, settings: dict, allow_new_root: bool = False) -> None:
     """Refuse an existing cache made with other settings, or from another folder, before any cluster starts."""
     if os.path.exists(out):
         old = read_settings(out)
         why = settings_mismatch(old, dict(settings, dim=old.get("dim")))
+        if why and sampler_version(old) != SAMPLER["version"]:
+            raise CacheError(out, f"refusing to append: its frames were chosen by sampler version "
+                                  f"{sampler_version(old)}, this run's sampler is version {SAMPLER['version']}; "
+                                  f"extract into a new --out cache (or re-extract these videos into one)")
         if why:
             raise CacheError(out, f"refusing to append: {why}; use another --out file")
         identity.check_root(out, old.get("source_root"), settings["source_root"], allow_new_root)
@@ -202,10 +221,15 @@ def _hush(client) -> None:
         pass
 
 
-# Small files share a task (and, when short, ffmpeg runs: extract.batch): per-task Dask overhead
-# and ffmpeg start-up were ~30% of the time of a 4 s clip (bench.pipeline). Bigger files go alone.
+# Small files share a task: per-task Dask overhead was a large part of the time of a 4 s clip
+# (bench.pipeline). Bigger files go alone.
 SMALL_FILE = 16 << 20   # bytes
 MAX_CHUNK = 8
+
+
+def codec_threads(cores: int, workers_per_host: int, tasks_per_worker: int) -> int:
+    """libavcodec threads per decode: the host's cores shared by every task that may run at once."""
+    return max(1, cores // max(1, workers_per_host * tasks_per_worker))
 
 
 def chunk_items(items: list, workers: int) -> List[list]:
@@ -289,7 +313,7 @@ def _run(client, source: Source, targets: List[Target], opts: Options, start: fl
                 print(line, file=sys.stderr, flush=True)
         work_start = time.time()
         threads = sum(client.nthreads().values()) or 1
-        ffmpeg_threads = 1 if threads > 1 else cpu_count()
+        ffmpeg_threads = codec_threads(cpu_count(), per_host, max(client.nthreads().values() or [1]))
         window = 2 * threads + 2   # tasks in flight, bounded: memory does not grow with the collection
         pending = iter(chunk_items(todo, threads))
         by_key = {}
@@ -371,6 +395,7 @@ def _record(writer: CacheWriter, summary: Summary, item, res: Dict[str, object],
         summary.failed[item.id] = " ".join(str(res["error"]).split())
     else:
         writer.add_video(item.id, res["emb"], res["t"], item.label, item.split, item.caption,
-                         res["n_distinct"], res["duration"], res["fps"], content)
+                         res["n_distinct"], res["duration"], res["fps"], content, decoder=res.get("decoder", ""))
         summary.cached += 1
-        summary.strategies[res["strategy"]] = summary.strategies.get(res["strategy"], 0) + 1
+        way = res["strategy"] if res.get("decoder", "pyav") == "pyav" else f"{res['strategy']} (ffmpeg command line)"
+        summary.strategies[way] = summary.strategies.get(way, 0) + 1

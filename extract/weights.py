@@ -143,14 +143,21 @@ def file_hash(path: str) -> str:
 def main(argv=None) -> int:
     """`python -m extract.weights SPEC`: print the weights file SPEC resolves to, downloading it if
     needed (exit 3 if it cannot be had, 2 if SPEC names no model)."""
+    from clipvid.errors import EXIT_OK, exit_status
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] in ("-h", "--help"):
-        print("usage: python -m extract.weights SPEC   (a CLIP name, a weights file, random:<arch>, "
-              "open_clip:ARCH/PRETRAINED)\nexample: python -m extract.weights ViT-B/32   "
-              "(downloads it into ~/.cache/clip on first use)")
-        return 0 if args and args[0] in ("-h", "--help") else 2
-    from clipvid.errors import exit_status
-    return exit_status(lambda: print(resolve_weights(args[0])[0]) or 0, interrupted=lambda: "interrupted")
+    usage = ("usage: python -m extract.weights SPEC   (a CLIP name, a weights file, random:<arch>, "
+             "open_clip:ARCH/PRETRAINED)\nexample: python -m extract.weights ViT-B/32   "
+             "(downloads it into ~/.cache/clip on first use)")
+    if args[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return EXIT_OK
+
+    def show() -> int:
+        if len(args) != 1:
+            raise UsageError(f"python -m extract.weights takes one SPEC ({usage.splitlines()[0]})")
+        print(resolve_weights(args[0])[0])
+        return EXIT_OK
+    return exit_status(show, interrupted=lambda: "interrupted")
 
 
 if __name__ == "__main__":

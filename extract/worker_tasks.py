@@ -6,8 +6,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from clipvid.resources import cpu_count
-from extract.batch import iter_samples
-from extract.probe import describe_failure
+from extract.decode import iter_samples
+from extract.facts import describe_failure
 
 _MODELS: Dict[tuple, object] = {}
 _LOCK = threading.Lock()
@@ -84,7 +84,8 @@ def embed_sample(model, sample, batch_size: int) -> np.ndarray:
     from extract.clip_model import encode_frames
     while True:
         try:
-            return encode_frames(model, sample.distinct, batch_size)[sample.rows]   # [n_distinct, dim] -> [N, dim]
+            pictures = sample.pictures[model.preprocess.geometry]               # [n_distinct, S, S, 3]
+            return encode_frames(model, pictures, batch_size)[sample.rows]      # [n_distinct, dim] -> [N, dim]
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -114,40 +115,22 @@ def _embedded(vid: str, sample, model, batch_size: int) -> Dict[str, object]:
         return {"id": vid, "error": "CLIP produced non-finite embeddings"}
     info = sample.info
     return {"id": vid, "emb": emb, "t": sample.t, "n_distinct": sample.n_distinct,
-            "duration": info.duration, "fps": info.fps, "strategy": sample.strategy}
-
-
-def choose_decoder() -> bool:
-    """Tell extract.inproc whether this worker runs several tasks at once (its threads share one
-    GIL); True when in-process decoding is then used here."""
-    from extract import inproc
-    try:
-        from distributed import get_worker
-        several = get_worker().state.nthreads > 1
-    except (ImportError, ValueError, AttributeError):   # not on a Dask worker: one video at a time
-        several = False
-    inproc.share_gil(several)
-    return inproc.available()
+            "duration": info.duration, "fps": info.fps, "strategy": sample.strategy, "decoder": sample.decoder}
 
 
 def videos_task(specs: List[str], device: str, workers_per_host: int, torch_threads: Optional[int],
                 items: List[Tuple[str, str]], n: int, batch_size: int, threads: int,
                 timeout: float) -> List[Dict[str, Dict[str, object]]]:
-    """Decode a few (id, path) videos once (short ones share ffmpeg runs) and embed them with every backbone
-    of `specs`, each from its own conversion of the same frames. Per video: {spec: its dict}."""
-    from extract.convert import decode_preprocess, sample_for
+    """Decode a few (id, path) videos once and embed them with every backbone of `specs`, each from the
+    same frames converted to its own geometry (extract.frames). Per video: {spec: its dict}."""
     models = {spec: get_model(spec, device, workers_per_host, torch_threads) for spec in specs}
-    decoded = decode_preprocess([m.preprocess for m in models.values()])
-    choose_decoder()
+    geometries = [m.preprocess.geometry for m in models.values()]
     out: List[Dict[str, Dict[str, object]]] = [{} for _ in items]
     # Each sample is embedded as soon as it is ready and then dropped: one video's frames at a time.
-    for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout, prep=decoded):
+    for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout,
+                                  geometries=geometries):
         for spec, model in models.items():
-            try:
-                mine = sample if isinstance(sample, Exception) else sample_for(sample, decoded, model.preprocess)
-            except Exception as exc:   # this backbone's conversion only
-                mine = exc
-            out[i][spec] = _embedded(items[i][0], mine, model, batch_size)
+            out[i][spec] = _embedded(items[i][0], sample, model, batch_size)
     return out
 
 
@@ -158,16 +141,12 @@ def task_failure(exc: BaseException) -> str:
     return str(describe_failure(exc))
 
 
-
-
 def warm(specs: List[str], device: str, workers_per_host: int, torch_threads: Optional[int] = None) -> str:
     """Load every backbone of a run ahead of the first video (called on every worker at start-up); returns
     the one line saying where and in what precision this worker embeds."""
     import dataclasses
     from clipvid.device import resolve
-    from extract.convert import prepare
     models = [get_model(spec, device, workers_per_host, torch_threads) for spec in specs]
-    prepare([m.preprocess for m in models])
     decision = resolve(device, "embed")
     if models[0].device.type == "cuda":
         import torch

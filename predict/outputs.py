@@ -3,6 +3,7 @@ import csv
 import os
 from typing import List, Sequence, Tuple
 
+from clipvid.atomic import AtomicFile
 from train.timeline import Segment
 
 PREDICTIONS = "predictions.csv"
@@ -17,22 +18,18 @@ class CsvOut:
     """A CSV written row by row into a temporary file that replaces `path` only when closed whole."""
 
     def __init__(self, path: str, header: Sequence[str]):
-        self.path, self.tmp = path, f"{path}.tmp-{os.getpid()}"
-        self._f = open(self.tmp, "w", encoding="utf-8", newline="")
-        self._w = csv.writer(self._f)
+        self._out = AtomicFile(path)
+        self._w = csv.writer(self._out.file)
         self._w.writerow(header)
 
     def row(self, values: Sequence[object]) -> None:
         self._w.writerow(values)
 
     def close(self) -> None:
-        self._f.close()
-        os.replace(self.tmp, self.path)
+        self._out.commit()
 
     def abandon(self) -> None:
-        self._f.close()
-        if os.path.exists(self.tmp):
-            os.remove(self.tmp)
+        self._out.abandon()
 
 
 def predictions_header(top: int) -> List[str]:

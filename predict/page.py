@@ -6,6 +6,7 @@ import os
 import pathlib
 from typing import Any, Dict, List, Optional
 
+from clipvid.atomic import write_text
 from clipvid.progress import progress as progress_display
 
 from predict import outputs as O

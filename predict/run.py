@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
         cands = _candidates(head, labels, reader, args.device)
         timeline = args.timeline or args.html or args.window is not None or args.stride is not None
         w, s = default_window(reader.frames)
-        req = Request(args.top, min(args.window or w, reader.frames) if timeline else None,
-                      (args.stride or s) if timeline else None, args.html_videos if args.html else 0)
+        req = Request(top=args.top, window=min(args.window or w, reader.frames) if timeline else None,
+                      stride=(args.stride or s) if timeline else None, page_videos=args.html_videos if args.html else 0)
         frame_rows = head.frame_rows(reader.frames) if head is not None else np.arange(reader.frames)
         scorer, text = _scorer(head, cands)
         outcome = score_cache(reader, _rows(reader, prepared.ids), scorer, text, frame_rows,

@@ -20,7 +20,7 @@ from train.timeline import Segment, block_segments, video_duration, window_start
 BLOCK = 64  # videos per read: [64, 100, 512] float16 is 6.5 MB, and 64 x windows stays one forward batch
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Request:
     top: int = 5
     window: Optional[int] = None         # None: no timeline

@@ -63,10 +63,11 @@ def _full_frames(path: str):
 def _transform_gap(path: str, prep: Preprocess, transform) -> float:
     """Mean absolute difference (0-255 scale) between our sampled frames, normalised with the backbone's mean
     and std, and the backbone's own torchvision transform of the same source frames."""
-    sample = sample_video(path, 6, prep=prep)
+    sample = sample_video(path, 6, geometries=[prep.geometry])
     frames = _full_frames(path)
     times = np.array([t for t, _ in frames])
-    ours = torch.from_numpy(np.ascontiguousarray(sample.frames.transpose(0, 3, 1, 2))).float() / 255  # [6, 3, S, S]
+    ours = sample.frames_for(prep.geometry).transpose(0, 3, 1, 2)                           # [6, 3, S, S]
+    ours = torch.from_numpy(np.ascontiguousarray(ours)).float() / 255
     mean, std = torch.tensor(prep.mean).view(3, 1, 1), torch.tensor(prep.std).view(3, 1, 1)
     ours = (ours - mean) / std
     theirs = torch.stack([transform(frames[int(np.argmin(abs(times - t)))][1]) for t in sample.t])

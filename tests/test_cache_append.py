@@ -207,7 +207,10 @@ def schema1(tmp_path):
     return path, emb
 
 
-def test_schema1_is_read_indexed_and_migrated(schema1, capfd):
+def test_schema1_is_read_indexed_and_migrated(schema1, capfd, monkeypatch):
+    from clipvid import progress
+    monkeypatch.setattr(progress, "INTERVAL", 0.0)   # the log gets every progress line, however quick the work
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     path, emb = schema1
     assert validate(path) == []
     with open_cache(path) as r:

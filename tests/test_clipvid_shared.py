@@ -84,3 +84,15 @@ def test_cross_cache_evaluation_matches_respelled_class_names(tmp_path, capsys):
     assert status == 0, capsys.readouterr().err
     (head,) = json.load(open(os.path.join(report, "metrics.json")))["heads"]
     assert head["cross_dataset"] and head["test_videos"] == len(labels)
+
+
+def test_head_registry_holds_the_names_and_their_properties():
+    from train.registry import ALL_METHODS, BASELINES, HEADS, PROBE, TRAINED
+    assert ALL_METHODS == ("midframe", "meanpool", "maxpool", "vote", "linear", "lstm", "transformer", "xclip")
+    assert [n for n in ALL_METHODS if HEADS[n].learns] == [PROBE, *TRAINED]
+    assert [n for n in ALL_METHODS if HEADS[n].cheap] == [*BASELINES, PROBE]
+    assert [n for n in ALL_METHODS if HEADS[n].needs_pooled] == [PROBE]
+    for name in TRAINED:
+        spec = HEADS[name]
+        assert spec.trains and spec.needs_stats and "lr" in spec.defaults and spec.defaults == spec.module.DEFAULTS
+    assert HEADS["lstm"].former == {"bidirectional": False}

@@ -114,3 +114,19 @@ def test_every_command_refuses_the_same_impossible_device_the_same_way(tmp_path)
         assert proc.returncode == 2, (cmd, proc.stderr)
         err = proc.stderr.strip()
         assert "cuda:7 asked for" in err and len(err.splitlines()) == 1 and "Traceback" not in err, (cmd, err)
+
+
+def test_a_computing_command_says_where_it_computes_once(tmp_path):
+    """train prints the one device line (stderr); --quiet keeps it back unless it explains a CPU fallback."""
+    import os
+    from train.synthetic import write_synthetic_cache
+    cache = str(tmp_path / "c.h5")
+    write_synthetic_cache(cache, num_classes=3, per_class=4, frames=4, dim=8)
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    expected = decide("auto", probe(), "train").line("train")
+    for quiet, shown in (([], True), (["--quiet"], bool(decide("auto", probe()).why_cpu))):
+        proc = subprocess.run([sys.executable, "-m", "train", cache, "--head", "meanpool", "--out",
+                               str(tmp_path / f"r{len(quiet)}"), *quiet], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.splitlines().count(expected) == (1 if shown else 0), proc.stderr

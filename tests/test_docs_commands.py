@@ -98,7 +98,11 @@ def test_every_shown_command_is_in_a_tested_block():
             if lang != "bash":
                 problems += [f"{rel}:{start + i}: a command outside a ```bash block: {line.strip()}"
                              for i, line in enumerate(body) if COMMAND_START.match(line.strip())]
-        prose = re.sub(r"```.*?```", "", text, flags=re.S)
+        prose, inside = [], False
+        for line in text.splitlines():                 # the lines outside fenced blocks
+            inside = inside != line.startswith("```")
+            prose.append("" if inside or line.startswith("```") else line)
+        prose = "\n".join(prose)
         for span in re.findall(r"`([^`\n]+)`", prose):
             if (COMMAND_START.match(span) and " " in span.split(" -m ", 1)[-1] and not PLACEHOLDER.search(span)
                     and not any(span in c for c in fenced) and not not_run_reason(span)):

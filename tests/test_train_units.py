@@ -5,11 +5,11 @@ import torch
 
 from train.baselines import BaselineMethod, vote_logits
 from train.data import frame_subset
-from train.heads import HEAD_DEFAULTS, resample_positions
+from train.heads import resample_positions
 from train.loop import lr_factor
 from train.method import scaled_cosine
 from train.metrics import cross_entropy, mean_class_accuracy, topk_accuracy
-from train.registry import TRAINED, HeadMethod, build_module
+from train.registry import HEADS, TRAINED, HeadMethod, build_module
 from train.splits import choose_open_set, make_splits
 
 
@@ -105,7 +105,7 @@ def test_metrics_against_brute_force():
 @pytest.mark.parametrize("name", TRAINED)
 def test_untrained_head_equals_meanpool(name):
     torch.manual_seed(0)
-    config = {"head": name, "dim": 16, "frames": 12, "pos_len": 12, **HEAD_DEFAULTS[name]}
+    config = {"head": name, "dim": 16, "frames": 12, "pos_len": 12, **HEADS[name].defaults}
     method = HeadMethod(name, list("abcd"), config, build_module(config), torch.device("cpu"))
     rng = np.random.default_rng(2)
     x, text = rng.standard_normal((6, 12, 16)).astype(np.float32), rng.standard_normal((4, 16))
@@ -134,7 +134,7 @@ def test_scaled_cosine_is_clip_style():
 @pytest.mark.parametrize("name", TRAINED)
 def test_weight_decay_spares_biases_norms_temperature_and_tables(name):
     from train.loop import param_groups
-    config = {"head": name, "dim": 16, "frames": 12, "pos_len": 12, **HEAD_DEFAULTS[name]}
+    config = {"head": name, "dim": 16, "frames": 12, "pos_len": 12, **HEADS[name].defaults}
     module = build_module(config)
     decayed, spared = param_groups(module, 0.05)
     assert decayed["weight_decay"] == 0.05 and spared["weight_decay"] == 0.0
@@ -151,7 +151,7 @@ def test_weight_decay_spares_biases_norms_temperature_and_tables(name):
 def test_lstm_reads_both_ways_with_live_dropout_and_old_one_way_checkpoints_still_load():
     from train.registry import make_method
     torch.manual_seed(0)
-    config = {"head": "lstm", "dim": 16, "frames": 12, "pos_len": 12, **HEAD_DEFAULTS["lstm"]}
+    config = {"head": "lstm", "dim": 16, "frames": 12, "pos_len": 12, **HEADS["lstm"].defaults}
     module = build_module(config)
     assert module.lstm.bidirectional and config["layers"] == 1 and config["dropout"] > 0
     torch.nn.init.normal_(module.out.weight)  # a trained-looking output layer (it starts at zero)
@@ -181,7 +181,7 @@ def test_lstm_final_states_see_both_ends_of_the_clip():
     # Why the LSTM reads both ways: a one-way final state has all but forgotten the clip's first frames,
     # which is half of what tells a clip from its time-reversed twin.
     torch.manual_seed(0)
-    base = {"head": "lstm", "dim": 16, "frames": 32, "pos_len": 32, **HEAD_DEFAULTS["lstm"]}
+    base = {"head": "lstm", "dim": 16, "frames": 32, "pos_len": 32, **HEADS["lstm"].defaults}
     for both_ways in (False, True):
         module = build_module({**base, "bidirectional": both_ways}).eval()
         h = torch.randn(4, 32, base["width"], requires_grad=True)    # the LSTM's input tokens [B, T, W]

@@ -9,6 +9,7 @@ import tempfile
 
 import pytest
 
+from clipvid.errors import EXIT_DATA
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -49,7 +50,7 @@ def test_pipeline_from_another_folder_with_relative_paths(tmp_path):
 def test_a_bad_relative_source_is_named_as_the_caller_wrote_it(tmp_path):
     proc = subprocess.run([os.path.join(ROOT, "run_pipeline.sh"), "nowhere/", "--out", "out/", "--clip-model",
                            "random:tiny"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 2 and "nowhere/: no such file or folder" in proc.stderr
+    assert proc.returncode == EXIT_DATA and "error: nowhere/: no such file or folder" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -74,32 +75,42 @@ def plain_user():
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _python_for(entry) -> tuple:
-    """(interpreter, PYTHONPATH) with which `entry` runs this checkout on this environment's packages:
-    this interpreter, or one of the same version when this one lives where the user cannot go
+def _python_for(entry, home: str) -> tuple:
+    """(interpreter, PYTHONPATH) with which `entry` runs this checkout's code on this environment's
+    packages. The code is copied into the user's home (the checkout may lie where the user cannot go);
+    the interpreter is this one, or one of the same version when this one cannot be run by the user
     (a pyenv under /root)."""
     import sysconfig
+    src = os.path.join(home, "clipvid-src")
+    for package in ("cache", "clipvid", "evaluate", "extract", "predict", "train"):
+        shutil.copytree(os.path.join(ROOT, package), os.path.join(src, package),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for folder, dirs, files in os.walk(home):
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid)
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    site = sysconfig.get_paths()["purelib"]
+    path = f"{src}:{sysconfig.get_paths()['purelib']}"
     for python in (sys.executable, shutil.which(f"python{version}"), f"/usr/bin/python{version}"):
         if not python or not os.path.exists(python):
             continue
         try:
-            proc = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            proc = subprocess.run([python, "-c", "import sys, torch, h5py, dask.distributed, clip, av; "
+                                   "print('%d.%d' % sys.version_info[:2])"], env={"PYTHONPATH": path},
                                   user=entry.pw_uid, group=entry.pw_gid, extra_groups=[], capture_output=True,
-                                  text=True)
+                                  text=True, timeout=300)
         except PermissionError:   # the interpreter lies where the user cannot go
             continue
         if proc.returncode == 0 and proc.stdout.strip() == version:
-            return python, f"{ROOT}:{site}"
-    pytest.skip(f"no Python {version} that a user who is not root may run (this one: {sys.executable})")
+            return python, path
+    pytest.skip(f"no Python {version} with this environment's packages that a user who is not root may run "
+                f"(this one: {sys.executable}; its packages must be readable by other users)")
 
 
 def test_extract_train_predict_as_a_user_who_is_not_root(plain_user):
     """A real local Dask cluster (TLS), ffmpeg decoding, training and prediction, with no root rights:
     every file written is the user's, in the user's folders."""
     entry, home = plain_user
-    python, path = _python_for(entry)
+    python, path = _python_for(entry, home)
     env = {"HOME": home, "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": path, "LANG": "C.UTF-8"}
 
     def as_user(*args):
@@ -116,7 +127,7 @@ def test_extract_train_predict_as_a_user_who_is_not_root(plain_user):
     run = sorted(glob.glob(os.path.join(home, "runs", "linear-*", "seed0")))[0]
     as_user("predict", "c/cache.h5", "--run", run, "--out", "pred", "--quiet")
     assert os.path.getsize(os.path.join(home, "pred", "predictions.csv")) > 0
-    for folder, _, files in os.walk(home):
+    for folder, _, files in os.walk(home):   # outputs, the random weights in ~/.cache, the copied code
         for name in files:
             assert os.stat(os.path.join(folder, name)).st_uid == entry.pw_uid, name
 

@@ -15,9 +15,8 @@ from clipvid.device import announce, resolve_device
 from clipvid.resources import TMP_DIR_HELP, use_tmp_dir
 from train.device import set_cpu_threads
 from train.prepare import prepare
-from train.heads import HEAD_DEFAULTS
 from train.outputs import run_dir_for, settings_tag
-from train.registry import ALL_METHODS, BASELINES
+from train.registry import ALL_METHODS, HEADS
 from train.run import HeadOptions, train_heads
 
 EPILOG = f"""heads: {', '.join(ALL_METHODS)} (or all).
@@ -104,9 +103,9 @@ def parse_seeds(args: argparse.Namespace) -> List[int]:
 
 def run_tag(name: str, args: argparse.Namespace, frames: int) -> str:
     """The <head>-<settings> folder name of one head under these options."""
-    trained = name in HEAD_DEFAULTS
-    return settings_tag(name, frames, args.epochs if trained else None,
-                        (args.lr if args.lr is not None else HEAD_DEFAULTS[name]["lr"]) if trained else None,
+    spec = HEADS[name]
+    return settings_tag(name, frames, args.epochs if spec.trains else None,
+                        (args.lr if args.lr is not None else spec.defaults["lr"]) if spec.trains else None,
                         args.holdout_classes, read_class_file(args.train_classes) if args.train_classes else None,
                         args.split_seed)
 
@@ -125,7 +124,7 @@ def summary_line(m: dict) -> str:
 
 
 def _seeds_of(name: str, seeds: List[int]) -> List[int]:
-    return seeds[:1] if name in BASELINES else seeds  # training-free: every seed gives the same run
+    return seeds if HEADS[name].learns else seeds[:1]  # training-free: every seed gives the same run
 
 
 def _list_runs(args: argparse.Namespace, heads: List[str], seeds: List[int]) -> int:

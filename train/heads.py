@@ -8,24 +8,13 @@ from torch import nn
 
 from train.method import LOGIT_SCALE
 
-# Defaults per head (random:tiny CLIP, time-reversed pairs): narrow heads with label smoothing generalise
-# best from ~200 training videos; strong position embeddings (pos_init) let attention tell early from late
-# at all. X-CLIP's averaged weights (ema), learning rate and dropout (0), and the LSTM's two directions and
-# working dropout were re-tuned on a second demo set (`extract.synthetic --seed 1`, seeds 0-4), not on the
-# set the central-claim test checks; the figures are in README (Train).
-HEAD_DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "lstm": {"width": 64, "layers": 1, "tokens": 32, "bidirectional": True, "dropout": 0.1, "lr": 3e-3,
-             "weight_decay": 0.01, "label_smoothing": 0.1},
-    "transformer": {"width": 64, "layers": 2, "heads": 4, "tokens": 16, "pos_init": 2.0, "dropout": 0.1,
-                    "lr": 1e-3, "weight_decay": 0.05, "ema": 0.9, "label_smoothing": 0.1},
-    "xclip": {"width": 64, "layers": 1, "heads": 4, "tokens": 16, "pos_init": 2.0, "dropout": 0.0,
-              "lr": 2e-3, "weight_decay": 0.05, "ema": 0.9, "label_smoothing": 0.1},
-}
-
-
-# What a stored config lacking a key meant: heads trained before the key existed (the LSTM read one way),
-# so their checkpoints load, and evaluate's few-shot curves retrain them, as they were.
-FORMER_DEFAULTS: Dict[str, Dict[str, Any]] = {"lstm": {"bidirectional": False}}
+# Each head's tuned settings are its class's DEFAULTS (random:tiny CLIP, time-reversed pairs): narrow heads
+# with label smoothing generalise best from ~200 training videos; strong position embeddings (pos_init) let
+# attention tell early from late at all. X-CLIP's averaged weights (ema), learning rate and dropout (0), and
+# the LSTM's two directions and working dropout were re-tuned on a second demo set (`extract.synthetic
+# --seed 1`, seeds 0-4), not on the set the central-claim test checks; the figures are in docs/tuning.md.
+# FORMER says what a stored config lacking a key meant: heads trained before the key existed (the LSTM read
+# one way), so their checkpoints load, and evaluate's few-shot curves retrain them, as they were.
 
 
 def zero_linear(n_in: int, n_out: int) -> nn.Linear:
@@ -84,6 +73,9 @@ def scaled_cosine_t(video: torch.Tensor, text: torch.Tensor, scale: torch.Tensor
 class TemporalHead(nn.Module):
     """video = mean_t(x) + delta(x): an untrained head (delta = 0) is exactly mean-pool."""
 
+    DEFAULTS: Dict[str, Any] = {}   # tuned settings (lr, width, ...), stored in each run's config
+    FORMER: Dict[str, Any] = {}     # what a stored config lacking a key meant
+
     def __init__(self, config: Dict[str, Any]):
         super().__init__()
         self.config = dict(config)
@@ -120,10 +112,14 @@ class LSTMHead(TemporalHead):
     stacked layers). Checkpoints without "bidirectional" in their config load as the one-way head.
     """
 
+    DEFAULTS = {"width": 64, "layers": 1, "tokens": 32, "bidirectional": True, "dropout": 0.1, "lr": 3e-3,
+                "weight_decay": 0.01, "label_smoothing": 0.1}
+    FORMER = {"bidirectional": False}
+
     def __init__(self, config: Dict[str, Any]):
         super().__init__(config)
         d, w = config["dim"], config["width"]
-        directions = 2 if {**FORMER_DEFAULTS["lstm"], **config}["bidirectional"] else 1
+        directions = 2 if {**self.FORMER, **config}["bidirectional"] else 1
         self.features = FrameFeatures(d)
         self.proj = nn.Sequential(nn.Linear(2 * d, w), nn.LayerNorm(w))
         self.lstm = nn.LSTM(w, w, num_layers=config["layers"], batch_first=True, bidirectional=directions == 2,
@@ -167,6 +163,9 @@ class FrameEncoder(nn.Module):
 
 class TransformerHead(TemporalHead):
     """A transformer over the frames with position embeddings; its [CLS] token gives the correction."""
+
+    DEFAULTS = {"width": 64, "layers": 2, "heads": 4, "tokens": 16, "pos_init": 2.0, "dropout": 0.1,
+                "lr": 1e-3, "weight_decay": 0.05, "ema": 0.9, "label_smoothing": 0.1}
 
     def __init__(self, config: Dict[str, Any]):
         super().__init__(config)

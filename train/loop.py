@@ -19,7 +19,7 @@ from train.metrics import history_row
 EVAL_BATCH = 512
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FitConfig:
     """Optimiser and stopping settings for one head."""
     epochs: int = 60

@@ -11,7 +11,6 @@ import torch
 from train.baselines import BaselineMethod
 from train.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from train.data import RowSelection
-from train.heads import FORMER_DEFAULTS, HEAD_DEFAULTS
 from train.linear import LinearMethod, fit_linear
 from train.loop import FitConfig, FitResult, fit, set_determinism
 from train.method import Method
@@ -20,10 +19,10 @@ from clipvid.jsonfile import write_json
 from train.outputs import METRICS_NAME, SPLIT_NAME, publish_video_emb, write_predictions, write_split
 from train.prepare import TrainData
 from train.scan import PARTIAL_EMB, FitInputs, Scored, fit_pass, score_parts, score_pass
-from train.registry import BASELINES, HeadMethod, build_module
+from train.registry import HEADS, HeadMethod, build_module
 
 
-@dataclass
+@dataclass(kw_only=True)
 class HeadOptions:
     """Command-line choices that shape how a head trains (None = the head's default)."""
     epochs: int = 60
@@ -54,11 +53,12 @@ def build_config(name: str, data: TrainData, opts: HeadOptions) -> Dict[str, Any
     config: Dict[str, Any] = {"head": name, "dim": int(data.reader.dim), "frames": int(len(data.frames)),
                               "pos_len": int(len(data.frames)), "seed": opts.seed,
                               "trained_classes": [data.class_names[c] for c in data.train_classes]}
-    config.update(HEAD_DEFAULTS.get(name, {}))
-    if opts.head_config and name in HEAD_DEFAULTS:  # retraining a run as it was (evaluate's few-shot curves)
-        stored = {**FORMER_DEFAULTS.get(name, {}), **opts.head_config}
-        config.update({k: v for k, v in stored.items() if k in HEAD_DEFAULTS[name]})
-    if opts.lr is not None and name in HEAD_DEFAULTS:
+    spec = HEADS[name]
+    config.update(spec.defaults)
+    if opts.head_config and spec.trains:  # retraining a run as it was (evaluate's few-shot curves)
+        stored = {**spec.former, **opts.head_config}
+        config.update({k: v for k, v in stored.items() if k in spec.defaults})
+    if opts.lr is not None and spec.trains:
         config["lr"] = opts.lr
     return config
 
@@ -70,21 +70,22 @@ def fit_method(name: str, data: TrainData, opts: HeadOptions, device: torch.devi
     `inputs` carries what a shared fit pass already read (see train.scan); missing parts are read here.
     """
     config = build_config(name, data, opts)
+    spec = HEADS[name]
     classes = data.train_classes
     tr, va = data.splits["train"], data.splits["val"]
-    if name in BASELINES:
+    if not spec.learns:
         return BaselineMethod(name, data.class_names, config), FitResult(), {}
-    if inputs is None or (name == "linear" and inputs.train_x is None) or (name != "linear" and inputs.stats is None):
-        inputs = fit_pass(data, pooled=name == "linear", stats=name != "linear", progress=opts.progress)
+    if inputs is None or (spec.needs_pooled and inputs.train_x is None) or (spec.needs_stats and inputs.stats is None):
+        inputs = fit_pass(data, pooled=spec.needs_pooled, stats=spec.needs_stats, progress=opts.progress)
     # Rows in video-id order, not cache order: a re-extracted cache (Dask writes videos in the order they
     # finish) then sees the same batches and the same float sums, so the same seed gives the same run.
     tr_order, va_order = np.argsort(data.rank[tr], kind="stable"), np.argsort(data.rank[va], kind="stable")
-    if name == "linear":
+    if spec.kind == "probe":
         weight, bias, info = fit_linear(RowSelection(inputs.train_x, tr_order), data.labels[tr][tr_order],
                                         RowSelection(inputs.val_x, va_order), data.labels[va][va_order],
                                         len(data.class_names), opts.seed, device=device)
         config["C"] = info["C"]
-        return LinearMethod(name, data.class_names, config, weight, bias), FitResult(), {"linear": info}
+        return LinearMethod(name, data.class_names, config, weight, bias), FitResult(), {name: info}
     set_determinism(opts.seed)
     module = build_module(config)
     module.set_statistics(*(torch.from_numpy(s) for s in inputs.stats))
@@ -140,7 +141,7 @@ def train_heads(names: List[str], data: TrainData, out_root: str, opts: HeadOpti
     linear) or one trained head, so a head finished before an interrupt is kept. `done` hears each
     head's metrics as its folder is published.
     """
-    inputs = fit_pass(data, pooled="linear" in names, stats=any(n not in CHEAP for n in names),
+    inputs = fit_pass(data, pooled=any(HEADS[n].needs_pooled for n in names), stats=any(HEADS[n].needs_stats for n in names),
                       progress=opts.progress, every_video=True)  # the probe then scores from these means
     out: List[Dict[str, Any]] = []
     for group in _groups(names):
@@ -151,13 +152,10 @@ def train_heads(names: List[str], data: TrainData, out_root: str, opts: HeadOpti
     return out
 
 
-CHEAP = BASELINES + ("linear",)  # fitted in seconds: several share one scoring pass
-
-
 def _groups(names: List[str]) -> List[List[str]]:
     groups: List[List[str]] = []
     for name in names:
-        if name in CHEAP and groups and groups[-1][0] in CHEAP:
+        if HEADS[name].cheap and groups and HEADS[groups[-1][0]].cheap:   # cheap ones share a scoring pass
             groups[-1].append(name)
         else:
             groups.append([name])
@@ -192,7 +190,7 @@ def _train_group(names: List[str], data: TrainData, out_root: str, opts: HeadOpt
             metrics["seconds"] = (fit_seconds + score.seconds + read_seconds / len(fitted)
                                   + time.perf_counter() - start)
             metrics.update({"seed": opts.seed, "split_seed": opts.split_seed, "command": opts.command,
-                            "epochs": opts.epochs if method.name in HEAD_DEFAULTS else None})
+                            "epochs": opts.epochs if HEADS[method.name].trains else None})
             write_json(os.path.join(run_dir, METRICS_NAME), metrics)
             out.append(metrics)
         for name, run_dir in zip(names, run_dirs):

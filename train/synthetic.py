@@ -1,5 +1,4 @@
 """Write synthetic caches (trajectory classes with time-reversed twins) for tests and benchmarks."""
-import argparse
 import os
 import sys
 import time
@@ -10,6 +9,7 @@ import numpy as np
 from cache import schema as S
 from clipvid.atomic import atomic_path
 from clipvid.helptext import add_examples
+from clipvid.options import Parser
 from cache.writer import CacheWriter
 
 
@@ -178,8 +178,8 @@ def write_synthetic_cache(path: str, num_classes: int = 8, per_class: int = 30, 
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m train.synthetic",
-                                 description="Write a synthetic clipvid cache (for tests and benchmarks).")
+    ap = Parser(prog="python -m train.synthetic",
+                description="Write a synthetic clipvid cache (for tests and benchmarks).")
     ap.add_argument("out", metavar="CACHE.h5", help="cache file to write")
     ap.add_argument("--classes", type=int, default=8, help="classes (default 8)")
     ap.add_argument("--per-class", type=int, default=30, help="videos per class (default 30)")

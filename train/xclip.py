@@ -31,6 +31,9 @@ class XCLIPHead(TemporalHead):
     attends over the video's tokens and is nudged towards it before the cosine, so the same class
     name reads differently for different videos (video-conditioned prompts)."""
 
+    DEFAULTS = {"width": 64, "layers": 1, "heads": 4, "tokens": 16, "pos_init": 2.0, "dropout": 0.0,
+                "lr": 2e-3, "weight_decay": 0.05, "ema": 0.9, "label_smoothing": 0.1}
+
     def __init__(self, config: Dict[str, Any]):
         super().__init__(config)
         d, w = config["dim"], config["width"]
