@@ -299,7 +299,8 @@ def _per_host(client) -> int:
 
 def _run(client, source: Source, targets: List[Target], opts: Options, start: float, log) -> None:
     from dask.distributed import as_completed
-    common = (opts.device, _per_host(client), opts.torch_threads)
+    per_host = _per_host(client)
+    common = (opts.device, per_host, opts.torch_threads)
     try:
         for t in targets:
             t.open(client, source, common)
