@@ -352,7 +352,7 @@ def _run(client, source: Source, targets: List[Target], opts: Options, start: fl
                 content = contents.pop(item.id, "")
                 for t in targets:
                     if item.id in t.todo:
-                        _record(t.writer, t.summary, item, res[t.spec], content)
+                        t.record(item, res[t.spec], content)
             bar.update(len(chunk))
             bar.set_postfix(failed=max(len(t.summary.failed) for t in targets))
             submit_next(ac)
@@ -385,18 +385,3 @@ def _warm_all(client, common: tuple) -> List[str]:
     lines = sorted({f.result() for f in futs if f.status == "finished"})
     client.cancel(futs)
     return lines
-
-
-def _record(writer: CacheWriter, summary: Summary, item, res: Dict[str, object], content: str = "") -> None:
-    """Write one video's result (embeddings or failure) and count it."""
-    if "resource" in res:   # the GPU was full: nothing is wrong with the video, the next run tries it again
-        summary.deferred[item.id] = res["resource"]
-    elif "error" in res:
-        writer.add_failure(item.id, res["error"])
-        summary.failed[item.id] = " ".join(str(res["error"]).split())
-    else:
-        writer.add_video(item.id, res["emb"], res["t"], item.label, item.split, item.caption,
-                         res["n_distinct"], res["duration"], res["fps"], content, decoder=res.get("decoder", ""))
-        summary.cached += 1
-        way = res["strategy"] if res.get("decoder", "pyav") == "pyav" else f"{res['strategy']} (ffmpeg command line)"
-        summary.strategies[way] = summary.strategies.get(way, 0) + 1

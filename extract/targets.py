@@ -1,7 +1,7 @@
 """One cache of an extraction run: its backbone, file, settings, writer, the videos it still needs and its counts."""
 import json
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Dict, Optional
 
 from cache.writer import CacheWriter
 from clipvid.errors import CacheError
@@ -28,6 +28,22 @@ class Target:
         self.writer = CacheWriter(self.out, self.settings)
         self.writer.set_classes(source.classes, text_emb)
         return self.writer
+
+    def record(self, item, res: Dict[str, object], content: str = "") -> None:
+        """Write one video's result (embeddings or failure) into this cache and count it."""
+        summary = self.summary
+        if "resource" in res:   # the GPU was full: nothing is wrong with the video, the next run tries it again
+            summary.deferred[item.id] = res["resource"]
+        elif "error" in res:
+            self.writer.add_failure(item.id, res["error"])
+            summary.failed[item.id] = " ".join(str(res["error"]).split())
+        else:
+            self.writer.add_video(item.id, res["emb"], res["t"], item.label, item.split, item.caption,
+                                  res["n_distinct"], res["duration"], res["fps"], content,
+                                  decoder=res.get("decoder", ""))
+            summary.cached += 1
+            way = res["strategy"] if res.get("decoder", "pyav") == "pyav" else f"{res['strategy']} (ffmpeg command line)"
+            summary.strategies[way] = summary.strategies.get(way, 0) + 1
 
     def close_interrupted(self) -> None:
         """Commit every finished video of an interrupted run; a cache that cannot commit keeps its journal."""

@@ -77,14 +77,15 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
 
 
-def embed_sample(model, sample, batch_size: int) -> np.ndarray:
+def embed_sample(model, sample, batch_size: int, geometry=None) -> np.ndarray:
     """[N, D] float16 embeddings of a Sample's rows; a frame that several rows show is embedded once
     (a 2 s clip at 12 fps has 24 frames for 100 rows: a quarter of the work). When the GPU runs out
     of memory (other workers or jobs share it) the batch is halved and tried again, down to one frame."""
     from extract.clip_model import encode_frames
     while True:
         try:
-            pictures = sample.pictures[model.preprocess.geometry]               # [n_distinct, S, S, 3]
+            # [n_distinct, S, S, 3] at the backbone's geometry (None: the sample's first)
+            pictures = sample.distinct if geometry is None else sample.pictures[geometry]
             return encode_frames(model, pictures, batch_size)[sample.rows]      # [n_distinct, dim] -> [N, dim]
         except Exception as exc:
             if not is_out_of_memory(exc):
@@ -101,12 +102,12 @@ def _release_gpu_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _embedded(vid: str, sample, model, batch_size: int) -> Dict[str, object]:
+def _embedded(vid: str, sample, model, batch_size: int, geometry=None) -> Dict[str, object]:
     """The small dict a video's task returns: its arrays, or its one-line failure reason."""
     if isinstance(sample, Exception):
         return {"id": vid, "error": str(describe_failure(sample))}
     try:
-        emb = embed_sample(model, sample, batch_size)           # [N, D] float16
+        emb = embed_sample(model, sample, batch_size, geometry)   # [N, D] float16
     except OutOfGpuMemory as exc:   # not the video's fault: left out of the cache, tried again next run
         return {"id": vid, "resource": str(exc)}
     except Exception as exc:   # this video's frames only: its batch-mates go on
@@ -130,7 +131,7 @@ def videos_task(specs: List[str], device: str, workers_per_host: int, torch_thre
     for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout,
                                   geometries=geometries):
         for spec, model in models.items():
-            out[i][spec] = _embedded(items[i][0], sample, model, batch_size)
+            out[i][spec] = _embedded(items[i][0], sample, model, batch_size, model.preprocess.geometry)
     return out
 
 
