@@ -44,15 +44,18 @@ def column_values(values: Dict[str, Any]) -> Dict[str, Any]:
             for name, v in out.items()}
 
 
-# Root attributes. Those in MATCH_KEYS must agree before a writer appends.
+# Root attributes. Those in MATCH_KEYS must agree before a writer appends; of LATER_KEYS (added to
+# the format later), only when the existing cache has them. The embedding space (fingerprint) is
+# MATCH_KEYS and the backbone's preprocessing: the templates shape the class text only.
 ATTR_KEYS = ("schema_version", "clip_model", "weights_hash", "random_weights",
-             "dim", "frames", "sampler", "prompt_templates", "source_root")
+             "dim", "frames", "sampler", "prompt_templates", "source_root", "preprocess")
 MATCH_KEYS = ("weights_hash", "dim", "frames", "sampler")
+LATER_KEYS = ("preprocess", "prompt_templates")
 
 
 def make_settings(clip_model: str, weights_hash: str, random_weights: bool, dim: int,
                   frames: int, sampler: Dict[str, Any], prompt_templates: List[str],
-                  source_root: str = "") -> Dict[str, Any]:
+                  source_root: str = "", preprocess: str = "") -> Dict[str, Any]:
     """The root attributes of a cache, as plain JSON-able values."""
     return {
         "schema_version": SCHEMA_VERSION,
@@ -64,13 +67,18 @@ def make_settings(clip_model: str, weights_hash: str, random_weights: bool, dim:
         "sampler": json.dumps(sampler, sort_keys=True),
         "prompt_templates": json.dumps(list(prompt_templates)),
         "source_root": source_root,  # absolute folder ids are relative to; checked by extract, not here
+        # The backbone's preprocessing (JSON of extract.backbones.Preprocess: size, crop or squash,
+        # interpolation, mean, std); "" when not recorded (synthetic caches).
+        "preprocess": preprocess,
     }
 
 
 def settings_mismatch(old: Dict[str, Any], new: Dict[str, Any]) -> Optional[str]:
     """Say which setting differs between an existing cache and a new run, or None."""
-    for key in MATCH_KEYS:
+    for key in MATCH_KEYS + LATER_KEYS:
         a, b = old.get(key), new.get(key)
+        if key in LATER_KEYS and not a:
+            continue
         if str(a) != str(b):
             if key == "weights_hash":
                 return (f"it was made with CLIP model {old.get('clip_model')!r} "
@@ -83,4 +91,6 @@ def fingerprint(settings: Dict[str, Any]) -> str:
     """A short id of the embedding space a cache lives in (model weights, N, sampler)."""
     import hashlib
     key = json.dumps({k: str(settings.get(k)) for k in MATCH_KEYS}, sort_keys=True)
+    if settings.get("preprocess"):   # caches made before it was recorded keep their fingerprint
+        key += str(settings["preprocess"])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
