@@ -67,6 +67,14 @@ def test_scale_search_warm_and_cold_medians(env):
     assert doc["videos"] == 2000
 
 
+def test_backbones_one_pass_against_one_run_each(env):
+    run_cli("-m", "bench.backbones", "--videos", "2", "--repeats", "2", env=env, timeout=900)
+    doc = _result(env, "backbones")
+    assert set(doc["pairs"]) == {"two_geometries", "one_geometry"} and doc["stamp"]["repeats"] == 2
+    assert doc["headlines"]["two_backbones_one_pass"]["n"] == 2 and doc["two_backbones_one_pass"] > 0
+    assert all(r["one_pass_s"] > 0 for p in doc["pairs"].values() for r in p["rounds"])
+
+
 def test_gpu_bench_runs_every_layout_and_the_default_on_the_cpu(env):
     run_cli("-m", "bench.gpu", "--device", "cpu", "--model", "random:tiny", "--clips", "6", "--images", "8",
             "--parts", "fed", "--layouts", "default,1x1", env=env, timeout=900)
