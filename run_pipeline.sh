@@ -15,14 +15,14 @@ usage: run_pipeline.sh [SOURCE] [options]      (from any folder: paths are taken
 SOURCE            a folder with one sub-folder per class, a path,label CSV or a Kinetics CSV
                   (default: the built-in demo set, rendered into OUT/demo)
 --out DIR         where the cache, runs and report go (default: ./out)       [CLIPVID_OUT]
---clip-model M    CLIP name, weights file or random:<arch>                   [CLIPVID_MODEL]
-                  (default: ViT-B/32 when ~/.cache/clip/ViT-B-32.pt exists, else random:tiny)
+--clip-model M    CLIP name, weights file, random:<arch>, open_clip:ARCH/TAG [CLIPVID_MODEL]
+                  (default: ViT-B/32, downloaded on first use; random:tiny when it cannot be had)
 --frames N        frames sampled per video (default 100)                     [CLIPVID_FRAMES]
 --workers W       Dask worker processes (default: one per core up to 8, or GPU) [CLIPVID_WORKERS]
 --scheduler ADDR  an existing Dask scheduler, e.g. tls://host:8786           [CLIPVID_SCHEDULER]
 --heads LIST      comma-separated heads, or all (default all)                [CLIPVID_HEADS]
 --epochs E        training epochs per head (default: the trainer's)          [CLIPVID_EPOCHS]
---per-class K     demo videos per class (default 24)                         [CLIPVID_PER_CLASS]
+--per-class K     demo videos per class (default 24; 4 with real weights and no GPU) [CLIPVID_PER_CLASS]
 --retrain         train every head again even if trained on this cache
 --quiet           no progress displays (summaries and errors still print)  [CLIPVID_QUIET=1]
 -h, --help        this help
@@ -52,6 +52,7 @@ SCHEDULER="${CLIPVID_SCHEDULER:-}"
 HEADS="${CLIPVID_HEADS:-all}"
 EPOCHS="${CLIPVID_EPOCHS:-}"
 PER_CLASS="${CLIPVID_PER_CLASS:-24}"
+PER_CLASS_GIVEN="${CLIPVID_PER_CLASS:+1}"
 RETRAIN=0
 QUIET=()
 [ "${CLIPVID_QUIET:-0}" = 1 ] && QUIET=(--quiet)
@@ -65,7 +66,7 @@ while [ $# -gt 0 ]; do
     --scheduler) SCHEDULER="$2"; shift 2 ;;
     --heads) HEADS="$2"; shift 2 ;;
     --epochs) EPOCHS="$2"; shift 2 ;;
-    --per-class) PER_CLASS="$2"; shift 2 ;;
+    --per-class) PER_CLASS="$2"; PER_CLASS_GIVEN=1; shift 2 ;;
     --retrain) RETRAIN=1; shift ;;
     --quiet) QUIET=(--quiet); shift ;;
     --) shift; SOURCE="$1"; shift ;;
@@ -77,22 +78,30 @@ done
 source "$ROOT/scripts/ensure_env.sh"
 mkdir -p "$OUT"
 
-# CLIP weights: the default falls back to random:tiny when ViT-B/32 cannot be had here.
+# CLIP weights: ViT-B/32's are downloaded on first use (a progress bar on stderr); the default falls
+# back to random:tiny when they cannot be had (offline, or CLIPVID_OFFLINE=1).
 if [ -z "$MODEL" ]; then
-  if "$PY" -m extract.weights ViT-B/32 >/dev/null 2>&1; then
+  if "$PY" -m extract.weights ViT-B/32 >/dev/null; then
     MODEL="ViT-B/32"
   else
     MODEL="random:tiny"
     {
       echo "########################################################################"
-      echo "# WARNING: CLIP ViT-B/32 weights are not in ~/.cache/clip and cannot be"
-      echo "# downloaded here. Continuing with RANDOM weights (random:tiny): the"
+      echo "# WARNING: CLIP ViT-B/32 weights are not in ~/.cache/clip and could not"
+      echo "# be downloaded. Continuing with RANDOM weights (random:tiny): the"
       echo "# report will measure the heads only, not CLIP. See docs/weights.md."
       echo "########################################################################"
     } >&2
   fi
 else
   "$PY" -m extract.weights "$MODEL" >/dev/null || exit 2
+fi
+# Real weights on a CPU embed ~0.1 videos/s per two cores at N=100 (bench/PERFORMANCE.md): without a GPU
+# the demo shrinks to 4 videos per class (about ten minutes) unless a size was asked for.
+if [ -z "$SOURCE" ] && [ -z "$PER_CLASS_GIVEN" ] && [ "${MODEL#random:}" = "$MODEL" ] && [ -z "$SCHEDULER" ] \
+   && ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  PER_CLASS=4
+  echo "# no GPU here: a small demo (4 videos per class, about ten minutes with $MODEL on a CPU); --per-class K for more" >&2
 fi
 
 if [ -z "$SOURCE" ]; then

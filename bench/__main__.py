@@ -10,7 +10,7 @@ from clipvid.helptext import add_examples
 from clipvid.options import Parser
 
 ALL = ("decode", "pipeline", "embed", "train", "memory", "search", "scale", "scale_search", "train_scale", "predict",
-       "gpu")
+       "gpu", "backbones")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -7,8 +7,8 @@ without one, results untouched; `--device cpu` with small sizes only checks that
           10 s 640x360 H.264 clips, for extract's default GPU layout and others, beside the
           decode-only rate (every core decoding) and the embed-only rate (the GPU alone);
           every layout and the default in one run, each with and without the cluster start and model
-          loads; figures with the in-process decoder go under fed_pyav, with the ffmpeg command line
-          under fed; `--parts` measures only those parts (the result file then holds only them);
+          loads (PyAV decodes, one task per worker process, since sampler version 2; fed_pyav holds
+          older runs' in-process figures); `--parts` measures only those parts (the result file then holds only them);
   train   a Kinetics-shaped synthetic cache of --videos videos: the same transformer steps from
           memory and from disk (budget forced to half), and `python -m train` wall seconds for the
           transformer (1 epoch), meanpool and the linear probe on the GPU.
@@ -65,14 +65,20 @@ def make_clips(root: str, count: int) -> List[str]:
     return clips
 
 
-def decode_only(files: List[str], workers: int) -> float:
-    """Videos/s of `workers` single-threaded samplings at once: what the CPU can feed at most."""
+def _rows_sampled(path: str) -> int:
     from extract.decode import sample_video
-    start = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        for s in pool.map(lambda f: sample_video(f, N, threads=1), files):
-            assert len(s.rows) == N
-    return len(files) / (time.perf_counter() - start)
+    return len(sample_video(path, N, threads=1).rows)
+
+
+def decode_only(files: List[str], workers: int) -> float:
+    """Videos/s of `workers` single-threaded samplings at once, in processes (PyAV holds the GIL, as
+    the extraction layout's single-task workers do): what the CPU can feed at most."""
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_rows_sampled, files[:workers]))          # processes started, libraries loaded
+        start = time.perf_counter()
+        assert all(rows == N for rows in pool.map(_rows_sampled, files))
+        return len(files) / (time.perf_counter() - start)
 
 
 def embed_only(files: List[str], spec: str, device: str, videos: int) -> float:
@@ -132,13 +138,12 @@ def fed(files: List[str], spec: str, device: str, layouts: Optional[str] = None,
     """Extraction videos/s per layout beside the decode-only and embed-only ceilings, filled into `out`
     as measured (a run stopped by its time limit keeps the layouts it finished)."""
     from bench.pipeline import extraction_rates
-    from extract import inproc
     from extract.layout import default_layout
     from clipvid.resources import cpu_count
     cores = cpu_count()
     out = {} if out is None else out
     out.update({"clips": len(files), "cores": cores, "default_layout": list(default_layout(device, None, None)),
-                "decoder": "in-process (PyAV)" if inproc.available() else "ffmpeg command line"})
+                "decoder": "PyAV, one task per worker process (sampler version 2)"})
     out["decode_only_videos_per_s"] = decode_only(files, cores)
     out["embed_only_videos_per_s"] = embed_only(files, spec, device, min(len(files), 400))
     print(f"gpu fed: ceilings {out}", flush=True)
@@ -202,9 +207,6 @@ def main(argv: List[str] = None) -> dict:
     try:
         for name in args.parts.split(","):
             key = name
-            if name == "fed":   # each decoder's figures under their own key: fed (command line), fed_pyav
-                from extract import inproc
-                key = "fed_pyav" if inproc.available() else "fed"
             try:   # one part failing on a borrowed machine must not lose the others' figures
                 res[key] = parts[name]()
             except Exception as exc:

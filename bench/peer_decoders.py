@@ -10,7 +10,9 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 
 from bench.peers import N
-from extract import sampling
+from extract import geometry, sampling
+
+S = geometry.CLIP_SIZE
 
 # A clip this long or longer is sampled by seeking (one seek per target) where the peer has no
 # smarter way of its own (PyAV); shorter ones are decoded through. Same threshold as ours.
@@ -25,8 +27,8 @@ def target_indices(duration: float, fps: float, count: int, n: int = N) -> List[
     return np.clip(idx, 0, max(count - 1, 0)).tolist()
 
 
-def _crop(frame: np.ndarray, geo: sampling.Geometry) -> np.ndarray:
-    return frame[geo.crop_y:geo.crop_y + geo.size, geo.crop_x:geo.crop_x + geo.size]
+def _crop(frame: np.ndarray, geo: geometry.Placement) -> np.ndarray:
+    return frame[geo.crop_y:geo.crop_y + S, geo.crop_x:geo.crop_x + S]
 
 
 def torchcodec_peer(path: str) -> np.ndarray:
@@ -40,9 +42,9 @@ def torchcodec_peer(path: str) -> np.ndarray:
     m = dec.metadata
     idx = target_indices(m.duration_seconds, m.average_fps, m.num_frames)
     frames = dec.get_frames_at(indices=idx).data                               # [N, 3, H, W] uint8
-    geo = sampling.clip_geometry(frames.shape[3], frames.shape[2])
+    geo = geometry.place(frames.shape[3], frames.shape[2], geometry.CLIP)
     out = tvf.resize(frames, [geo.height, geo.width], interpolation=tvf.InterpolationMode.BICUBIC, antialias=True)
-    out = out[:, :, geo.crop_y:geo.crop_y + geo.size, geo.crop_x:geo.crop_x + geo.size]
+    out = out[:, :, geo.crop_y:geo.crop_y + S, geo.crop_x:geo.crop_x + S]
     return out.permute(0, 2, 3, 1).numpy()                                    # [N, S, S, 3]
 
 
@@ -58,7 +60,7 @@ def pyav_peer(path: str) -> np.ndarray:
         duration = (float(stream.duration * stream.time_base) if stream.duration
                     else (container.duration or 0) / av.time_base)
         w, h = stream.codec_context.width, stream.codec_context.height
-        geo = sampling.clip_geometry(w, h)
+        geo = geometry.place(w, h, geometry.CLIP)
 
         def rgb(frame) -> np.ndarray:
             img = frame.reformat(width=geo.width, height=geo.height, format="rgb24", interpolation="BICUBIC")
@@ -74,7 +76,7 @@ def pyav_peer(path: str) -> np.ndarray:
                     kept[i] = rgb(frame)
                 if i >= want[-1]:
                     break
-            last = kept[max(kept)] if kept else np.zeros((geo.size, geo.size, 3), np.uint8)
+            last = kept[max(kept)] if kept else np.zeros((S, S, 3), np.uint8)
             return np.stack([kept.get(i, last) for i in want])
         out = []
         half = 0.5 / fps if fps > 0 else 0.0
@@ -96,10 +98,10 @@ def decord_peer(path: str) -> np.ndarray:
     h, w = probe[0].shape[:2] if len(probe) else (0, 0)
     fps, count = probe.get_avg_fps(), len(probe)
     del probe
-    geo = sampling.clip_geometry(w, h)
+    geo = geometry.place(w, h, geometry.CLIP)
     vr = decord.VideoReader(path, ctx=decord.cpu(0), width=geo.width, height=geo.height, num_threads=1)
     frames = vr.get_batch(target_indices(count / fps if fps else 0.0, fps, count)).asnumpy()   # [N, H, W, 3]
-    return frames[:, geo.crop_y:geo.crop_y + geo.size, geo.crop_x:geo.crop_x + geo.size]
+    return frames[:, geo.crop_y:geo.crop_y + S, geo.crop_x:geo.crop_x + S]
 
 
 def opencv_peer(path: str) -> np.ndarray:
@@ -118,12 +120,12 @@ def opencv_peer(path: str) -> np.ndarray:
             ok, frame = cap.retrieve()
             if ok:
                 frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                geo = sampling.clip_geometry(frame.shape[1], frame.shape[0])
+                geo = geometry.place(frame.shape[1], frame.shape[0], geometry.CLIP)
                 kept[i] = _crop(cv2.resize(frame, (geo.width, geo.height), interpolation=cv2.INTER_CUBIC), geo)
         i += 1
     cap.release()
     if not kept:
-        return np.zeros((0, sampling.CLIP_SIZE, sampling.CLIP_SIZE, 3), np.uint8)
+        return np.zeros((0, S, S, 3), np.uint8)
     last = kept[max(kept)]
     return np.stack([kept.get(j, last) for j in want])
 

@@ -9,9 +9,9 @@ N = 100
 
 
 def ours_many(paths: List[str]) -> int:
-    """All paths as a pipeline worker samples them (short clips share ffmpeg runs); each sample is
-    dropped once made, as the worker drops it once embedded. Returns how many were sampled."""
-    from extract.batch import iter_samples
+    """All paths as a pipeline worker samples them, one after the other; each sample is dropped once
+    made, as the worker drops it once embedded. Returns how many were sampled."""
+    from extract.decode import iter_samples
     done = 0
     for _, sample in iter_samples(paths, N, threads=1):
         if isinstance(sample, Exception):

@@ -17,7 +17,7 @@ POOL = 256     # distinct frame blocks, varied per video: generating 20 GB of no
 RESULT_KEYS = frozenset({"videos", "added", "frames", "dim", "repeats", "build_s", "cache_bytes", "append_s_empty",
                          "append_s_200k", "append_cpu_s_empty", "append_cpu_s_200k", "open_s_empty", "open_s_200k",
                          "append_ratio", "append_ratio_cpu", "runs", "append_disk_ratio", "append_disk_ratio_empty",
-                         "added_bytes", "metadata", "fingerprint", "method"})
+                         "added_bytes", "metadata", "mapping_650k", "fingerprint", "method"})
 HEADLINES = ("append_ratio", "append_disk_ratio", "fingerprint_fixture_clips_ms")
 
 
@@ -61,32 +61,19 @@ class Videos:
 def build(path: str, videos: Videos, count: int, block: int = 500) -> None:
     """Stream `count` videos into a new cache, `block` at a time, in the layout the writer makes
     (one add_video call per video would make the build most of the run; appends are timed below)."""
-    from cache import layout as L
-    from cache import manifest as M
-    from cache.pooling import mean_pool
-    from cache.shards import ShardSeries
-    from cache.writer import SHARD_BYTES
-    os.makedirs(path + ".d")
-    st = M.State(_settings(), classes=[f"class {c}" for c in range(CLASSES)])
-    st.text = {n: v.astype(np.float16) for n, v in zip(st.classes, videos.text)}
-    series = ShardSeries(path, 1, SHARD_BYTES // L.row_bytes("emb", FRAMES, DIM), FRAMES, DIM)
-    for start in range(0, count, block):
-        rows = np.arange(start, min(start + block, count))
-        emb = videos.frames(rows)                                                     # [b, N, D]
-        num = np.zeros(len(rows), L.NUM)
-        num["label"], num["n_distinct"], num["duration"], num["fps"] = rows % CLASSES, FRAMES, 10.0, 25.0
-        ids = [videos.vid(i) for i in rows.tolist()]
-        content = [videos.content(i) for i in rows.tolist()]
-        series.write(emb, np.broadcast_to(videos.t, (len(rows), FRAMES)), mean_pool(emb).astype(np.float16), num,
-                     [L.encode_strings(v, "train", "", c) for v, c in zip(ids, content)])
-        for v, c in zip(ids, content):
-            st.put_video(v, len(st.ids), c)
-        if (start + block) % 10_000 == 0:
-            print(f"\rscale: building the {count:,}-video cache: {start + block}/{count}", end="", flush=True)
+    from cache.bulk import write_cache
+
+    def blocks():
+        for start in range(0, count, block):
+            rows = np.arange(start, min(start + block, count))
+            if (start + block) % 10_000 == 0:
+                print(f"\rscale: building the {count:,}-video cache: {start + block}/{count}", end="", flush=True)
+            yield videos.frames(rows), videos.t, {
+                "id": [videos.vid(i) for i in rows.tolist()], "content": [videos.content(i) for i in rows.tolist()],
+                "label": rows % CLASSES, "split": ["train"] * len(rows), "n_distinct": [FRAMES] * len(rows),
+                "duration": [10.0] * len(rows), "fps": [25.0] * len(rows)}
+    write_cache(path, _settings(), [f"class {c}" for c in range(CLASSES)], videos.text, blocks())
     print(flush=True)
-    st.shards = series.finish()
-    M.write(path + ".d/manifest.tmp", st)
-    M.replace(path + ".d/manifest.tmp", path)
 
 
 def disk_bytes(path: str, sizes: Dict[str, int] = None, frozen: frozenset = frozenset()) -> int:
@@ -112,9 +99,9 @@ class PeakDisk(threading.Thread):
         super().__init__(daemon=True)
         self.path, self._done, self.sizes = path, threading.Event(), {}
         self.peak = disk_bytes(path, self.sizes)
-        shards = sorted(p for p in self.sizes if p.endswith(".emb"))
-        self.frozen = frozenset(p for p in self.sizes if p.endswith((".emb", ".t", ".vidx", ".num", ".str"))
-                                and shards and not p.startswith(shards[-1][:-4]))
+        shards = sorted(p for p in self.sizes if p.endswith(".frames.h5"))
+        self.frozen = frozenset(p for p in self.sizes if p.endswith((".frames.h5", ".videos.h5"))
+                                and shards and not p.startswith(shards[-1][:-len(".frames.h5")]))
 
     def run(self) -> None:
         while not self._done.wait(0.02):
@@ -159,12 +146,32 @@ def metadata_costs(path: str) -> Dict[str, float]:
         v = r.num_videos
     tmp = path + ".bench-manifest"
     t = time.perf_counter()
-    M.write(tmp, st)
+    M.write(tmp, st, path)
     write_s = time.perf_counter() - t
     size = os.path.getsize(tmp)
     os.unlink(tmp)
     return {"videos": v, "reader_open_s": open_s, "video_index_open_s": index_s, "video_index_parts": parts,
             "manifest_bytes": size, "manifest_write_s": write_s}
+
+
+def mapping_costs(videos: int = 650_000) -> Dict[str, Dict[str, float]]:
+    """Bytes and seconds of one manifest rewrite at Kinetics-700 size, by number of shards (one
+    mapping each): what a commit pays for the virtual datasets, independent of V."""
+    from cache import manifest as M
+    from cache.layout import shard_name
+    out = {}
+    tmp = os.path.join(common.cache_dir("scale"), "mapping.h5")
+    for shards in (20, 64, 200, 1000):
+        per = videos // shards
+        st = M.State(_settings(), classes=[f"class {c}" for c in range(CLASSES)])
+        st.text = {n: np.zeros(DIM, np.float16) for n in st.classes}
+        st.shards = [M.Shard(shard_name(i + 1), per, per) for i in range(shards)]
+        st.row_map = list(range(per * shards))
+        t = time.perf_counter()
+        M.write(tmp, st, os.path.join(common.cache_dir("scale"), "c.h5"))
+        out[str(shards)] = {"manifest_write_s": time.perf_counter() - t, "manifest_bytes": os.path.getsize(tmp)}
+        os.unlink(tmp)
+    return out
 
 
 def fingerprint_ms() -> Dict[str, float]:
@@ -234,6 +241,7 @@ def main() -> dict:
         res["append_disk_ratio_empty"] = max(r["peak_extra"] / r["added_bytes"] for r in empty)
         res["added_bytes"] = grown[0]["added_bytes"]
         res["metadata"] = metadata_costs(big)
+        res["mapping_650k"] = mapping_costs()
     finally:
         _remove(big)
         _remove(small)

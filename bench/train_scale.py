@@ -18,6 +18,8 @@ from typing import Dict, List
 import numpy as np
 
 from bench import common
+from bench.old_layout import schema2_copy
+from bench.scale import _remove as remove_cache, disk_bytes
 from clipvid.jsonfile import write_json
 
 FRAMES, DIM, CLASSES = 100, 512, 400
@@ -28,7 +30,7 @@ TRAINED_ARGS = ["--epochs", "1", "--frames", "8"]
 GOALS = {"evaluate_slope": 3.0, "baseline_vs_floor": 1.5, "ooc_overhead": 1.3, "evaluate_rss_growth": 1.3}
 RESULT_KEYS = frozenset({"frames", "dim", "classes", "sizes", "goals", "method", "ooc_overhead", "ooc_videos",
                          "baseline_vs_floor", "linear_vs_meanpool", "evaluate_slope", "evaluate_fixed_seconds",
-                         "evaluate_rss_growth", "blas_gflops"})
+                         "evaluate_rss_growth", "blas_gflops", "ooc_overhead_schema2", "ooc_disk_vs_schema2"})
 HEADLINES = tuple(GOALS)
 
 
@@ -150,17 +152,29 @@ def floor_seconds(videos: int, read_seconds: float, gflops: float, classes: int 
     return max(read_seconds, 2 * videos * FRAMES * DIM * classes / (gflops * 1e9))
 
 
+def _remove(path: str) -> None:
+    remove_cache(path)
+    if os.path.exists(path + ".build.json"):
+        os.remove(path + ".build.json")
+
+
 def build(videos: int, root: str, classes: int = CLASSES) -> float:
     """Seconds to stream ROOT/scale_<videos>.h5; a cache a `--build-only` run left there is reused."""
     from train.synthetic import stream_synthetic_cache
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, f"scale_{videos}.h5")
-    if os.path.exists(path) and os.path.exists(path + ".build.json"):
+    from bench.old_layout import is_current
+    if os.path.exists(path) and os.path.exists(path + ".build.json") and is_current(path):
         with open(path + ".build.json") as f:
             return float(json.load(f)["seconds"])
     with common.bench_lock():
+        _remove(path)                        # a build that did not finish, or an older clipvid's
         start = time.perf_counter()
-        stream_synthetic_cache(path, videos, classes, FRAMES, DIM, seed=0, progress=False)   # whole or absent
+        try:
+            stream_synthetic_cache(path, videos, classes, FRAMES, DIM, seed=0, progress=False)   # manifest last
+        except BaseException:
+            _remove(path)
+            raise
         seconds = time.perf_counter() - start
     write_json(path + ".build.json", {"seconds": seconds})
     return seconds
@@ -174,10 +188,11 @@ def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True, class
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, f"scale_{videos}.h5")
     runs, report = os.path.join(root, f"runs_{videos}"), os.path.join(root, f"report_{videos}")
+    old = os.path.join(root, f"scale_{videos}-schema2.h5")
     res: Dict[str, object] = {"videos": videos}
     try:
         res["build_seconds"] = build(videos, root, classes)
-        res["cache_gib"] = os.path.getsize(path) / 2 ** 30
+        res["cache_gib"] = disk_bytes(path) / 2 ** 30
         from train.registry import BASELINES, PROBE, TRAINED
         train = ["-m", "train", path, "--quiet", "--out", runs]
         sequential_read(path)                                             # same page-cache state for all
@@ -195,17 +210,19 @@ def one_size(videos: int, root: str, with_ooc: bool, trained: bool = True, class
             rnd["baseline_vs_floor"] = rnd["baselines"]["seconds"] / rnd["floor_seconds"]
             res["rounds"].append(rnd)
         res.update({k: res["rounds"][0][k] for k in ("read", "baselines", "evaluate", "floor_seconds")})
-        if with_ooc:
+        if with_ooc:   # side by side with the same videos in the schema-2 layout (raw shard files)
+            schema2_copy(path, old)
             res["ooc"] = {**ooc_overhead(path), "load_average_before": _load()}
+            res["ooc_schema2"] = ooc_overhead(old)
+            res["ooc"]["vs_schema2"] = res["ooc"]["disk"]["seconds"] / res["ooc_schema2"]["disk"]["seconds"]
         with open(os.path.join(report, "metrics.json")) as f:
             res["evaluate_heads"] = len(json.load(f)["heads"])
         res["baseline_vs_floor"] = common.spread([r["baseline_vs_floor"] for r in res["rounds"]])["median"]
         res["linear_vs_meanpool"] = res["linear"]["seconds"] / res["meanpool"]["seconds"]
         print(f"train_scale {videos}: {res}", flush=True)
     finally:
-        for p in (path, path + ".part", path + ".build.json"):
-            if os.path.exists(p):
-                os.remove(p)
+        _remove(path)
+        _remove(old)
         shutil.rmtree(runs, ignore_errors=True)
         shutil.rmtree(report, ignore_errors=True)
     return res
@@ -250,6 +267,9 @@ def summarise(res: Dict[str, object], run: common.Run) -> None:
     if "ooc" in sizes[0]:
         res["ooc_overhead"], res["ooc_videos"] = sizes[0]["ooc"]["ooc_overhead"], sizes[0]["videos"]
         run.headline("ooc_overhead", [res["ooc_overhead"]])
+        if "ooc_schema2" in sizes[0]:   # the same steps on a schema-2 copy of the cache, for comparison
+            res["ooc_overhead_schema2"] = sizes[0]["ooc_schema2"]["ooc_overhead"]
+            res["ooc_disk_vs_schema2"] = sizes[0]["ooc"]["vs_schema2"]
     mid = sizes[len(sizes) // 2] if len(sizes) > 2 else sizes[-1]
     res["baseline_vs_floor"] = run.headline("baseline_vs_floor", [r["baseline_vs_floor"] for r in mid["rounds"]])
     res["linear_vs_meanpool"] = mid["linear_vs_meanpool"]     # reported, not held on the CPU (the GPU's is the goal)
@@ -272,7 +292,8 @@ def summarise(res: Dict[str, object], run: common.Run) -> None:
                      "of the smaller evaluate beyond slope x its read (few-shot refits, t-SNE, process start). "
                      "baseline_vs_floor: the four baselines' command over max(read, the vote's 2*V*N*D*C products "
                      "at blas_gflops measured in this run). ooc_overhead: the same transformer steps from memory "
-                     "(preloaded) and from a cold disk (budget forced to half the frames, pages evicted). "
+                     "(preloaded) and from a cold disk (budget forced to half the frames, pages evicted); ooc_overhead_schema2 "
+                     "the same on a schema-2 copy (raw shard files), ooc_disk_vs_schema2 their from-disk seconds' ratio. "
                      "linear_vs_meanpool is reported, not held, on the CPU. evaluate scores "
                      f"the baselines and linear, plus lstm/transformer/xclip trained {' '.join(TRAINED_ARGS)} "
                      "unless --skip-trained")

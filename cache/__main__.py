@@ -1,4 +1,4 @@
-"""`python -m cache info|validate|compact FILE`: describe, check or compact a clipvid cache."""
+"""`python -m cache info|validate|compact|migrate FILE`: describe, check, compact or upgrade a clipvid cache."""
 import argparse
 import json
 import sys
@@ -48,15 +48,34 @@ def info(path: str, as_json: bool = False) -> int:
     return EXIT_OK
 
 
+def migrate(path: str, progress: bool = True) -> int:
+    """Upgrade an older cache; map a renamed one under its new name; else say it is current."""
+    import os
+    from cache.layout import sidecar
+    from cache.manifest import mapped_folder
+    from cache.reader import read_settings
+    from cache.schema import SCHEMA_VERSION
+    from cache.writer import CacheWriter
+    with open_cache(path) as r:
+        old = r.schema_version
+    renamed = old == SCHEMA_VERSION and mapped_folder(path) not in (None, os.path.basename(sidecar(path)))
+    if old == SCHEMA_VERSION and not renamed:
+        print(f"{path}: already schema {SCHEMA_VERSION}")
+        return EXIT_OK
+    CacheWriter(path, read_settings(path), progress=progress).close()
+    print(f"{path}: mapped to {os.path.basename(sidecar(path))}/" if renamed else f"{path}: schema {old} -> {SCHEMA_VERSION}")
+    return EXIT_OK
+
+
 EPILOG = "exit status: 0 ok; 1 validate found problems (listed); 2 usage error; 3 missing or unusable cache."
 EXAMPLES = ["python -m cache info out/cache/demo-random_tiny-N100.h5", "python -m cache info cache.h5 --json > cache.json",
             "python -m cache validate cache.h5 && echo whole"]
 
 
 def main(argv=None) -> int:
-    ap = add_examples(Parser(prog="python -m cache", description="Describe, check or compact a "
-                                              "clipvid cache.", epilog=EPILOG), EXAMPLES)
-    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{info,validate,compact}")
+    ap = add_examples(Parser(prog="python -m cache", description="Describe, check, compact or "
+                                              "upgrade a clipvid cache.", epilog=EPILOG), EXAMPLES)
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{info,validate,compact,migrate}")
     p_info = add_examples(sub.add_parser("info", help="counts, settings and failures of a cache", epilog=EPILOG),
                           EXAMPLES)
     p_info.add_argument("file", help="a cache written by python -m extract (.h5)")
@@ -64,12 +83,18 @@ def main(argv=None) -> int:
     p_val = add_examples(sub.add_parser("validate", help="exit 0 only when the cache is whole and consistent",
                                         epilog=EPILOG), EXAMPLES)
     p_val.add_argument("file", help="a cache written by python -m extract (.h5)")
-    p_com = add_examples(sub.add_parser("compact", epilog=EPILOG,
-                                        help="rewrite the live rows into fresh shards (drops replaced videos' "
-                                             "old frames, merges small shards; needs free disk for one copy)"),
-                         ["python -m cache compact cache.h5", "python -m cache compact cache.h5 && python -m cache info cache.h5"])
-    p_com.add_argument("file", help="a cache written by python -m extract (.h5)")
-    add_quiet(p_com)
+    rewrites = {   # the commands that write a cache: name -> (help, examples)
+        "compact": ("rewrite the live rows into fresh shards (drops replaced videos' old frames, merges small "
+                    "shards; needs free disk for one copy)",
+                    ["python -m cache compact cache.h5", "python -m cache compact cache.h5 && python -m cache info cache.h5"]),
+        "migrate": ("upgrade a cache of an older clipvid (schema 1 or 2) to the current plain-HDF5 layout, once (an "
+                    "append does it too), or map a renamed cache again",
+                    ["python -m cache migrate old.h5", "python -m cache migrate old.h5 && python -m cache validate old.h5"]),
+    }
+    for name, (text, examples) in rewrites.items():
+        p = add_examples(sub.add_parser(name, help=text, epilog=EPILOG), examples)
+        p.add_argument("file", help="a cache written by python -m extract (.h5)")
+        add_quiet(p)
     args = ap.parse_args(argv)
     return exit_status(lambda: _command(args), interrupted=lambda: "interrupted: nothing more was written")
 
@@ -78,6 +103,8 @@ def _command(args: argparse.Namespace) -> int:
     try:
         if args.cmd == "info":
             return info(args.file, args.json)
+        if args.cmd == "migrate":
+            return migrate(args.file, progress=not args.quiet)
         if args.cmd == "compact":
             from cache.compact import compact
             before, after = compact(args.file, progress=not args.quiet)

@@ -1,11 +1,14 @@
-"""The schema-2 manifest: what a writer holds in memory, and how it is written (atomically) to disk."""
+"""The manifest and the shards' per-video files: what a writer holds in memory, and how it is written
+(each file whole, to a temporary name, then renamed into place)."""
 import os
+import zlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import h5py
 import numpy as np
 
+from cache import layout as L
 from cache import schema as S
 
 _STR = h5py.string_dtype("utf-8")
@@ -14,14 +17,16 @@ _STR = h5py.string_dtype("utf-8")
 @dataclass
 class Shard:
     name: str
-    rows: int
-    str_bytes: int = 0                                     # committed bytes of the .str file
-    crc: List[int] = field(default_factory=lambda: [0] * 5)  # crc32 of the committed bytes of each file
+    rows: int                                                # committed rows
+    capacity: int = 0                                        # rows its frame file holds
+    crc: List[int] = field(default_factory=lambda: [0] * len(L.CRC_PARTS))  # of the committed bytes
+    videos: Optional[Dict[str, list]] = None                 # its per-video columns, while a writer adds rows
+    dirty: bool = False                                      # videos changed since its file was written
 
 
 @dataclass
 class State:
-    """What the manifest records (per-video metadata lives in the shards), plus the writer's index."""
+    """What the manifest records (per-video columns live in the shards), plus the writer's index."""
     settings: Dict[str, Any]
     classes: List[str] = field(default_factory=list)
     text: Dict[str, np.ndarray] = field(default_factory=dict)         # class name -> [D] float16
@@ -51,7 +56,7 @@ class State:
 
 
 def from_reader(r) -> State:
-    """The state of an opened schema-2 CacheReader."""
+    """The state of an opened CacheReader of the current layout."""
     st = State(dict(r.settings))
     st.classes = list(r.class_names)
     st.text = {n: r.text_emb[i] for i, n in enumerate(r.class_names)}
@@ -59,25 +64,100 @@ def from_reader(r) -> State:
     st.index = dict(zip(st.ids, range(len(st.ids))))
     st.content = r.content.tolist()
     st.row_map = r.row_map.tolist()
-    st.shards = [Shard(n, int(c), int(b), [int(x) for x in k])
-                 for n, c, b, k in zip(r.shard_names, r.shard_rows, r.shard_str_bytes, r.shard_crc)]
+    st.shards = [Shard(n, int(c), int(cap), [int(x) for x in k])
+                 for n, c, cap, k in zip(r.shard_names, r.shard_rows, r.shard_capacity, r.shard_crc)]
     st.failed = {i: why for i, why in r.failures}
     return st
 
 
-def write(path: str, st: State) -> None:
-    """Write the manifest to a new file `path` (the caller fsyncs and renames it into place). Its
-    only per-video part is the row map (8 bytes a video); ids and the rest are in the shards."""
-    D = int(st.settings["dim"])
-    with h5py.File(path, "w") as f:
+def empty_columns() -> Dict[str, list]:
+    return {name: [] for name in S.VIDEO_COLUMNS}
+
+
+def read_videos(file: str, rows: int) -> Dict[str, np.ndarray]:
+    """The first `rows` rows of every per-video column of a shard's videos file (a column the file
+    lacks reads as its default); ValueError when a column is short."""
+    out: Dict[str, np.ndarray] = {}
+    L.must_exist(file)
+    with h5py.File(file, "r") as f:
+        for name, (kind, default) in S.VIDEO_COLUMNS.items():
+            if name not in f:
+                out[name] = np.full(rows, default, dtype=object if kind == "str" else kind)
+                continue
+            ds = f[name]
+            if ds.shape[0] < rows:
+                raise ValueError(f"{file}: {name} has {ds.shape[0]} rows, the manifest commits {rows}")
+            if kind == "str":
+                out[name] = np.array(ds.asstr()[:rows], dtype=object) if rows else np.array([], dtype=object)
+            else:
+                out[name] = ds[:rows].astype(kind)
+    return out
+
+
+def write_videos(file: str, columns: Dict[str, list]) -> int:
+    """A shard's videos file, whole: one (R,) dataset per column; durable and renamed into place.
+    Returns the crc32 of the file."""
+    tmp = f"{file}.tmp-{os.getpid()}"
+    try:
+        with h5py.File(tmp, "w") as f:
+            for name, (kind, _) in S.VIDEO_COLUMNS.items():
+                values = columns[name]
+                if kind == "str":
+                    f.create_dataset(name, data=np.array(values, dtype=object), dtype=_STR)
+                else:
+                    f.create_dataset(name, data=np.asarray(values, dtype=kind).reshape(-1))
+        with open(tmp, "rb") as f:
+            crc = zlib.crc32(f.read())            # small: the rows of one shard
+        replace(tmp, file, folder_too=False)   # the commit syncs the folder once
+        return crc
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _virtual(f: h5py.File, key: str, shape: tuple, dtype, sources: list, fill=None) -> None:
+    """Dataset `key` of `shape`: (logical first, count, file, dataset, file shape, local first) pieces,
+    or an ordinary empty dataset when there are none (a cache with no videos yet). `fill` is what a
+    source file without that dataset reads as (a column added after the shard was written)."""
+    if not sources:
+        f.create_dataset(key, shape=shape, dtype=dtype)
+        return
+    layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+    for logical, count, file, name, file_shape, local in sources:
+        layout[logical:logical + count] = h5py.VirtualSource(file, name, shape=file_shape)[local:local + count]
+    f.create_virtual_dataset(key, layout, fillvalue=fill)
+
+
+def write(tmp: str, st: State, cache_path: str) -> None:
+    """Write the manifest of `cache_path` to the new file `tmp` (the caller renames it into place).
+    Its size grows with the number of mapped runs (one per shard without replaced videos), not V."""
+    N, D = int(st.settings["frames"]), int(st.settings["dim"])
+    folder = os.path.basename(L.sidecar(cache_path))   # sources are named relative to the manifest
+    starts = np.concatenate(([0], np.cumsum([s.rows for s in st.shards], dtype=np.int64)))
+    table = L.mapping_runs(np.asarray(st.row_map, np.int64), starts)
+    pieces = []   # (logical first, count, shard, local first)
+    for logical, physical, count in table.tolist():
+        s = int(np.searchsorted(starts, physical, side="right")) - 1
+        pieces.append((logical, count, st.shards[s], physical - int(starts[s])))
+    V = len(st.row_map)
+    with h5py.File(tmp, "w") as f:
         for key, val in st.settings.items():
             f.attrs[key] = val
         f.attrs["schema_version"] = S.SCHEMA_VERSION
         f.create_dataset(S.SHARD_NAMES, data=np.array([s.name for s in st.shards], dtype=object), dtype=_STR)
         f.create_dataset(S.SHARD_ROWS, data=np.array([s.rows for s in st.shards], np.int64))
-        f.create_dataset(S.SHARD_STR, data=np.array([s.str_bytes for s in st.shards], np.int64))
-        f.create_dataset(S.SHARD_CRC, data=np.array([s.crc for s in st.shards], np.uint32).reshape(-1, 5))
-        f.create_dataset(S.ROW, data=np.array(st.row_map, np.int64))
+        f.create_dataset(S.SHARD_CRC, data=np.array([s.crc for s in st.shards], np.uint32).reshape(-1, len(L.CRC_PARTS)))
+        f.create_dataset(S.RUNS, data=table)
+        for key, kind in ((S.EMB, "emb"), (S.TIMES, "t")):
+            shape, dtype = L.row_shape(kind, N, D)
+            _virtual(f, key, (V,) + shape, dtype, [
+                (lg, c, f"{folder}/{L.frames_name(sh.name)}", kind, (sh.capacity,) + shape, lo)
+                for lg, c, sh, lo in pieces])
+        for name, (kind, default) in S.VIDEO_COLUMNS.items():
+            _virtual(f, f"videos/{name}", (V,), _STR if kind == "str" else kind, [
+                (lg, c, f"{folder}/{L.videos_name(sh.name)}", name, (sh.rows,), lo) for lg, c, sh, lo in pieces],
+                None if kind == "str" else default)
         f.create_dataset(S.CLASS_NAMES, data=np.array(st.classes, dtype=object), dtype=_STR)
         text = np.stack([st.text[n] for n in st.classes]) if st.classes else np.zeros((0, D), np.float16)
         f.create_dataset(S.TEXT_EMB, data=text.astype(np.float16))
@@ -85,16 +165,31 @@ def write(path: str, st: State) -> None:
         f.create_dataset(S.FAIL_REASONS, data=np.array(list(st.failed.values()), dtype=object), dtype=_STR)
 
 
-def replace(tmp: str, path: str) -> None:
-    """Make the new manifest durable, then swap it in atomically."""
+def mapped_folder(path: str) -> Optional[str]:
+    """The folder the manifest's virtual datasets name for their shards (None when nothing is mapped);
+    it differs from the cache's own after the file and its folder were renamed together."""
+    with h5py.File(path, "r") as f:
+        ds = f.get(S.EMB)
+        if ds is None or not ds.is_virtual or not ds.virtual_sources():
+            return None
+        return ds.virtual_sources()[0].file_name.rsplit("/", 1)[0]
+
+
+def sync_folder(folder: str) -> None:
+    dfd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def replace(tmp: str, path: str, folder_too: bool = True) -> None:
+    """Make the new file durable, then swap it in atomically (and make the rename durable)."""
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    if folder_too:
+        sync_folder(os.path.dirname(os.path.abspath(path)))

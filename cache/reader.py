@@ -1,9 +1,8 @@
-"""Read a cache (schema 1 or 2) into numpy; every problem becomes a one-line CacheError naming the file.
+"""Read a cache into numpy; every problem becomes a one-line CacheError naming the file.
 
-Readers see one (V, N, D) array whatever the layout. Schema 2 (cache.layout): the manifest's
-metadata is loaded at open and the shard files are opened at once, so the reader holds a fixed
-snapshot even while a writer appends or a compaction swaps files. Schema 1 (frames inside the
-HDF5 file) is read as it is.
+Readers see one (V, N, D) array whatever the layout. The manifest's metadata is loaded at open
+and the shard files are opened at once, so the reader holds a fixed snapshot even while a writer
+appends or a compaction swaps files. Older layouts are read in place (cache.legacy).
 """
 import json
 import os
@@ -15,11 +14,15 @@ import numpy as np
 from cache import layout as L
 from cache import schema as S
 from clipvid.errors import CacheError
+from cache.manifest import read_videos
 
+_ATTRS = {"id": "ids", "label": "labels", "split": "splits", "caption": "captions", "content": "content",
+          "n_distinct": "n_distinct", "duration": "duration", "fps": "fps", "decoder": "decoder"}
 _OPEN_TRIES = 5   # a compaction may remove shards between reading the manifest and opening them
 
 
-def _strings(ds) -> np.ndarray:
+def strings(ds) -> np.ndarray:
+    """A (V,) UTF-8 dataset as an object array of str."""
     return np.array(ds.asstr()[()], dtype=object) if len(ds) else np.array([], dtype=object)
 
 
@@ -39,8 +42,6 @@ class CacheReader:
             self._open_h5()
             try:
                 self._load_meta()
-                if self.schema_version >= 2:
-                    self._open_shards()
                 break
             except FileNotFoundError as exc:
                 self.close()
@@ -70,79 +71,76 @@ class CacheReader:
         if self.schema_version > S.SCHEMA_VERSION:
             raise CacheError(self.path, f"schema version {self.schema_version} is newer than this clipvid "
                                         f"understands ({S.SCHEMA_VERSION}); upgrade clipvid")
-        parts = (S.EMB, S.TIMES, S.IDS, S.LABELS) if self.schema_version < 2 else \
-            (S.SHARD_NAMES, S.SHARD_ROWS, S.SHARD_STR, S.SHARD_CRC, S.ROW)
-        missing = [k for k in (*parts, S.CLASS_NAMES, S.TEXT_EMB) if k not in f]
-        if missing:
-            raise CacheError(self.path, f"damaged cache: missing {', '.join(missing)}")
         self.settings: Dict[str, Any] = {k: (a[k].item() if hasattr(a[k], "item") else a[k])
                                          for k in S.ATTR_KEYS if k in a}
         self.frames = int(a["frames"])
         self.dim = int(a["dim"])
         self.random_weights = bool(a.get("random_weights", False))
-        self.class_names: List[str] = list(_strings(f[S.CLASS_NAMES]))
-        self.text_emb = f[S.TEXT_EMB][()]
-        fids = _strings(f[S.FAIL_IDS]) if S.FAIL_IDS in f else []
-        freasons = _strings(f[S.FAIL_REASONS]) if S.FAIL_REASONS in f else []
-        self.failures: List[Tuple[str, str]] = list(zip(fids, freasons))
-        if self.schema_version < 2:
-            self._load_schema1()
+        self.legacy = self.schema_version < S.SCHEMA_VERSION
+        if self.legacy:   # an older layout, read in place
+            from cache.legacy import load
+            load(self, f)
             return
-        self.shard_names = [str(x) for x in _strings(f[S.SHARD_NAMES])]
+        self._require(S.SHARD_NAMES, S.SHARD_ROWS, S.SHARD_CRC, S.RUNS)
+        self._load_shared()
+        self.shard_names = [str(x) for x in strings(f[S.SHARD_NAMES])]
         self.shard_rows = f[S.SHARD_ROWS][()].astype(np.int64)
-        self.shard_str_bytes = f[S.SHARD_STR][()].astype(np.int64)
         self.shard_crc = f[S.SHARD_CRC][()].astype(np.uint32)
-        self.row_map = f[S.ROW][()].astype(np.int64)                       # [V] physical row per video
+        self.runs = f[S.RUNS][()].astype(np.int64).reshape(-1, 3)
+        self.row_map = L.expand_runs(self.runs)                               # [V] physical row per video
         S_ = len(self.shard_names)
-        if len(self.shard_rows) != S_ or len(self.shard_str_bytes) != S_ or self.shard_crc.shape != (S_, 5):
+        if len(self.shard_rows) != S_ or self.shard_crc.shape != (S_, len(L.CRC_PARTS)):
             raise CacheError(self.path, "damaged cache: the shard list is inconsistent")
         if len(self.row_map) and (self.row_map.min() < 0 or self.row_map.max() >= self.shard_rows.sum()):
             raise CacheError(self.path, "damaged cache: a video row points past the committed shard rows")
         self._f.close()
         self._f = None   # everything else comes from the shard files
+        self._open_shards()
 
-    def _load_schema1(self) -> None:
+    def _require(self, *keys: str) -> None:
+        missing = [k for k in (*keys, S.CLASS_NAMES, S.TEXT_EMB) if k not in self._f]
+        if missing:
+            raise CacheError(self.path, f"damaged cache: missing {', '.join(missing)}")
+
+    def _load_shared(self) -> None:
+        """Classes and failures: ordinary datasets in every layout."""
         f = self._f
-        self.ids = _strings(f[S.IDS])
-        self.labels = f[S.LABELS][()].astype(np.int32)
-        n = len(self.ids)
-        blank = np.array([""] * n, dtype=object)
-        self.splits = _strings(f[S.SPLITS]) if S.SPLITS in f else blank
-        self.captions = _strings(f[S.CAPTIONS]) if S.CAPTIONS in f else blank.copy()
-        self.content = blank.copy()     # schema 1 recorded no content fingerprints
-        self.n_distinct = f[S.N_DISTINCT][()] if S.N_DISTINCT in f else np.zeros(n, np.int32)
-        self.duration = f[S.DURATION][()] if S.DURATION in f else np.zeros(n, np.float32)
-        self.fps = f[S.FPS][()] if S.FPS in f else np.zeros(n, np.float32)
-        self._emb, self._t = f[S.EMB], f[S.TIMES]
-        if self._emb.shape[0] != n:
-            raise CacheError(self.path, f"damaged cache: {self._emb.shape[0]} embedding rows for {n} ids")
+        self.class_names: List[str] = list(strings(f[S.CLASS_NAMES]))
+        self.text_emb = f[S.TEXT_EMB][()]
+        fids = strings(f[S.FAIL_IDS]) if S.FAIL_IDS in f else []
+        freasons = strings(f[S.FAIL_REASONS]) if S.FAIL_REASONS in f else []
+        self.failures: List[Tuple[str, str]] = list(zip(fids, freasons))
 
     def _open_shards(self) -> None:
+        """Frame rows are read at the file offsets of the shards' contiguous datasets (no virtual
+        layer); per-video columns from the shards' videos files, in physical row order."""
+        capacity, offsets = [], []
+        files = [L.shard_file(self.path, L.frames_name(s)) for s in self.shard_names]
+        for name, rows in zip(files, self.shard_rows):
+            cap, off = L.frame_offsets(name, self.frames, self.dim)
+            if cap < rows:
+                raise CacheError(self.path, f"damaged cache: shard {name} holds {cap} rows, the manifest commits {rows}")
+            capacity.append(cap)
+            offsets.append(off)
+        self.shard_capacity = np.array(capacity, np.int64)
         for kind in L.KINDS:
             shape, dtype = L.row_shape(kind, self.frames, self.dim)
-            files = [L.shard_file(self.path, s, kind) for s in self.shard_names]
-            self._shards[kind] = L.ShardRows(files, self.shard_rows, shape, dtype)
-            for name, count in zip(files, self.shard_rows):
-                if os.path.getsize(name) < count * self._shards[kind].row_nbytes:
-                    raise CacheError(self.path, f"damaged cache: shard {name} is shorter than its {count} committed rows")
-        # Per-video metadata: fixed-size numbers and NUL-ended strings, in physical row order.
-        num = self._shards["num"].read(np.arange(self._shards["num"].total, dtype=np.int64))
-        cols: List[List[str]] = [[] for _ in L.STR_FIELDS]
-        for name, rows, nbytes in zip(self.shard_names, self.shard_rows, self.shard_str_bytes):
-            with open(L.shard_file(self.path, name, "str"), "rb") as fh:
-                blob = fh.read(int(nbytes))
-            if len(blob) < nbytes:
-                raise CacheError(self.path, f"damaged cache: {fh.name} is shorter than its committed bytes")
-            for col, part in zip(cols, L.decode_strings(blob, int(rows), fh.name)):
-                col.extend(part)
+            self._shards[kind] = L.ShardRows(files, self.shard_rows, shape, dtype, [o[kind] for o in offsets])
+        parts = [read_videos(L.shard_file(self.path, L.videos_name(s)), int(rows))
+                 for s, rows in zip(self.shard_names, self.shard_rows)]
         live = self.row_map
-        if len(live) == len(num) and (live == np.arange(len(live))).all():
+        if len(live) == int(self.shard_rows.sum()) and (live == np.arange(len(live))).all():
             live = slice(None)   # no replaced videos: logical rows are the physical rows
-        self.ids, self.splits, self.captions, self.content = (np.array(c, dtype=object)[live] for c in cols)
-        self.labels = num["label"][live].astype(np.int32)
-        self.n_distinct = num["n_distinct"][live]
-        self.duration = num["duration"][live]
-        self.fps = num["fps"][live]
+        self.set_columns({name: (np.concatenate([p[name] for p in parts]) if parts else
+                                 np.array([], dtype=object if kind == "str" else kind))[live]
+                          for name, (kind, _) in S.VIDEO_COLUMNS.items()})
+
+    def set_columns(self, columns: Dict[str, np.ndarray]) -> None:
+        """The per-video columns (schema.VIDEO_COLUMNS, logical order), also as ids, labels, ..."""
+        self.columns = columns
+        for name, attr in _ATTRS.items():
+            setattr(self, attr, columns[name])
+        self.labels = self.labels.astype(np.int32)
 
     # -- properties -------------------------------------------------------------
     @property
@@ -168,11 +166,6 @@ class CacheReader:
     # -- arrays -----------------------------------------------------------------
     def _rows(self, kind: str, rows: np.ndarray) -> np.ndarray:
         """Rows (increasing, unique logical indices) of `kind` (emb, t or vidx)."""
-        if self.schema_version < 2:
-            ds = {"emb": self._emb, "t": self._t}[kind]
-            if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
-                return ds[int(rows[0]):int(rows[-1]) + 1]          # one contiguous slice
-            return ds[rows] if len(rows) else np.empty((0,) + ds.shape[1:], ds.dtype)
         physical = self.row_map[rows]
         if len(physical) > 1 and (np.diff(physical) <= 0).any():      # replaced videos: read sorted
             order = np.argsort(physical, kind="stable")
@@ -206,13 +199,18 @@ class CacheReader:
             stop = min(start + batch, self.num_videos)
             yield start, self._rows("emb", np.arange(start, stop, dtype=np.int64))
 
+    @property
+    def has_index(self) -> bool:
+        """Whether the cache stores its video index (schema 1 caches build one on request)."""
+        return "vidx" in self._shards
+
     def video_index(self, progress: bool = True) -> L.RowView:
         """The L2-normalised mean-pooled video embedding of every video, [V, D] float16, memory-mapped.
 
         Returns a cache.layout.RowView: index it like an array (rows, slices, index arrays) or use
         its `parts` (a short list of (first row, memmap)) to scan it without loading it all. Schema 1
         caches build it once into the sidecar folder (one streamed pass) and reuse it after."""
-        if self.schema_version >= 2:
+        if self.has_index:
             maps = self._shards["vidx"].memmaps()
             parts = L.logical_parts(maps, self._shards["vidx"].starts, self.row_map)
             return L.RowView(parts, (self.num_videos, self.dim), np.float16)

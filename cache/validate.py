@@ -1,11 +1,14 @@
-"""Whole-cache consistency checks (manifest, every shard byte, the video index); returns the problems."""
+"""Whole-cache consistency checks (manifest, virtual mapping, every shard byte, the video index)."""
+import os
 from typing import List
 
+import h5py
 import numpy as np
 
 from cache import layout as L
 from cache import schema as S
 from clipvid.errors import CacheError
+from cache.manifest import mapped_folder
 from cache.pooling import mean_pool
 from cache.reader import CacheReader, open_cache
 from cache.shards import file_crc
@@ -26,7 +29,7 @@ def validate(path: str) -> List[str]:
 def _metadata(r: CacheReader) -> List[str]:
     problems: List[str] = []
     V, N, D = r.num_videos, r.frames, r.dim
-    for name, arr in ((S.LABELS, r.labels), (S.SPLITS, r.splits), (S.CAPTIONS, r.captions), (S.CONTENT, r.content),
+    for name, arr in ((S.LABELS, r.labels), (S.SPLITS, r.splits), (S.CAPTIONS, r.captions), (S.CONTENT, r.content), (S.DECODER, r.decoder),
                       (S.N_DISTINCT, r.n_distinct), (S.DURATION, r.duration), (S.FPS, r.fps)):
         if len(arr) != V:
             problems.append(f"{name} has {len(arr)} rows for {V} videos")
@@ -53,17 +56,51 @@ def _metadata(r: CacheReader) -> List[str]:
 
 
 def _shards(r: CacheReader) -> List[str]:
-    """Schema 2: rows map one-to-one into committed shard rows, and every committed byte matches
-    the checksum the writer recorded."""
+    """Every committed frame byte, and every videos file, matches the checksum the writer recorded."""
     problems: List[str] = []
-    if len(np.unique(r.row_map)) != len(r.row_map):
-        problems.append(f"{S.ROW} points two videos at the same shard row")
-    for name, rows, nstr, crcs in zip(r.shard_names, r.shard_rows, r.shard_str_bytes, r.shard_crc):
-        sizes = [int(rows) * L.row_bytes(kind, r.frames, r.dim) for kind in L.KINDS] + [int(nstr)]
-        for kind, size, want in zip(L.FILES, sizes, crcs):
-            f = L.shard_file(r.path, name, kind)
-            if file_crc(f, size) != int(want):
-                problems.append(f"{f}: checksum of its {rows} committed rows does not match (damaged shard)")
+    for name, want in zip(r.shard_names, r.shard_crc[:, -1]):
+        f = L.shard_file(r.path, L.videos_name(name))
+        if file_crc(f, os.path.getsize(f)) != int(want):
+            problems.append(f"{f}: checksum does not match (damaged shard)")
+    for kind in L.KINDS:
+        rows = r._shards[kind]
+        for name, off, count, want in zip(rows.files, rows.offsets, r.shard_rows, r.shard_crc[:, L.KINDS.index(kind)]):
+            if file_crc(name, int(count) * rows.row_nbytes, off) != int(want):
+                problems.append(f"{name}: checksum of the {count} committed rows of {kind} does not match (damaged shard)")
+    return problems
+
+
+def _mapping(r: CacheReader) -> List[str]:
+    """Each virtual dataset maps exactly the committed shard rows the runs table names, in order."""
+    folder = os.path.basename(L.sidecar(r.path))
+    starts = np.concatenate(([0], np.cumsum(r.shard_rows)))
+    want = set()
+    for logical, physical, count in r.runs.tolist():
+        s = int(np.searchsorted(starts, physical, side="right")) - 1
+        if physical + count > starts[s + 1]:
+            return [f"{S.RUNS}: rows {physical}..{physical + count - 1} run past shard {r.shard_names[s]}"]
+        want.add((logical, count, r.shard_names[s], physical - int(starts[s])))
+    named = mapped_folder(r.path)
+    if named not in (None, folder):
+        return [f"the virtual datasets name the folder {named}/, not {folder}/ (the cache was renamed: "
+                f"`python -m cache migrate {r.path}` maps it again)"]
+    problems: List[str] = []
+    keys = [(S.EMB, "frames", "emb"), (S.TIMES, "frames", "t")] + [(f"videos/{c}", "videos", c) for c in S.VIDEO_COLUMNS]
+    with h5py.File(r.path, "r") as f:
+        for key, kind, dataset in keys:
+            if key not in f or f[key].shape[:1] != (r.num_videos,):
+                problems.append(f"{key} is missing or has the wrong number of rows")
+                continue
+            got = set()
+            for m in (f[key].virtual_sources() if f[key].is_virtual else []):
+                (lo, *_), (hi, *_) = m.vspace.get_select_bounds()
+                (slo, *_), (shi, *_) = m.src_space.get_select_bounds()
+                shard = m.file_name.rsplit("/", 1)[-1].split(".")[0]
+                if m.file_name != f"{folder}/{shard}.{kind}.h5" or m.dset_name != dataset or shi - slo != hi - lo:
+                    problems.append(f"{key}: a mapping names {m.file_name}:{m.dset_name}, not a shard's {dataset}")
+                got.add((lo, hi - lo + 1, shard, slo))
+            if got != want:
+                problems.append(f"{key}: its virtual mapping does not match the committed shard rows")
     return problems
 
 
@@ -71,16 +108,14 @@ def _validate(path: str) -> List[str]:
     with open_cache(path) as r:
         V, N = r.num_videos, r.frames
         problems = _metadata(r)
-        if r.schema_version < 2:
-            if r._emb.shape != (V, N, r.dim) or r._emb.dtype != np.float16:
-                problems.append(f"{S.EMB} is {r._emb.dtype} {r._emb.shape}, expected float16 {(V, N, r.dim)}")
-            if r._t.shape != (V, N):
-                problems.append(f"{S.TIMES} has shape {r._t.shape}, expected {(V, N)}")
-            if problems:
-                return problems
+        if r.legacy:
+            from cache.legacy import problems as legacy_problems
+            problems += legacy_problems(r)
         else:
-            problems += _shards(r)
-        index = r.video_index(progress=False) if r.schema_version >= 2 else None
+            problems += _shards(r) + _mapping(r)
+        if problems and not r.has_index:
+            return problems
+        index = r.video_index(progress=False) if r.has_index else None
         for start in range(0, V, _BLOCK):
             rows = np.arange(start, min(start + _BLOCK, V))
             block, t = r.emb(rows), r.times(rows)                      # [b, N, D], [b, N]

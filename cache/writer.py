@@ -1,9 +1,11 @@
-"""The single writer: frames go straight into append-only shards, a journal records each video at
-once, and a commit swaps in a small new manifest. Old shard rows are never rewritten, so adding k
-videos costs O(k) frame bytes plus the manifest's metadata (see cache.layout for the files)."""
+"""The single writer: frames go straight into the open shard after its committed rows, a journal
+records each video at once, and a commit rewrites the open shard's small videos file and swaps in a
+new manifest. Committed rows are never rewritten, so adding k videos costs O(k) frame bytes plus the
+open shard's per-video columns and one mapping per shard (see cache.layout for the files)."""
 import errno
 import fcntl
 import os
+import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -13,17 +15,20 @@ from cache import manifest as M
 from cache import schema as S
 from clipvid.errors import CacheError
 from cache.journal import Journal, Record, scan
-from cache.shards import ShardAppender, row_arrays, running_crc
+from cache.shards import ShardAppender, intact_rows, row_arrays
 
-SHARD_BYTES = 1 << 30   # a session keeps appending to the last shard until its frames reach this size
-COMMIT_MIN = 256        # videos; commits also wait for V/8 new ones, so metadata rewriting stays linear
+SHARD_BYTES = 1 << 30   # frame bytes a shard holds at most; a session appends to the last until it is full
+MAX_ROWS = 16384        # rows a shard holds at most: bounds the videos file a commit rewrites
+MIN_ROWS = 256          # a new shard holds max(MIN_ROWS, the rows so far): few shards, little unused room
+COMMIT_MIN = 256        # videos; commits also wait for V/8 new ones
 
 
 class CacheWriter:
     """Owns one cache: lock, journal, shards and atomic manifest commits. One process at a time."""
 
-    def __init__(self, path: str, settings: Dict[str, Any], shard_bytes: int = SHARD_BYTES):
+    def __init__(self, path: str, settings: Dict[str, Any], shard_bytes: int = SHARD_BYTES, progress: bool = True):
         self.path = path
+        self.progress = progress   # of a one-time upgrade of an older cache
         self.settings = dict(settings, schema_version=S.SCHEMA_VERSION)
         self.folder = L.sidecar(path)
         self.journal_path = L.journal_file(path)
@@ -37,10 +42,10 @@ class CacheWriter:
         try:
             self.state = self._read_existing()
             self._recover()
-            self._collect_garbage()
             if self._migrated:
                 from cache.legacy import import_old_journal
                 import_old_journal(self.path, self)
+            self._collect_garbage()
         except BaseException:
             self.abandon()
             raise
@@ -80,50 +85,50 @@ class CacheWriter:
             return M.State(dict(self.settings))
         with open_cache(self.path) as r:
             self._check(r.settings, "the cache")
-            if r.schema_version >= 2:
+            if not r.legacy:
                 # A new source root (allowed by the caller) is recorded even when nothing is added.
                 self._pending += r.settings.get("source_root") != self.settings.get("source_root")
+                # A renamed cache (file and folder) is mapped again under its new name.
+                self._pending += M.mapped_folder(self.path) not in (None, os.path.basename(self.folder))
                 return M.from_reader(r)
-            from cache.legacy import migrate
-            self.state = M.State(dict(self.settings))
-            state = migrate(r, self.state, self._append_row)
-        if self._shard is not None:
-            self._shard.sync()
+            from cache.legacy import upgrade
+            state = upgrade(r, self.settings, self._max_rows(), self.progress)
         self._commit_state(state)
         self._migrated = True
         return state
 
+    def _max_rows(self) -> int:
+        return max(1, min(MAX_ROWS, self.shard_bytes // L.row_bytes("emb", int(self.settings["frames"]),
+                                                                    int(self.settings["dim"]))))
+
     def _recover(self) -> None:
-        """Replay the journal of a killed run: its videos' rows are already in the shard files, and
-        each record carries the running checksum of its shard, so a row lost in a crash (or torn)
-        ends the replay there."""
+        """Replay the journal of a killed run: its videos' rows are already in the open shard's frame
+        file, and each record carries the running checksum of that shard, so a row lost in a crash
+        (or torn) ends the replay there."""
         st = self.state
         records = [rec for _, rec in scan(self.journal_path)]
-        if not records or records[0].meta.get("kind") != "settings":
+        head = records[0].meta if records else {}
+        if head.get("kind") != "settings" or int(head["settings"].get("schema_version", 0)) != S.SCHEMA_VERSION:
+            if len(records) > 1:   # an older clipvid's journal: its rows live in files this layout drops
+                print(f"{self.path}: dropping {len(records) - 1} uncommitted entries an older clipvid left in "
+                      f"{self.journal_path} (those videos are extracted again)", file=sys.stderr, flush=True)
             if os.path.exists(self.journal_path):
                 os.unlink(self.journal_path)
             return
-        self._check(records[0].meta["settings"], f"the journal {self.journal_path}")
+        self._check(head["settings"], f"the journal {self.journal_path}")
         videos = [r.meta for r in records if r.meta["kind"] == "video"]
         name = videos[0]["shard"] if videos else ""
         shard = next((s for s in st.shards if s.name == name), None)
         base = shard if shard else M.Shard(name, 0)
         videos = [m for m in videos if m["shard"] == name and m["row"] >= base.rows]
-        good = 0
-        if videos:
-            sums = running_crc(self.path, name, base.rows, base.str_bytes, [m["str_end"] for m in videos],
-                               base.crc, int(self.settings["frames"]), int(self.settings["dim"]))
-            for meta, got in zip(videos, sums):
-                if meta["row"] != base.rows + good or got != meta["crc"]:
-                    break
-                good += 1
-        if good and shard is None:
-            shard = base
-            st.shards.append(shard)
+        good = intact_rows(L.shard_file(self.path, L.frames_name(name)), base, videos,
+                           int(self.settings["frames"]), int(self.settings["dim"]))
         if good:
+            if shard is None:
+                shard = base
+                st.shards.append(shard)
+            self._load_columns(shard)
             first = sum(s.rows for s in st.shards[:st.shards.index(shard)])
-            shard.rows, shard.str_bytes, shard.crc = base.rows + good, videos[good - 1]["str_end"], \
-                list(videos[good - 1]["crc"])
         keep = {id(m) for m in videos[:good]}
         for rec in records[1:]:
             m = rec.meta
@@ -132,17 +137,30 @@ class CacheWriter:
             elif m["kind"] == "failure" and m["id"] not in st.index:
                 st.failed[m["id"]] = m["reason"]
             elif m["kind"] == "video" and id(m) in keep:
-                st.put_video(m["id"], first + m["row"], m["content"])
+                for col, values in shard.videos.items():
+                    values.append(m["cols"][col])
+                shard.rows, shard.crc, shard.dirty = shard.rows + 1, list(m["crc"]) + shard.crc[len(L.KINDS):], True
+                st.put_video(m["id"], first + m["row"], m["cols"]["content"])
         self._pending += max(1, len(records) - 1)
         self.commit()
 
+    def _load_columns(self, shard: M.Shard) -> None:
+        """The per-video columns of a shard this writer adds rows to (its committed rows)."""
+        if shard.videos is None:
+            shard.videos = M.empty_columns() if not shard.rows else {
+                name: col.tolist() for name, col in
+                M.read_videos(L.shard_file(self.path, L.videos_name(shard.name)), shard.rows).items()}
+
     def _collect_garbage(self) -> None:
         """Remove shard files no committed manifest refers to (a killed writer's or compaction's)."""
+        from cache.legacy import leftovers
         keep = {s.name for s in self.state.shards}
         for name in os.listdir(self.folder):
             m = L.SHARD_RE.match(name)
-            if (m and m.group(1) not in keep) or name.startswith(("manifest.tmp", "index-")):
+            if (m and m.group(1) not in keep) or ".tmp-" in name:
                 os.unlink(os.path.join(self.folder, name))
+        for name in leftovers(self.path):   # a migrated cache's old files
+            os.unlink(name)
 
     # -- adding ------------------------------------------------------------------
     @property
@@ -186,35 +204,39 @@ class CacheWriter:
 
     def add_video(self, vid: str, emb: np.ndarray, t: np.ndarray, label: Optional[str] = None,
                   split: str = "", caption: str = "", n_distinct: int = 0,
-                  duration: float = 0.0, fps: float = 0.0, content: str = "") -> None:
-        """Store one finished video: emb [N, D], t [N]; label is a class name or None. An id already
-        cached is replaced (its row keeps its place; the old frames stay until `compact`)."""
+                  duration: float = 0.0, fps: float = 0.0, content: str = "", **more: Any) -> None:
+        """Store one finished video: emb [N, D], t [N]; label is a class name or None; `more` fills
+        other per-video columns (schema.VIDEO_COLUMNS). An id already cached is replaced (its row
+        keeps its place; the old frames stay until `compact`)."""
         if label is not None and label not in self.state.text:
             raise ValueError(f"label {label!r} was not registered with set_classes")
-        label_row = self.state.classes.index(label) if label is not None else -1
-        rows = row_arrays(emb, t, label_row, int(n_distinct), float(duration), float(fps),
-                          (vid, split or "", caption or "", content or ""))
-        physical, crc = self._append_row(rows)
+        values = S.column_values(dict(more, id=vid, label=self.state.classes.index(label) if label is not None else -1,
+                                      split=split or "", caption=caption or "", content=content or "",
+                                      n_distinct=n_distinct, duration=duration, fps=fps))
+        physical, crc = self._append_row(row_arrays(emb, t), values)
         shard = self._shard
-        self._journal(Record({"kind": "video", "id": vid, "content": content or "", "shard": shard.name,
-                              "row": shard.rows - 1, "str_end": shard.str_bytes, "crc": crc}))
-        self.state.put_video(vid, physical, content or "")
-        if shard.emb_bytes >= self.shard_bytes:   # full: commit it, the next video starts a new shard
+        self._journal(Record({"kind": "video", "id": vid, "shard": shard.shard.name, "row": shard.rows - 1,
+                              "crc": crc, "cols": values}))
+        self.state.put_video(vid, physical, values["content"])
+        if shard.full:   # commit it; the next video starts a new shard
             self.commit()
             shard.close()
             self._shard = None
         self._maybe_commit()
 
-    def _append_row(self, rows: list):
-        """Write one video's rows to the open shard; returns (physical row, running checksums)."""
+    def _append_row(self, rows: list, values: Dict[str, Any]):
+        """Write one video's frame rows to the open shard and note its columns; returns (physical
+        row, running checksums)."""
         shard = self._open_shard()
         try:
             crc = shard.append(rows)
         except OSError as exc:
-            raise CacheError(shard.files[0], f"cannot write ({os.strerror(exc.errno or errno.EIO)}); "
-                                             f"the committed cache is unchanged") from None
-        last = self.state.shards[-1]
-        last.rows, last.str_bytes, last.crc = shard.rows, shard.str_bytes, list(crc)
+            raise CacheError(shard.file, f"cannot write ({os.strerror(exc.errno or errno.EIO)}); "
+                                         f"the committed cache is unchanged") from None
+        last = shard.shard
+        last.rows, last.crc, last.dirty = shard.rows, list(crc) + last.crc[len(L.KINDS):], True
+        for name, col in last.videos.items():
+            col.append(values[name])
         return self._shard_start() + shard.rows - 1, crc
 
     def add_failure(self, vid: str, reason: str) -> None:
@@ -235,11 +257,17 @@ class CacheWriter:
         st = self.state
         N, D = int(self.settings["frames"]), int(self.settings["dim"])
         last = st.shards[-1] if st.shards else None
-        if last is None or last.rows * L.row_bytes("emb", N, D) >= self.shard_bytes:
+        if last is None or last.rows >= last.capacity:
             number = 1 + max((int(s.name) for s in st.shards), default=0)
-            last = M.Shard(L.shard_name(number), 0)
+            last = M.Shard(L.shard_name(number), 0, min(self._max_rows(), max(MIN_ROWS, st.physical_rows)))
             st.shards.append(last)
-        self._shard = ShardAppender(self.path, last.name, last.rows, last.str_bytes, last.crc, N, D)
+        try:
+            self._load_columns(last)
+            self._shard = ShardAppender(self.path, last, N, D)
+        except OSError as exc:
+            raise CacheError(L.shard_file(self.path, L.frames_name(last.name)),
+                             f"cannot write ({os.strerror(exc.errno or errno.EIO)}); the committed cache is unchanged") \
+                from None
         return self._shard
 
     # -- journal and commits ---------------------------------------------------------
@@ -284,10 +312,17 @@ class CacheWriter:
         self._pending = 0
 
     def _commit_state(self, st: M.State) -> None:
+        """The changed videos files of the shards, then the manifest that maps them (each renamed
+        into place once durable)."""
         st.settings = dict(self.settings)
         tmp = os.path.join(self.folder, f"manifest.tmp-{os.getpid()}")
         try:
-            M.write(tmp, st)
+            for shard in st.shards:
+                if shard.dirty:
+                    shard.crc[-1] = M.write_videos(L.shard_file(self.path, L.videos_name(shard.name)), shard.videos)
+                    shard.dirty = False
+            M.sync_folder(self.folder)
+            M.write(tmp, st, self.path)
             M.replace(tmp, self.path)
         except OSError as exc:
             if os.path.exists(tmp):

@@ -138,7 +138,7 @@ def probe(detail: bool = True) -> Machine:
             cuda_devices=count, cuda_names=tuple(torch.cuda.get_device_name(i) for i in range(count)) if opened else (),
             bf16=bool(opened and torch.cuda.is_bf16_supported()), hip=bool(getattr(torch.version, "hip", None)),
             mps=bool(mps and mps.is_available()), torch_cuda=torch.version.cuda or "",
-            cuda_warning=" ".join(str(w.message).split())[:200] if said else "", **_nvml())
+            cuda_warning=" ".join(str(said[-1].message).split())[:200] if said else "", **_nvml())
     return _MACHINES[detail]
 
 

@@ -23,17 +23,22 @@ def add_quiet(ap: argparse.ArgumentParser) -> None:
 
 
 def add_clip_model(ap: argparse.ArgumentParser, default: Optional[str] = None,
-                   shown: str = "the model recorded in the cache") -> None:
-    """`shown` says what a missing --clip-model means when `default` is None."""
-    ap.add_argument("--clip-model", default=default, metavar="MODEL",
-                    help="CLIP model name, path to a weights file, or random:<arch> "
-                         f"(default {default if default is not None else shown})")
+                   shown: str = "the model recorded in the cache", several: bool = False) -> None:
+    """`shown` says what a missing --clip-model means when `default` is None; `several`: the option may be
+    repeated (a list, None when not given)."""
+    ap.add_argument("--clip-model", default=None if several else default, metavar="MODEL",
+                    action="append" if several else "store",
+                    help="backbone: an OpenAI CLIP name (weights downloaded on first use), a weights file, "
+                         "random:<arch>, open_clip:ARCH/PRETRAINED, open_clip:ARCH@/path/to/checkpoint or "
+                         "random:open_clip:ARCH" + ("; repeat it for one cache per backbone from one decode "
+                                                    "(with --out-dir)" if several else "")
+                         + f" (default {default if default is not None else shown})")
 
 
 def add_workers(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--workers", type=int,
                     help="Dask worker processes for extraction (default: one per core up to 8; with GPUs, one per "
-                         "2 cores, up to 8 per GPU and one per 3 GiB of its memory)")
+                         "core, up to 16 per GPU and one per 3 GiB of its memory)")
 
 
 def add_video_timeout(ap: argparse.ArgumentParser) -> None:

@@ -20,9 +20,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 ok; 1 report written but some run folders were skipped (listed in it) or nothing "
                "was scored; "
                "2 bad arguments or an unwritable --out; 3 missing or unusable cache or runs folder.")
-    ap.add_argument("cache", help="the HDF5 cache to score on: the heads' own (their test split) or another "
-                                  "one (cross-dataset: every labelled video of a class the head knows)")
-    ap.add_argument("--runs", required=True, help="a folder of run folders (any depth), or one head's folder")
+    ap.add_argument("cache", nargs="+",
+                    help="the HDF5 cache to score on: the heads' own (their test split) or another one (cross-"
+                         "dataset: every labelled video of a class the head knows); several caches of the same "
+                         "videos under different backbones, each with its --runs: one comparison report")
+    ap.add_argument("--runs", required=True, nargs="+",
+                    help="a folder of run folders (any depth), or one head's folder; one per cache")
     ap.add_argument("--out", required=True, help="folder to write the report into (created if needed)")
     add_device(ap, "CLIP and the heads")
     ap.add_argument("--tmp-dir", help=TMP_DIR_HELP)
@@ -39,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     return add_examples(ap, ["python -m evaluate cache.h5 --runs runs/ --out report/",
                              "python -m evaluate cache.h5 --runs runs/ --out report/ --shots 1,2,4,8,16 --shot-draws 5",
                              "python -m evaluate cache.h5 --runs runs_open/ --out report_open/ --resamples 200 "
-                             "--shots none"])
+                             "--shots none",
+                             "python -m evaluate vitb32.h5 siglip2.h5 --runs runs_vitb32/ runs_siglip2/ --out compare/"])
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -55,12 +59,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         shots = parse_shots(args.shots)
     except ValueError as exc:
         raise UsageError(f"--shots: {exc}")
-    if not os.path.isdir(args.runs):
-        raise DataError(args.runs, "no such runs folder")
+    if len(args.runs) != len(args.cache):
+        raise UsageError(f"--runs: give one runs folder per cache ({len(args.cache)} caches, {len(args.runs)} "
+                         "runs folders)")
+    for runs in args.runs:
+        if not os.path.isdir(runs):
+            raise DataError(runs, "no such runs folder")
     writable_folder(args.out)
-    from cache.reader import open_cache
-    from evaluate.collect import collect
-    from evaluate.report import write_report
     from clipvid.device import announce, resolve
     try:
         resolve(args.device)
@@ -70,6 +75,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         use_tmp_dir(args.tmp_dir)
     except ValueError as exc:
         raise UsageError(f"--tmp-dir: {exc}")
+    if len(args.cache) > 1:
+        return _compare(args)
+    args.cache, args.runs = args.cache[0], args.runs[0]
+    from cache.reader import open_cache
+    from evaluate.collect import collect
+    from evaluate.report import write_report
     with open_cache(args.cache) as reader, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # library chatter (t-SNE, sklearn) would bury the summary
         announce(args.device, "train", "evaluate", args.quiet)
@@ -87,6 +98,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"{len(data['heads'])} heads evaluated; best: {best or '-'}; wrote {len(written)} files to {args.out}")
     print(os.path.join(args.out, "report.html"))
     return EXIT_PARTIAL if any(w.startswith("skipped run") for w in data["warnings"]) else EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Several caches (one per backbone) and their runs: one comparison report."""
+    from evaluate.compare import compare
+    from evaluate.compare_report import write_comparison
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = compare(args.cache, args.runs, args.device, args.resamples, progress=not args.quiet)
+    written = write_comparison(args.out, data)
+    for w in data["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{len(data['backbones'])} backbones x {len(data['heads'])} heads compared; wrote {len(written)} files "
+          f"to {args.out}")
+    print(os.path.join(args.out, "report.html"))
+    return EXIT_PARTIAL if any("skipped run" in w for w in data["warnings"]) else EXIT_OK
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -58,6 +58,16 @@ def bootstrap_mean_ci(values: np.ndarray, resamples: int = 1000, seed: int = 0,
     return _interval(values[idx].mean(1), float(values.mean()), level)
 
 
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed: int = 0) -> Dict[str, float]:
+    """Paired percentile bootstrap of mean(a) - mean(b) over the same videos: a [T] and b [T] per-video
+    scores (hits) in the same video order; the share of resamples where a does not beat b."""
+    diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)   # [T]
+    means = diff[bootstrap_indices(len(diff), resamples, seed)].mean(axis=1)   # [B]
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return {"diff": float(diff.mean()), "low": float(lo), "high": float(hi),
+            "p_not_better": float((means <= 0).mean()), "videos": int(len(diff))}
+
+
 def bootstrap_mean_class_ci(correct: np.ndarray, truth: np.ndarray, resamples: int = 1000, seed: int = 0,
                             level: float = 0.95) -> Dict[str, float]:
     """Percentile bootstrap interval of mean per-class accuracy, resampling videos (not classes)."""

@@ -232,15 +232,20 @@ def build_sections(data: Dict[str, Any]) -> List[S.Section]:
 
 def write_report(out_dir: str, data: Dict[str, Any], figures: Dict[str, bytes]) -> List[str]:
     """Write every output file into out_dir; returns their paths."""
-    os.makedirs(out_dir, exist_ok=True)
     banner = RANDOM_BANNER if data["provenance"]["random_weights"] else None
-    sections = build_sections(data)
+    return write_files(out_dir, TITLE, build_sections(data), data, figures, banner)
+
+
+def write_files(out_dir: str, title: str, sections: List[S.Section], data: Dict[str, Any],
+                figures: Dict[str, bytes], banner: Optional[str]) -> List[str]:
+    """report.html, report.md, metrics.json (`data`) and the PNGs into out_dir; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
     written = []
     for name, png in figures.items():
         written.append(os.path.join(out_dir, name))
         write_bytes(written[-1], png)
-    texts = {"report.html": render_html(TITLE, sections, figures, banner),
-             "report.md": render_markdown(TITLE, sections, banner), "metrics.json": json_text(data)}
+    texts = {"report.html": render_html(title, sections, figures, banner),
+             "report.md": render_markdown(title, sections, banner), "metrics.json": json_text(data)}
     for name, body in texts.items():
         written.append(os.path.join(out_dir, name))
         write_text(written[-1], body)

@@ -81,9 +81,4 @@ def paired_gap(a: List[HeadResult], b: List[HeadResult], resamples: int, seed: i
     ha, hb = pooled_hits(a), pooled_hits(b)
     if ha is None or hb is None or not len(ha):
         return None
-    diff = ha - hb                                          # [T] per-video difference, seeds averaged
-    idx = M.bootstrap_indices(len(diff), resamples, seed)   # [B, T]
-    means = diff[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [0.025, 0.975])
-    return {"diff": float(diff.mean()), "low": float(lo), "high": float(hi),
-            "p_not_better": float((means <= 0).mean()), "videos": int(len(diff))}
+    return M.paired_bootstrap(ha, hb, resamples, seed)       # per-video hits, seeds averaged

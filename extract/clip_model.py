@@ -1,16 +1,14 @@
-"""Load OpenAI CLIP (name, local file or random:<arch>) and embed images and texts with it."""
+"""Load a backbone (OpenAI CLIP or open_clip, see extract.backbones) and embed images and texts with it."""
 from dataclasses import dataclass
 import threading
-from typing import List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
 
+from extract.backbones import CLIP_MEAN, CLIP_STD, OPENAI, Preprocess, is_open_clip, load_open_clip, preprocess_of  # noqa: F401
 from extract.prompts import TEMPLATES, fill
 from extract.weights import RANDOM_ARCHS, WeightsUnavailable, file_hash, resolve_weights  # noqa: F401 (re-exported)
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass
@@ -24,17 +22,31 @@ class LoadedClip:
     dim: int
     resolution: int
     device: torch.device
+    preprocess: Preprocess = OPENAI
+    tokenize: Optional[Callable] = None   # texts -> [T, L] token ids; None: OpenAI clip's own
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.visual.parameters()).dtype
 
 
 def load_clip(spec: str, device: torch.device) -> LoadedClip:
-    """Load CLIP through clip.load (the real loader) from a resolved local file."""
-    import clip
+    """Load a backbone through its own real loader (clip.load or open_clip) from a resolved local file."""
     path, is_random = resolve_weights(spec)
+    if is_open_clip(spec):
+        model, dim, tokenizer = load_open_clip(spec, path, device)
+        prep = preprocess_of(spec)
+        return LoadedClip(model, spec, path, file_hash(path), is_random, dim, prep.size, torch.device(device),
+                          prep, tokenizer)
+    import clip
     try:
         model, _ = clip.load(path, device=device, jit=False)
     except Exception as exc:  # a damaged or foreign file: say which and why, in one line
         raise WeightsUnavailable(f"cannot load CLIP weights from {path}: {str(exc).splitlines()[0][:200]}")
     model.eval()
+    from clipvid.device import amp_dtype
+    if amp_dtype(device, "embed") is None:
+        model.float()   # clip.load keeps half weights on every device but the CPU; fp32 was decided (MPS)
     dim = int(model.text_projection.shape[1])
     return LoadedClip(model, spec, path, file_hash(path), is_random, dim,
                       int(model.visual.input_resolution), torch.device(device))
@@ -59,13 +71,14 @@ def _input_buffer(batch: int, size: tuple, device: torch.device) -> torch.Tensor
 
 @torch.inference_mode()
 def encode_frames(clip_: LoadedClip, frames: np.ndarray, batch_size: int = 100) -> np.ndarray:
-    """uint8 frames [B, R, R, 3] (already resized and cropped) -> image embeddings [B, D] float16."""
+    """uint8 frames [B, R, R, 3] (already resized as the backbone's preprocessing does) -> image
+    embeddings [B, D] float16, normalised with the backbone's own mean and std."""
     # Cast, permute and centre in one pass into a float batch reused across calls: a fresh
     # 60 MB tensor per video (plus two more passes) cost ~15,000 page faults and ~40% of a
     # worker's time with small models (bench.pipeline).
-    shift = (torch.tensor(CLIP_MEAN, device=clip_.device) * 255.0).view(3, 1, 1)
-    scale = (1.0 / (torch.tensor(CLIP_STD, device=clip_.device) * 255.0)).view(3, 1, 1)
-    dtype = clip_.model.visual.conv1.weight.dtype
+    shift = (torch.tensor(clip_.preprocess.mean, device=clip_.device) * 255.0).view(3, 1, 1)
+    scale = (1.0 / (torch.tensor(clip_.preprocess.std, device=clip_.device) * 255.0)).view(3, 1, 1)
+    dtype = clip_.dtype
     out = []
     for s in range(0, len(frames), batch_size):
         # Sampled frames are channels-last views of planar memory: read the planes as they lie.
@@ -82,13 +95,16 @@ def encode_frames(clip_: LoadedClip, frames: np.ndarray, batch_size: int = 100) 
 @torch.inference_mode()
 def encode_texts(clip_: LoadedClip, texts: Sequence[str]) -> np.ndarray:
     """Sentences -> L2-normalised text embeddings [T, D] float32 (long texts are truncated)."""
-    import clip
     if not texts:
         return np.zeros((0, clip_.dim), np.float32)
-    tokens = clip.tokenize(list(texts), truncate=True)
-    # The text transformer is causal and reads its output at the end-of-text token (the largest id), so
-    # the padding after the longest text changes nothing: dropping it makes a short query ~8x cheaper.
-    tokens = tokens[:, :int(tokens.argmax(dim=-1).max()) + 1].to(clip_.device)
+    if clip_.tokenize is not None:   # open_clip: its own tokenizer, the full context (some read every position)
+        tokens = clip_.tokenize(list(texts)).to(clip_.device)
+    else:
+        import clip
+        tokens = clip.tokenize(list(texts), truncate=True)
+        # OpenAI's text transformer is causal and reads its output at the end-of-text token (the largest id), so
+        # the padding after the longest text changes nothing: dropping it makes a short query ~8x cheaper.
+        tokens = tokens[:, :int(tokens.argmax(dim=-1).max()) + 1].to(clip_.device)
     with _autocast(clip_.device):
         emb = clip_.model.encode_text(tokens).float()
     return torch.nn.functional.normalize(emb, dim=-1).cpu().numpy()

@@ -1,5 +1,7 @@
 """Run an extraction: skip what is cached, fan videos out to Dask, stream results to the writer."""
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import signal
@@ -18,12 +20,20 @@ from clipvid.errors import CacheError
 from clipvid.resources import cpu_count
 from extract import identity, worker_tasks
 from extract.layout import default_layout
+from extract.backbones import preprocess_of
 from extract.weights import file_hash, resolve_weights
 from extract.prompts import TEMPLATES
-from extract.sources import Source, prompt_name
+from extract.sources import Source
+from extract.targets import Target
 
-SAMPLER = {"times": "centre of N equal slices of the duration", "pick": "nearest decoded frame",
-           "resize": "short side 224, bicubic (ffmpeg swscale)", "crop": "centre 224x224", "version": 1}
+# Version 2: PyAV decodes every file it can read, the frame nearest each target is picked exactly
+# (version 1 made two FFmpeg builds agree on the command line's select rule), flips in the display
+# matrix are applied; the command line samples what PyAV cannot read (/videos/decoder says which).
+SAMPLER = {"times": "centre of N equal slices of the video stream's duration",
+           "pick": "nearest decoded frame (ties: the earlier)", "decoder": "PyAV, else the ffmpeg command line",
+           "orientation": "the display matrix as ffmpeg applies it (rotations and flips)",
+           "resize": "short side 224, bicubic (swscale; area when shrinking 2x or more)", "crop": "centre 224x224",
+           "version": 2}
 
 
 WARM_TIMEOUT = 120.0   # seconds to wait for every worker to load the model before the first video
@@ -130,10 +140,23 @@ def _sigint_deferred():
         signal.signal(signal.SIGINT, previous)
 
 
-def weights_settings(opts: Options, source_root: str, dim: int = 0) -> dict:
+def weights_settings(opts: Options, source_root: str, dim: int = 0, out: str = "") -> dict:
+    """The settings a run into the cache `out` writes: the backbone's, N, the sampler, and the prompt
+    templates of `out` when it exists (a cache's classes are all embedded alike), else today's."""
     path, is_random = resolve_weights(opts.clip_model)
+    templates = read_settings(out).get("prompt_templates") if out and os.path.exists(out) else None
     return make_settings(opts.clip_model, file_hash(path), is_random, dim, opts.frames, SAMPLER,
-                         TEMPLATES, source_root)
+                         json.loads(templates) if templates else TEMPLATES, source_root,
+                         preprocess_of(opts.clip_model).settings())
+
+
+def sampler_version(settings: dict) -> int:
+    """The `version` of a cache's `sampler` setting (1 for caches older than the key)."""
+    import json
+    try:
+        return int(json.loads(settings.get("sampler") or "{}").get("version", 1))
+    except (ValueError, TypeError, AttributeError):
+        return 1
 
 
 def precheck(out: str, settings: dict, allow_new_root: bool = False) -> None:
@@ -141,6 +164,10 @@ def precheck(out: str, settings: dict, allow_new_root: bool = False) -> None:
     if os.path.exists(out):
         old = read_settings(out)
         why = settings_mismatch(old, dict(settings, dim=old.get("dim")))
+        if why and sampler_version(old) != SAMPLER["version"]:
+            raise CacheError(out, f"refusing to append: {why}; its frames were chosen by sampler version "
+                                  f"{sampler_version(old)}, this run's sampler is version {SAMPLER['version']}; "
+                                  f"extract into a new --out cache (or re-extract these videos into one)")
         if why:
             raise CacheError(out, f"refusing to append: {why}; use another --out file")
         identity.check_root(out, old.get("source_root"), settings["source_root"], allow_new_root)
@@ -148,20 +175,32 @@ def precheck(out: str, settings: dict, allow_new_root: bool = False) -> None:
 
 def run(source: Source, out: str, opts: Options, log=print) -> Summary:
     """Extract every video of `source` into the cache `out`; returns counts and failures."""
-    settings = weights_settings(opts, os.path.abspath(source.root))   # absolute: thumbnails work from anywhere
-    precheck(out, settings, opts.allow_new_root)
+    return run_many(source, {opts.clip_model: out}, opts, log)[opts.clip_model]
+
+
+def run_many(source: Source, outs: Dict[str, str], opts: Options, log=print) -> Dict[str, Summary]:
+    """Extract every video of `source` into one cache per backbone ({spec: cache file}), each video
+    decoded once for all of them; returns each cache's counts and failures."""
+    root = os.path.abspath(source.root)   # absolute: thumbnails work from anywhere
+    targets = []
+    for spec, out in outs.items():
+        settings = weights_settings(dataclasses.replace(opts, clip_model=spec), root, out=out)
+        precheck(out, settings, opts.allow_new_root)
+        targets.append(Target(spec, out, settings, Summary()))
     start = time.time()
-    quick = _already_done(source, out, opts)
-    if quick is not None:  # nothing to embed and no new class: no cluster to start
-        # A new root must be recorded; a journal left by a killed run (killed after its last commit)
-        # is replayed and removed by a writer, so the cache folder ends tidy either way.
-        if opts.allow_new_root or os.path.exists(journal_file(out)):
-            CacheWriter(out, dict(settings, dim=read_settings(out)["dim"])).close()
-        quick.seconds = time.time() - start
+    quick = {t.spec: _already_done(source, t.out, opts) for t in targets}
+    if all(q is not None for q in quick.values()):  # nothing to embed and no new class: no cluster to start
+        for t in targets:
+            # A new root must be recorded; a journal left by a killed run (killed after its last commit)
+            # is replayed and removed by a writer, so the cache folder ends tidy either way.
+            if opts.allow_new_root or os.path.exists(journal_file(t.out)):
+                CacheWriter(t.out, dict(t.settings, dim=read_settings(t.out)["dim"])).close()
+            quick[t.spec].seconds = time.time() - start
         return quick
     client, cluster = make_client(opts)
     try:
-        return _run(client, source, out, opts, settings, start, log)
+        _run(client, source, targets, opts, start, log)
+        return {t.spec: t.summary for t in targets}
     finally:
         client.close()
         if cluster is not None:
@@ -182,10 +221,15 @@ def _hush(client) -> None:
         pass
 
 
-# Small files share a task (and, when short, ffmpeg runs: extract.batch): per-task Dask overhead
-# and ffmpeg start-up were ~30% of the time of a 4 s clip (bench.pipeline). Bigger files go alone.
+# Small files share a task: per-task Dask overhead was a large part of the time of a 4 s clip
+# (bench.pipeline). Bigger files go alone.
 SMALL_FILE = 16 << 20   # bytes
 MAX_CHUNK = 8
+
+
+def codec_threads(cores: int, workers_per_host: int, tasks_per_worker: int) -> int:
+    """libavcodec threads per decode: the host's cores shared by every task that may run at once."""
+    return max(1, cores // max(1, workers_per_host * tasks_per_worker))
 
 
 def chunk_items(items: list, workers: int) -> List[list]:
@@ -253,25 +297,24 @@ def _per_host(client) -> int:
     return max(hosts.values()) if hosts else 1
 
 
-def _run(client, source, out, opts, settings, start, log) -> Summary:
+def _run(client, source: Source, targets: List[Target], opts: Options, start: float, log) -> None:
     from dask.distributed import as_completed
     per_host = _per_host(client)
-    common = (opts.clip_model, opts.device, per_host, opts.torch_threads)
-    texts = [prompt_name(c) for c in source.classes]
-    text_emb = client.submit(worker_tasks.text_task, *common, texts, TEMPLATES, pure=False).result()
-    settings["dim"] = int(text_emb.shape[1]) if len(texts) else _dim_of(opts, client, common)
-    writer = CacheWriter(out, settings)
-    summary = Summary()
+    common = (opts.device, per_host, opts.torch_threads)
     try:
-        writer.set_classes(source.classes, text_emb)
-        todo = plan(source, writer.done_ids, writer.failed, opts.retry_failed, summary, writer.content_of, out,
-                    opts.replace_changed)
-        for line in _warm_all(client, common):   # where each worker embeds, and in what precision
+        for t in targets:
+            t.open(client, source, common)
+            t.todo = {it.id for it in plan(source, t.writer.done_ids, t.writer.failed, opts.retry_failed, t.summary,
+                                           t.writer.content_of, t.out, opts.replace_changed)}
+        wanted = set().union(*(t.todo for t in targets))
+        todo = [item for item in source.items if item.id in wanted]
+        # where each worker embeds, and in what precision
+        for line in _warm_all(client, ([t.spec for t in targets], *common)):
             if opts.progress or "not on the GPU" in line:
                 print(line, file=sys.stderr, flush=True)
         work_start = time.time()
         threads = sum(client.nthreads().values()) or 1
-        ffmpeg_threads = 1 if threads > 1 else cpu_count()
+        ffmpeg_threads = codec_threads(cpu_count(), per_host, max(client.nthreads().values() or [1]))
         window = 2 * threads + 2   # tasks in flight, bounded: memory does not grow with the collection
         pending = iter(chunk_items(todo, threads))
         by_key = {}
@@ -281,7 +324,8 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
             chunk = chunk or next(pending, None)
             if chunk is None:
                 return
-            fut = client.submit(worker_tasks.videos_task, *common, [(it.id, it.path) for it in chunk],
+            specs = [t.spec for t in targets if any(it.id in t.todo for it in chunk)]   # one decode for these
+            fut = client.submit(worker_tasks.videos_task, specs, *common, [(it.id, it.path) for it in chunk],
                                 opts.frames, opts.batch_size, ffmpeg_threads, opts.video_timeout, pure=False)
             by_key[fut.key] = chunk
             contents.update(zip((it.id for it in chunk), identity.fingerprints([it.path for it in chunk])))
@@ -301,27 +345,29 @@ def _run(client, source, out, opts, settings, start, log) -> Summary:
                     for it in chunk:
                         submit_next(ac, [it])
                     continue
-                results = [{"id": it.id, "error": worker_tasks.task_failure(exc)} for it in chunk]
+                results = [{t.spec: {"id": it.id, "error": worker_tasks.task_failure(exc)} for t in targets}
+                           for it in chunk]
             fut.release()
             for item, res in zip(chunk, results):
-                _record(writer, summary, item, res, contents.pop(item.id, ""))
+                content = contents.pop(item.id, "")
+                for t in targets:
+                    if item.id in t.todo:
+                        t.record(item, res[t.spec], content)
             bar.update(len(chunk))
-            bar.set_postfix(failed=len(summary.failed))
+            bar.set_postfix(failed=max(len(t.summary.failed) for t in targets))
             submit_next(ac)
         bar.close()
-        summary.work_seconds = time.time() - work_start
-        writer.close()
+        for t in targets:
+            t.summary.work_seconds = time.time() - work_start
+            t.writer.close()
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt) and not opts.scheduler:
             _hush(client)   # first: committing below may take a while, and workers then log lost heartbeats
-        # Interrupted: keep every finished video (commit), then re-raise.
-        try:
-            writer.close()
-        except CacheError:
-            writer.abandon()
+        for t in targets:   # interrupted: keep every finished video of every cache (commit), then re-raise
+            t.close_interrupted()
         raise
-    summary.seconds = time.time() - start
-    return summary
+    for t in targets:
+        t.summary.seconds = time.time() - start
 
 
 def _warm_all(client, common: tuple) -> List[str]:
@@ -339,22 +385,3 @@ def _warm_all(client, common: tuple) -> List[str]:
     lines = sorted({f.result() for f in futs if f.status == "finished"})
     client.cancel(futs)
     return lines
-
-
-def _record(writer: CacheWriter, summary: Summary, item, res: Dict[str, object], content: str = "") -> None:
-    """Write one video's result (embeddings or failure) and count it."""
-    if "resource" in res:   # the GPU was full: nothing is wrong with the video, the next run tries it again
-        summary.deferred[item.id] = res["resource"]
-    elif "error" in res:
-        writer.add_failure(item.id, res["error"])
-        summary.failed[item.id] = " ".join(str(res["error"]).split())
-    else:
-        writer.add_video(item.id, res["emb"], res["t"], item.label, item.split, item.caption,
-                         res["n_distinct"], res["duration"], res["fps"], content)
-        summary.cached += 1
-        summary.strategies[res["strategy"]] = summary.strategies.get(res["strategy"], 0) + 1
-
-
-def _dim_of(opts, client, common) -> int:
-    emb = client.submit(worker_tasks.text_task, *common, ["x"], ["{}"], pure=False).result()
-    return int(emb.shape[1])

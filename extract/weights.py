@@ -1,11 +1,15 @@
-"""Find CLIP weights on disk (names, files, random:<arch>) without importing torch unless needed."""
+"""Find CLIP weights (names, files, random:<arch>), downloading a named model's on first use."""
 import hashlib
+import json
 import os
+import shutil
+import socket
+import sys
 import warnings
 from typing import Dict
 
 from clipvid.atomic import atomic_path
-from clipvid.errors import UsageError
+from clipvid.errors import DataError, UsageError
 
 # Chatter from inside CLIP's loader that a user can do nothing about: clip imports pkg_resources,
 # and clip.load tries torch.jit.load before reading a plain state dict. Silenced here, by message,
@@ -23,10 +27,36 @@ RANDOM_ARCHS: Dict[str, tuple] = {
 }
 RANDOM_SEED = 0
 
+OFFLINE_ENV = "CLIPVID_OFFLINE"       # set (not 0): never try the network, fail at once naming the file
+# Tests only: JSON {model name: URL} replacing clip's own address; the URL's last-but-one part is the
+# file's sha256, as in clip's addresses, so clip's downloader checks it the same way.
+TEST_URLS_ENV = "CLIPVID_TEST_WEIGHTS_URLS"
+CONNECT_TIMEOUT = 15.0   # seconds a connection (and each read) may stall before a download gives up
 
-class WeightsUnavailable(UsageError):
-    """The requested --clip-model is unknown or its weights are not on this machine (and cannot be
-    downloaded here): a usage error, exit 2."""
+
+def offline() -> bool:
+    """True when CLIPVID_OFFLINE (or the Hugging Face hub's HF_HUB_OFFLINE) forbids downloads."""
+    return any(os.environ.get(k, "") not in ("", "0") for k in (OFFLINE_ENV, "HF_HUB_OFFLINE"))
+
+
+if offline():   # the hub reads its own switch when first imported, which is after this module
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+class WeightsUnavailable(DataError):
+    """The weights (or tokenizer) of --clip-model are not on this machine and cannot be downloaded, or
+    cannot be loaded: exit 3, in one line naming what is missing and where it goes."""
+
+    def __init__(self, message: str):
+        Exception.__init__(self, message)
+        self.path, self.reason = "", message
+
+
+class UnknownModel(UsageError, WeightsUnavailable):
+    """--clip-model names no model clipvid knows: a usage error (exit 2), not a missing file."""
+
+    def __init__(self, message: str):
+        WeightsUnavailable.__init__(self, message)
 
 
 def home() -> str:
@@ -36,7 +66,7 @@ def home() -> str:
 
 def _random_weights_file(arch: str) -> str:
     if arch not in RANDOM_ARCHS:
-        raise WeightsUnavailable(f"unknown random architecture {arch!r}; known: {', '.join(RANDOM_ARCHS)}")
+        raise UnknownModel(f"unknown random architecture {arch!r}; known: {', '.join(RANDOM_ARCHS)}")
     path = os.path.join(home(), "random", f"{arch.replace('/', '-')}-seed{RANDOM_SEED}.pt")
     if not os.path.exists(path):
         import torch
@@ -53,23 +83,52 @@ def _random_weights_file(arch: str) -> str:
 
 def resolve_weights(spec: str) -> tuple:
     """(file path, is_random) for a model name, a weights file or random:<arch>; no download."""
+    if spec.startswith("open_clip:") or spec.startswith("random:open_clip:"):
+        from extract.backbones import open_clip_weights
+        return open_clip_weights(spec), spec.startswith("random:")
     if spec.startswith("random:"):
         return _random_weights_file(spec.split(":", 1)[1]), True
     if os.path.isfile(spec):
         return spec, False
     import clip
     if spec in clip.available_models():
-        url = clip.clip._MODELS[spec]
-        root = os.path.join(os.path.expanduser("~"), ".cache", "clip")
-        path = os.path.join(root, os.path.basename(url))
-        if os.path.isfile(path):
-            return path, False
-        raise WeightsUnavailable(
-            f"CLIP weights for {spec} are not in {root} and this machine cannot download them; "
-            f"copy {os.path.basename(url)} there, pass --clip-model /path/to/weights.pt, "
-            f"or use --clip-model random:{spec if spec in RANDOM_ARCHS else 'tiny'} for random weights")
-    raise WeightsUnavailable(f"unknown CLIP model {spec!r}: not a file, not one of {clip.available_models()}, "
-                             f"not random:<{'|'.join(RANDOM_ARCHS)}>")
+        return _openai_weights(spec), False
+    raise UnknownModel(f"unknown CLIP model {spec!r}: not a file, not one of {clip.available_models()}, "
+                             f"not random:<{'|'.join(RANDOM_ARCHS)}>, not open_clip:ARCH/PRETRAINED")
+
+
+def clip_root() -> str:
+    """Where clip.load keeps OpenAI's weights (and so where they are looked for and downloaded)."""
+    return os.path.join(os.path.expanduser("~"), ".cache", "clip")
+
+
+def _openai_weights(name: str) -> str:
+    """The local file of OpenAI model `name`, downloaded by clip's own downloader (checksum checked)
+    into clip's usual folder on first use; WeightsUnavailable in one line when it cannot be had."""
+    import clip
+    url = json.loads(os.environ.get(TEST_URLS_ENV) or "{}").get(name) or clip.clip._MODELS[name]
+    root, base = clip_root(), os.path.basename(url)
+    path = os.path.join(root, base)
+    if os.path.isfile(path):
+        return path
+    hint = (f"copy {base} (from {url}) to {root}, pass --clip-model /path/to/{base}, "
+            f"or use --clip-model random:{name if name in RANDOM_ARCHS else 'tiny'} for random weights")
+    if offline():
+        raise WeightsUnavailable(f"CLIP weights for {name} are not in {root} and {OFFLINE_ENV} is set: {hint}")
+    # Into a private folder, then renamed: a download cut short never looks like the weights.
+    part = os.path.join(root, f".partial-{os.getpid()}")
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(CONNECT_TIMEOUT)   # clip's downloader opens the URL with the default
+    try:
+        print(f"downloading CLIP weights for {name} to {path}", file=sys.stderr)
+        os.replace(clip.clip._download(url, part), path)
+    except Exception as exc:   # offline, refused, timed out, checksum: one line, what to copy where
+        reason = " ".join(str(getattr(exc, "reason", None) or exc).split())[:160] or type(exc).__name__
+        raise WeightsUnavailable(f"CLIP weights for {name} could not be downloaded ({reason}): {hint}")
+    finally:
+        socket.setdefaulttimeout(previous)
+        shutil.rmtree(part, ignore_errors=True)
+    return path
 
 
 def file_hash(path: str) -> str:
@@ -82,19 +141,21 @@ def file_hash(path: str) -> str:
 
 
 def main(argv=None) -> int:
-    """`python -m extract.weights SPEC`: print the weights file SPEC resolves to (exit 2 if none)."""
-    import sys
+    """`python -m extract.weights SPEC`: print the weights file SPEC resolves to, downloading it if
+    needed (exit 3 if it cannot be had, 2 if SPEC names no model)."""
     from clipvid.errors import EXIT_OK, exit_status
     args = sys.argv[1:] if argv is None else argv
-    usage = "usage: python -m extract.weights SPEC   (a CLIP name, a weights file or random:<arch>)"
+    usage = ("usage: python -m extract.weights SPEC   (a CLIP name, a weights file, random:<arch>, "
+             "open_clip:ARCH/PRETRAINED)\nexample: python -m extract.weights ViT-B/32   "
+             "(downloads it into ~/.cache/clip on first use)")
     if args[:1] in (["-h"], ["--help"]):
         print(usage)
         return EXIT_OK
 
     def show() -> int:
         if len(args) != 1:
-            raise UsageError(f"python -m extract.weights takes one SPEC ({usage})")
-        print(resolve_weights(args[0])[0])   # WeightsUnavailable is a usage error
+            raise UsageError(f"python -m extract.weights takes one SPEC ({usage.splitlines()[0]})")
+        print(resolve_weights(args[0])[0])
         return EXIT_OK
     return exit_status(show, interrupted=lambda: "interrupted")
 

@@ -6,8 +6,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from clipvid.resources import cpu_count
-from extract.batch import iter_samples
-from extract.probe import describe_failure
+from extract.decode import iter_samples
+from extract.facts import describe_failure
 
 _MODELS: Dict[tuple, object] = {}
 _LOCK = threading.Lock()
@@ -77,14 +77,16 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
 
 
-def embed_sample(model, sample, batch_size: int) -> np.ndarray:
+def embed_sample(model, sample, batch_size: int, geometry=None) -> np.ndarray:
     """[N, D] float16 embeddings of a Sample's rows; a frame that several rows show is embedded once
     (a 2 s clip at 12 fps has 24 frames for 100 rows: a quarter of the work). When the GPU runs out
     of memory (other workers or jobs share it) the batch is halved and tried again, down to one frame."""
     from extract.clip_model import encode_frames
     while True:
         try:
-            return encode_frames(model, sample.distinct, batch_size)[sample.rows]   # [n_distinct, dim] -> [N, dim]
+            # [n_distinct, S, S, 3] at the backbone's geometry (None: the sample's first)
+            pictures = sample.distinct if geometry is None else sample.pictures[geometry]
+            return encode_frames(model, pictures, batch_size)[sample.rows]      # [n_distinct, dim] -> [N, dim]
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -100,12 +102,12 @@ def _release_gpu_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _embedded(vid: str, sample, model, batch_size: int) -> Dict[str, object]:
+def _embedded(vid: str, sample, model, batch_size: int, geometry=None) -> Dict[str, object]:
     """The small dict a video's task returns: its arrays, or its one-line failure reason."""
     if isinstance(sample, Exception):
         return {"id": vid, "error": str(describe_failure(sample))}
     try:
-        emb = embed_sample(model, sample, batch_size)           # [N, D] float16
+        emb = embed_sample(model, sample, batch_size, geometry)   # [N, D] float16
     except OutOfGpuMemory as exc:   # not the video's fault: left out of the cache, tried again next run
         return {"id": vid, "resource": str(exc)}
     except Exception as exc:   # this video's frames only: its batch-mates go on
@@ -114,32 +116,22 @@ def _embedded(vid: str, sample, model, batch_size: int) -> Dict[str, object]:
         return {"id": vid, "error": "CLIP produced non-finite embeddings"}
     info = sample.info
     return {"id": vid, "emb": emb, "t": sample.t, "n_distinct": sample.n_distinct,
-            "duration": info.duration, "fps": info.fps, "strategy": sample.strategy}
+            "duration": info.duration, "fps": info.fps, "strategy": sample.strategy, "decoder": sample.decoder}
 
 
-def choose_decoder() -> bool:
-    """Tell extract.inproc whether this worker runs several tasks at once (its threads share one
-    GIL); True when in-process decoding is then used here."""
-    from extract import inproc
-    try:
-        from distributed import get_worker
-        several = get_worker().state.nthreads > 1
-    except (ImportError, ValueError, AttributeError):   # not on a Dask worker: one video at a time
-        several = False
-    inproc.share_gil(several)
-    return inproc.available()
-
-
-def videos_task(spec: str, device: str, workers_per_host: int, torch_threads: Optional[int],
+def videos_task(specs: List[str], device: str, workers_per_host: int, torch_threads: Optional[int],
                 items: List[Tuple[str, str]], n: int, batch_size: int, threads: int,
-                timeout: float) -> List[Dict[str, object]]:
-    """Decode and embed a few (id, path) videos; short ones share ffmpeg runs. One dict per video."""
-    model = get_model(spec, device, workers_per_host, torch_threads)
-    choose_decoder()
-    out: List[Dict[str, object]] = [{} for _ in items]
+                timeout: float) -> List[Dict[str, Dict[str, object]]]:
+    """Decode a few (id, path) videos once and embed them with every backbone of `specs`, each from the
+    same frames converted to its own geometry (extract.frames). Per video: {spec: its dict}."""
+    models = {spec: get_model(spec, device, workers_per_host, torch_threads) for spec in specs}
+    geometries = [m.preprocess.geometry for m in models.values()]
+    out: List[Dict[str, Dict[str, object]]] = [{} for _ in items]
     # Each sample is embedded as soon as it is ready and then dropped: one video's frames at a time.
-    for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout):
-        out[i] = _embedded(items[i][0], sample, model, batch_size)
+    for i, sample in iter_samples([path for _, path in items], n, threads=threads, timeout=timeout,
+                                  geometries=geometries):
+        for spec, model in models.items():
+            out[i][spec] = _embedded(items[i][0], sample, model, batch_size, model.preprocess.geometry)
     return out
 
 
@@ -150,14 +142,15 @@ def task_failure(exc: BaseException) -> str:
     return str(describe_failure(exc))
 
 
-def warm(spec: str, device: str, workers_per_host: int, torch_threads: Optional[int] = None) -> str:
-    """Load the model ahead of the first video (called on every worker at start-up); returns the one
-    line saying where and in what precision this worker embeds."""
+def warm(specs: List[str], device: str, workers_per_host: int, torch_threads: Optional[int] = None) -> str:
+    """Load every backbone of a run ahead of the first video (called on every worker at start-up); returns
+    the one line saying where and in what precision this worker embeds."""
     import dataclasses
     from clipvid.device import resolve
-    model = get_model(spec, device, workers_per_host, torch_threads)
+    models = [get_model(spec, device, workers_per_host, torch_threads) for spec in specs]
     decision = resolve(device, "embed")
-    if model.device.type == "cuda":
+    if models[0].device.type == "cuda":
         import torch
-        decision = dataclasses.replace(decision, device=str(model.device), name=torch.cuda.get_device_name(model.device))
+        decision = dataclasses.replace(decision, device=str(models[0].device),
+                                       name=torch.cuda.get_device_name(models[0].device))
     return decision.line("extract")

@@ -35,17 +35,18 @@ def parse_labels(text: Optional[str], path: Optional[str]) -> Optional[List[str]
     return names
 
 
-def encode_names(clip_model: str, weights_hash: str, names: List[str], device: str) -> np.ndarray:
-    """Text embeddings [C, D] float32 of class names: CLIP's text encoder with extract's prompt ensemble."""
-    from extract.clip_model import WeightsUnavailable, class_text_embeddings, load_clip
+def encode_names(reader, names: List[str], device: str) -> np.ndarray:
+    """Text embeddings [C, D] float32 of class names, as the cache `reader` embedded its own classes: its
+    backbone's text encoder and tokenizer, its prompt templates."""
+    from extract.clip_model import class_text_embeddings, load_clip
+    from extract.prompts import TEMPLATES
     from extract.sources import prompt_name
     from clipvid.device import resolve_device
-    try:
-        clip_ = load_clip(clip_model, resolve_device(device, "embed"))
-    except WeightsUnavailable as exc:
-        raise UsageError(str(exc))
+    clip_model, weights_hash = reader.clip_model, str(reader.settings.get("weights_hash", ""))
+    clip_ = load_clip(clip_model, resolve_device(device, "embed"))   # WeightsUnavailable: exit 3, naming what is missing
     if weights_hash and clip_.weights_hash != weights_hash:
         # Text from other weights lives in another embedding space: every score would be noise.
         raise UsageError(f"CLIP model {clip_model!r} here has weights {clip_.weights_hash[:12]}, but the videos "
                          f"were embedded with weights {weights_hash[:12]}")
-    return class_text_embeddings(clip_, [prompt_name(n) for n in names]).astype(np.float32)
+    templates = reader.prompt_templates or TEMPLATES
+    return class_text_embeddings(clip_, [prompt_name(n) for n in names], templates).astype(np.float32)

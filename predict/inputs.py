@@ -78,7 +78,7 @@ def extract_into(source_arg: str, videos: Optional[str], cache: str, space: Spac
     source = load_source(source_arg, videos)
     opts = Options(clip_model=space.clip_model, frames=space.frames, workers=workers, scheduler=scheduler,
                    device=device, video_timeout=timeout, progress=progress)
-    settings = weights_settings(opts, source.root, space.dim or 0)
+    settings = weights_settings(opts, source.root, space.dim or 0, cache)
     why = mismatch(settings, space, f"CLIP model {space.clip_model!r} on this machine")
     if why:
         raise CacheError(cache, f"refused: {why}")

@@ -47,18 +47,17 @@ def _space(args: argparse.Namespace, head) -> Space:
 
 
 def _candidates(head, labels: Optional[List[str]], reader, device: str) -> Candidates:
-    weights = str(reader.settings.get("weights_hash", ""))
     if head is None:
-        return Candidates(labels, encode_names(reader.clip_model, weights, labels, device),
+        return Candidates(labels, encode_names(reader, labels, device),
                           "CLIP text encoder, prompt ensemble", "zero-shot")
     if labels is not None:
-        return Candidates(labels, encode_names(reader.clip_model, weights, labels, device),
+        return Candidates(labels, encode_names(reader, labels, device),
                           "CLIP text encoder, prompt ensemble", "open-vocabulary")
     if not head.scores_any_text:
         return Candidates(head.class_names, None, "the linear probe's own weights", "head")
     if head.text_emb is not None:
         return Candidates(head.class_names, head.text_emb, head.text_source, "head")
-    return Candidates(head.class_names, encode_names(reader.clip_model, weights, head.class_names, device),
+    return Candidates(head.class_names, encode_names(reader, head.class_names, device),
                       "CLIP text encoder, prompt ensemble (not stored with the head)", "head")
 
 

@@ -10,6 +10,9 @@ import pytest
 from needs import real_videos_dir, real_videos as find_real_videos
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Nothing downloads at test time: a named model's weights fail at once (the download path is tested
+# against a local server in tests/test_backbones_weights.py, which clears this for its own runs).
+os.environ["CLIPVID_OFFLINE"] = "1"
 REAL_VIDEOS = real_videos_dir()
 
 

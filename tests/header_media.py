@@ -125,3 +125,16 @@ def long_clip(out: str, seconds: int, *args: str) -> str:
     """A tiny (32x24, 25 fps) clip long enough for the seek strategy, keyframes every 10 s, plus args."""
     return _enc(out, "-c:v", "libx264", "-preset", "ultrafast", "-g", "250", *args,
                 src=f"testsrc=size=32x24:rate=25:duration={seconds}")
+
+
+def add_flips_and_fallback(folder: str, made: Dict[str, str]) -> Dict[str, str]:
+    """Display matrices with a flip (mirrored, upside down, mirrored quarter turns), and an animated
+    WebP: the command line's demuxer reads it, PyAV's libraries cannot (the fallback's case)."""
+    f = lambda name: os.path.join(folder, name)
+    flips = {"hflip.mp4": ("-display_hflip",), "vflip.mp4": ("-display_vflip",),
+             "rot90_hflip.mp4": ("-display_rotation", "90", "-display_hflip"),
+             "rot270_vflip.mp4": ("-display_rotation", "270", "-display_vflip")}
+    for name, args in flips.items():
+        made[name] = _copy(made["plain.mp4"], f(name), before=args)
+    made["anim.webp"] = _enc(f("anim.webp"), "-c:v", "libwebp_anim", "-loop", "0", "-f", "webp")
+    return made

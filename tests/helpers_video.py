@@ -1,7 +1,7 @@
 """Test helpers: make small videos with ffmpeg and decode every frame at full size."""
 import contextlib
+import json
 import os
-import re
 import socket
 import stat
 import subprocess
@@ -11,8 +11,6 @@ from typing import Callable, Iterator, Tuple
 import numpy as np
 
 from extract.ffmpeg_bin import ffmpeg_exe
-from extract.probe import probe
-from extract.sampling import displayed_size
 
 
 def ffmpeg(*args: str) -> None:
@@ -32,16 +30,38 @@ def make_video(path: str, seconds: float = 2.0, fps: int = 25, size: str = "160x
 
 
 def decode_all(path: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Every frame at its displayed size, RGB, with its timestamp: [F, H, W, 3] uint8, [F] s."""
-    info = probe(path)
-    w, h = displayed_size(info.width, info.height, info.rotation)
-    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path, "-vf", "showinfo",
-                          "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"],
-                         capture_output=True, check=True)
-    pts = np.array([float(x) for x in re.findall(r"pts_time:\s*([-0-9.e]+)", out.stderr.decode())])
-    frames = np.frombuffer(out.stdout, np.uint8).reshape(-1, h, w, 3)
-    assert len(frames) == len(pts)
-    return frames, pts
+    """Every frame as the ffmpeg command line decodes and shows it (display matrix applied), RGB, with
+    its time from the container's start: [F, H, W, 3] uint8, [F] s (raw frames in NUT, read by PyAV)."""
+    import av
+    proc = subprocess.Popen([ffmpeg_exe(), "-v", "error", "-nostdin", "-i", "file:" + os.path.abspath(path),
+                             "-map", "0:v:0", "-fps_mode", "passthrough", "-enc_time_base", "demux",
+                             "-c:v", "rawvideo", "-pix_fmt", "rgb24", "-f", "nut", "pipe:"], stdout=subprocess.PIPE)
+    with av.open(proc.stdout, format="nut") as nut:
+        got = [(f.to_ndarray(), float(f.time)) for f in nut.decode(video=0)]
+    assert proc.wait() == 0 and got, path
+    return np.stack([f for f, _ in got]), np.array([t for _, t in got])
+
+
+def nearest_rows(frame_times: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """The reference choice: for each target, the index of the nearest of sorted frame times, ties to
+    the earlier (brute force over every frame). [n]"""
+    dist = np.abs(np.asarray(targets)[:, None] - np.asarray(frame_times)[None, :])      # [n, F]
+    return np.argmin(dist, axis=1).astype(np.int64)        # (argmin: the first of equal distances)
+
+
+def ffprobe(path: str) -> dict:
+    """ffprobe's reading of the first video stream: displayed width and height (the display matrix's
+    quarter turns applied), rotation, duration (the stream's, else the file's) and average fps."""
+    from tests.needs import ffprobe as ffprobe_exe
+    out = subprocess.run([ffprobe_exe(), "-v", "error", "-of", "json", "-select_streams", "v:0", "-show_streams",
+                          "-show_format", path], capture_output=True, text=True, check=True)
+    info = json.loads(out.stdout)
+    st, fmt = info["streams"][0], info["format"]
+    rotation = next((float(d["rotation"]) for d in st.get("side_data_list", []) if "rotation" in d), 0.0)
+    w, h = (st["height"], st["width"]) if round(rotation / 90) % 2 else (st["width"], st["height"])
+    num, den = (int(x) for x in st.get("avg_frame_rate", "0/1").split("/"))
+    return {"width": w, "height": h, "rotation": rotation, "fps": num / den if den else 0.0,
+            "duration": float(st.get("duration") or fmt.get("duration") or 0.0)}
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""What some tests need from outside the project (the eight real clips, a headless browser): skip with one line, or fail where CI requires it."""
+"""What some tests need from outside the project (the eight real clips, a headless browser, ffprobe): skip with one line, or fail where CI requires it."""
 import os
 import shutil
 from typing import List, NoReturn
@@ -10,6 +10,7 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 # .ci/run sets these to 1: CI must run every test, so there a missing clip or browser fails instead of skipping.
 REQUIRE_REAL_VIDEOS = "CLIPVID_REQUIRE_REAL_VIDEOS"
 REQUIRE_BROWSER = "CLIPVID_REQUIRE_BROWSER"
+REQUIRE_FFPROBE = "CLIPVID_REQUIRE_FFPROBE"
 
 
 def required(var: str) -> bool:
@@ -49,3 +50,13 @@ def browser() -> str:
             return path
     missing("no headless browser (" + " / ".join(BROWSERS) + ") on PATH: install Chromium to run the page tests",
             REQUIRE_BROWSER)
+
+
+def ffprobe() -> str:
+    """Path of an ffprobe on PATH (the decoder's tests hold samples to its reading; the static ffmpeg
+    the project uses comes without one); skips (or fails, in CI) when there is none."""
+    path = shutil.which("ffprobe")
+    if not path:
+        missing("no ffprobe on PATH: install FFmpeg's tools (Debian: apt-get install ffmpeg) to run this test",
+                REQUIRE_FFPROBE)
+    return path

@@ -1,4 +1,4 @@
-"""Schema-2 caches: appends write only what they add, kills lose only what was in flight, compaction,
+"""Schema-3 caches: appends write only what they add, kills lose only what was in flight, compaction,
 class-list changes, replaced videos, the stored video index, and schema-1 caches read and migrated."""
 import hashlib
 import os
@@ -51,33 +51,47 @@ def check_all(path, ids):
                 assert (block[k] == frames(int(vid[1:]))).all(), vid
 
 
+def committed(folder, name: str, rows: int) -> bytes:
+    """The committed frame rows of a shard, as stored."""
+    import h5py
+    with h5py.File(folder / f"{name}.frames.h5", "r") as f:
+        return b"".join(f[k][:rows].tobytes() for k in ("emb", "t", "vidx"))
+
+
 def test_append_leaves_old_shards_untouched(tmp_path):
     path = tmp_path / "c.h5"
-    add(path, range(3000), shard_bytes=1000 * ROW)            # 3 full shards
+    add(path, range(3000), shard_bytes=1000 * ROW)            # shards of 256, 256, 512, 1000 and 1000 rows
     folder = tmp_path / "c.h5.d"
-    before = {f: (os.stat(folder / f).st_ino, os.stat(folder / f).st_mtime_ns, digest(folder / f))
-              for f in os.listdir(folder) if not f.startswith(("lock", "journal"))}
-    assert len(before) == 15                                   # 3 shards x 5 files
+    with open_cache(os.fspath(path)) as r:
+        assert r.shard_rows.tolist() == [256, 256, 512, 1000, 976] and r.shard_capacity[-1] == 1000
+    full = {f: (os.stat(folder / f).st_ino, os.stat(folder / f).st_mtime_ns, digest(folder / f))
+            for f in os.listdir(folder) if not f.startswith(("lock", "journal", "000005"))}
+    assert len(full) == 8                                      # 4 full shards x 2 files
+    last = committed(folder, "000005", 976)
+    small = os.path.getsize(path)
     add(path, range(3000, 3050), shard_bytes=1000 * ROW)
-    for f, (ino, mtime, sha) in before.items():
+    for f, (ino, mtime, sha) in full.items():
         st = os.stat(folder / f)
         assert (st.st_ino, st.st_mtime_ns, digest(folder / f)) == (ino, mtime, sha), f
-    new = sorted(set(os.listdir(folder)) - set(before) - {"lock"})
-    assert new == ["000004.emb", "000004.num", "000004.str", "000004.t", "000004.vidx"]
-    assert os.path.getsize(folder / "000004.emb") == 50 * ROW   # exactly what was added
-    assert os.path.getsize(path) < 3050 * 8 + 20_000            # the manifest: 8 bytes a video
+    assert committed(folder, "000005", 976) == last            # the open shard's committed rows stay
+    new = sorted(set(os.listdir(folder)) - set(full) - {"lock"})
+    assert new == ["000005.frames.h5", "000005.videos.h5", "000006.frames.h5", "000006.videos.h5"]
+    with open_cache(os.fspath(path)) as r:
+        assert r.shard_rows.tolist() == [256, 256, 512, 1000, 1000, 26]
+    assert os.path.getsize(path) < small + 4096                # the manifest: a mapping per shard, not per video
     check_all(path, range(3050))
 
 
 def test_append_to_the_last_shard_only_grows_it(tmp_path):
     path = tmp_path / "c.h5"
     add(path, range(2000))
-    shard = tmp_path / "c.h5.d" / "000001.emb"
-    old = open(shard, "rb").read()
-    ino = os.stat(shard).st_ino
+    folder = tmp_path / "c.h5.d"
+    old = committed(folder, "000004", 976)
+    ino = os.stat(folder / "000004.frames.h5").st_ino
     add(path, range(2000, 2010))
-    now = open(shard, "rb").read()
-    assert os.stat(shard).st_ino == ino and now[:len(old)] == old and len(now) == len(old) + 10 * ROW
+    assert os.stat(folder / "000004.frames.h5").st_ino == ino and committed(folder, "000004", 976) == old
+    with open_cache(os.fspath(path)) as r:
+        assert r.shard_rows.tolist() == [256, 256, 512, 986] and r.shard_capacity.tolist() == [256, 256, 512, 1024]
     check_all(path, range(2010))
 
 
@@ -119,8 +133,8 @@ def test_class_list_change_is_journalled(tmp_path):
 
 
 APPENDER = """
-import sys, numpy as np
-sys.path.insert(0, sys.argv[2])
+import os, sys, numpy as np
+sys.path[:0] = [sys.argv[2], os.path.join(sys.argv[2], "tests")]   # conftest imports its helpers by name
 from tests.test_cache_append import SETTINGS, frames, N
 from cache.writer import CacheWriter
 w = CacheWriter(sys.argv[1], SETTINGS, shard_bytes=300 * N * 8 * 2)
@@ -160,11 +174,12 @@ COMPACTOR = "import sys; from cache.compact import compact; compact(sys.argv[1],
 
 
 def _folder_bytes(path: str) -> int:
-    """Bytes in the cache's side folder now: a running compaction's progress, whatever its file names."""
+    """Bytes written in the cache's side folder now (allocated: a new shard's frame file is sparse until
+    rows are written): a running compaction's progress, whatever its file names."""
     total = 0
     for entry in os.scandir(path + ".d"):
         try:
-            total += entry.stat().st_size
+            total += entry.stat().st_blocks * 512
         except FileNotFoundError:                                  # removed while we looked
             pass
     return total
@@ -195,7 +210,7 @@ def test_sigkill_during_compaction(tmp_path):
     check_all(path, range(9000))
     add(path, range(9000, 9010))                                   # and it still appends
     check_all(path, range(9010))
-    assert sorted(os.listdir(path + ".d"))[-1] == "lock" and len(os.listdir(path + ".d")) == 6
+    assert sorted(os.listdir(path + ".d"))[-1] == "lock" and len(os.listdir(path + ".d")) == 5   # 2 shards
 
 
 @pytest.fixture
@@ -207,23 +222,30 @@ def schema1(tmp_path):
     return path, emb
 
 
-def test_schema1_is_read_indexed_and_migrated(schema1, capfd):
+def test_schema1_is_read_indexed_and_migrated(schema1, capfd, monkeypatch):
+    from clipvid import progress
+    monkeypatch.setattr(progress, "INTERVAL", 0.0)   # the log gets every progress line, however quick the work
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     path, emb = schema1
     assert validate(path) == []
     with open_cache(path) as r:
         assert r.schema_version == 1 and (r.emb([3, 1]) == emb[[3, 1]]).all()
-        index = r.video_index()                                    # built once, with a progress line
-        assert "building the video index: 40/40" in capfd.readouterr().err
-        assert np.abs(np.asarray(index, np.float32) - mean_pool(emb)).max() < 2e-3
+        index = r.video_index()                                    # built once into the side folder
+        built = [f for f in os.listdir(path + ".d") if f.startswith("index-")]
+        assert len(built) == 1 and np.abs(np.asarray(index, np.float32) - mean_pool(emb)).max() < 2e-3
+        stamp = os.stat(os.path.join(path + ".d", built[0])).st_mtime_ns
         r.video_index()
-        assert capfd.readouterr().err == ""                        # reused
+        assert os.stat(os.path.join(path + ".d", built[0])).st_mtime_ns == stamp     # reused
+    capfd.readouterr()
     w = CacheWriter(path, SETTINGS)                                # appending migrates
     w.set_classes(["a", "b", "c"], np.eye(3, D))
     w.add_video("new.mp4", frames(1), np.linspace(0, 1, N), "c", n_distinct=N, duration=1.0)
     w.close()
-    assert "migrating to cache schema 2" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert f"{path}: upgrading a schema-1 cache to schema 3" in err and err.count("upgrading a") == 1
     assert validate(path) == []
     with open_cache(path) as r:
-        assert r.schema_version == 2 and r.num_videos == 41 and (r.emb(np.arange(40)) == emb).all()
+        assert r.schema_version == 3 and r.num_videos == 41 and (r.emb(np.arange(40)) == emb).all()
         assert r.failures == [("bad.mp4", "moov atom not found")] and r.class_names == ["a", "b", "c"]
-        assert sorted(os.listdir(path + ".d")) == [f"000001.{k}" for k in ("emb", "num", "str", "t", "vidx")] + ["lock"]
+        assert sorted(os.listdir(path + ".d")) == ["000001.frames.h5", "000001.videos.h5", "000002.frames.h5",
+                                                   "000002.videos.h5", "lock"]   # the index sidecar is gone

@@ -85,6 +85,8 @@ def test_parse_and_precision_tables():
     assert precision("cpu", "train", True) == "fp32" and precision("mps", "embed", True) == "fp32"
     assert precision("cuda", "embed", True) == "fp16" and precision("cuda", "train", False) == "fp16"
     assert why_no_gpu(NVIDIA) == "" and why_no_gpu(LAPTOP) == ""
+    from clipvid.device import amp_dtype
+    assert amp_dtype("cpu", "train") is None and amp_dtype("mps", "embed") is None   # CLIP's weights go float32 there
 
 
 def test_this_machine_is_probed_through_torch():

@@ -1,9 +1,15 @@
-"""Pure sampling maths and header parsing: target times, nearest frames, CLIP geometry, strategy."""
+"""Pure sampling maths: target times, the nearest frame per target, geometry, orientation, strategy;
+and the shape of extract/ itself (no import circles, the decode stack's size)."""
+import ast
+import os
+
 import numpy as np
 import pytest
 
-from extract import sampling
-from extract.probe import parse_header
+from extract import convert, geometry, sampling
+from tests.helpers_video import nearest_rows
+
+EXTRACT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "extract")
 
 
 def test_target_times_are_centred_and_inside():
@@ -13,20 +19,30 @@ def test_target_times_are_centred_and_inside():
     assert np.allclose(np.diff(t), 0.1)
 
 
-def test_nearest_rows_brute_force():
+def test_picker_chooses_what_nearest_rows_chooses_over_every_frame():
+    """Streaming frames through the Picker keeps the brute-force choice (ties: the earlier frame),
+    also for frames that repeat a time or go back (skipped), and targets after the last frame."""
     rng = np.random.default_rng(0)
-    for _ in range(50):
-        frames = np.sort(rng.uniform(0, 10, rng.integers(1, 40)))
-        targets = rng.uniform(-1, 11, 30)
-        got = sampling.nearest_rows(frames, targets)
-        want = [int(np.argmin(np.abs(frames - x))) for x in targets]
-        assert np.allclose(np.abs(frames[got] - targets), np.abs(frames[want] - targets))
+    for _ in range(200):
+        times = np.sort(rng.uniform(0, 10, rng.integers(1, 60)))
+        if rng.random() < 0.3:
+            times = np.round(times * 4) / 4                      # ties and repeated times
+        targets = np.sort(rng.uniform(-1, 11, rng.integers(1, 30)))
+        picker, got = sampling.Picker(targets), []
+        for k, t in enumerate(times):
+            got += [i for _, i in picker.push(float(t), k)]
+        got += [i for _, i in picker.finish()]
+        unique = np.unique(times, return_index=True)[1]        # the first frame of each time
+        want = unique[nearest_rows(times[unique], targets)]
+        assert got == want.tolist()
 
 
 def test_short_video_repeats_nearest_frames():
-    frames = np.arange(30) / 3.0          # 30 frames over 10 s
-    rows = sampling.nearest_rows(frames, sampling.target_times(10.0, 100))
-    assert len(rows) == 100 and sampling.count_distinct(rows) == 30
+    picker, rows = sampling.Picker(sampling.target_times(10.0, 100)), []
+    for k, t in enumerate(np.arange(30) / 3.0):           # 30 frames over 10 s
+        rows += [i for _, i in picker.push(float(t), k)]
+    rows += [i for _, i in picker.finish()]
+    assert len(rows) == 100 and len(np.unique(rows)) == 30
     assert (np.diff(rows) >= 0).all()
 
 
@@ -36,43 +52,92 @@ def test_short_video_repeats_nearest_frames():
     (240, 426, (224, 397, 0, 86)),
     (224, 224, (224, 224, 0, 0)),
 ])
-def test_clip_geometry_matches_torchvision(w, h, expect):
+def test_crop_geometry_matches_torchvision(w, h, expect):
     from PIL import Image
     import clip
-    g = sampling.clip_geometry(w, h)
-    assert (g.width, g.height, g.crop_x, g.crop_y) == expect
-    # torchvision's own Resize on a PIL image of that size gives the same resized size.
+    p = geometry.place(w, h, geometry.CLIP)
+    assert (p.width, p.height, p.crop_x, p.crop_y) == expect
     resized = clip.clip._transform(224).transforms[0](Image.new("RGB", (w, h)))
-    assert resized.size == (g.width, g.height)
+    assert resized.size == (p.width, p.height)
 
 
-def test_rotation_swaps_size():
-    assert sampling.displayed_size(1920, 1080, -90.0) == (1080, 1920)
-    assert sampling.displayed_size(1920, 1080, 180.0) == (1920, 1080)
+def test_squash_and_extreme_shapes():
+    squash = geometry.Geometry(384, "squash")
+    assert geometry.place(1920, 1080, squash) == geometry.Placement(0, 0, 384, 384, 0, 0)
+    assert geometry.filters(1920, 1080, squash)[-1] == ("format", "gbrp")        # no crop after a squash
+    p = geometry.place(10000, 10, geometry.CLIP)                   # a sliver: its centre 4:1 first
+    assert (p.pre_width, p.pre_height) == (40, 10) and (p.width, p.height) == (896, 224)
+    with pytest.raises(ValueError):
+        geometry.Geometry(224, "stretch")
+
+
+def _matrix(a, b, c, d):
+    return [a << 16, b << 16, 0, c << 16, d << 16, 0, 0, 0, 1 << 30]
+
+
+@pytest.mark.parametrize("m,turns,rotation", [
+    (None, [], 0.0),
+    (_matrix(1, 0, 0, 1), [], 0.0),
+    (_matrix(0, -1, 1, 0), [("transpose", "cclock")], 90.0),           # -display_rotation 90
+    (_matrix(0, 1, -1, 0), [("transpose", "clock")], -90.0),
+    (_matrix(-1, 0, 0, -1), [("hflip", ""), ("vflip", "")], 180.0),
+    (_matrix(-1, 0, 0, 1), [("hflip", "")], 180.0),                     # mirrored
+    (_matrix(1, 0, 0, -1), [("vflip", "")], 0.0),                       # upside down
+    (_matrix(0, -1, -1, 0), [("transpose", "clock_flip")], 90.0),       # -display_rotation 90 -display_hflip
+    (_matrix(0, 1, 1, 0), [("transpose", "cclock_flip")], -90.0),
+])
+def test_display_matrix_becomes_ffmpegs_filters(m, turns, rotation):
+    assert convert.orientation(m) == turns
+    assert abs(convert.rotation_of(m)) == pytest.approx(abs(rotation))
+    turned = bool(turns) and turns[0][0] == "transpose"
+    assert convert.displayed_size(160, 120, turns) == ((120, 160) if turned else (160, 120))
 
 
 def test_strategy_seeks_only_long_dense_videos():
     assert sampling.choose_strategy(10.0, 30.0, 100) == "pass"
     assert sampling.choose_strategy(600.0, 30.0, 100) == "seek"
     assert sampling.choose_strategy(600.0, 2.0, 100) == "pass"
+    every_frame = np.arange(600 * 30)                          # all-intra: a seek decodes one frame
+    assert sampling.choose_strategy(600.0, 30.0, 100, every_frame) == "seek"
+    assert sampling.choose_strategy(600.0, 30.0, 100, np.array([0])) == "pass"   # one keyframe
 
 
-HEADER = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mp4':
-  Duration: 00:01:02.50, start: 0.000000, bitrate: 508 kb/s
-  Stream #0:0[0x1](und): Audio: aac (LC), 44100 Hz, stereo, fltp, 128 kb/s (default)
-  Stream #0:1[0x2](eng): Video: h264 (High) (avc1 / 0x31637661), yuv420p(progressive), 1280x720 [SAR 1:1 DAR 16:9], 2000 kb/s, 29.97 fps, 29.97 tbr, 30k tbn (default)
-    Side data:
-      displaymatrix: rotation of -90.00 degrees
-"""
+def _imports(path: str, package: str):
+    """The extract modules a module imports, at any depth of its code (function bodies too)."""
+    found = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == package:
+            if node.module == package:
+                found |= {f"{package}.{a.name}" for a in node.names}
+            else:
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == package}
+    return found
 
 
-def test_parse_header():
-    info = parse_header(HEADER)
-    assert info.duration == pytest.approx(62.5)
-    assert (info.width, info.height) == (1280, 720)
-    assert info.fps == pytest.approx(29.97)
-    assert info.rotation == pytest.approx(-90.0)
+def test_extract_has_no_import_circles():
+    graph = {f"extract.{f[:-3]}": _imports(os.path.join(EXTRACT, f), "extract")
+             for f in os.listdir(EXTRACT) if f.endswith(".py")}
+    state = {}
+
+    def visit(mod, path):
+        state[mod] = "open"
+        for dep in sorted(graph.get(mod, ())):
+            assert state.get(dep) != "open", "import circle: " + " -> ".join(path + [dep])
+            if dep not in state:
+                visit(dep, path + [dep])
+        state[mod] = "done"
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod, [mod])
+    assert "extract.frames" in graph["extract.decode"] | graph["extract.video"]   # the walk sees real edges
 
 
-def test_parse_header_without_video():
-    assert parse_header(HEADER.split("  Stream #0:1")[0]) is None
+# Everything between a video path and its sampled uint8 frames (issue 23: at most 800 lines).
+DECODE_STACK = ("decode", "video", "fallback", "frames", "convert", "geometry", "sampling", "facts", "ffmpeg_bin")
+
+
+def test_the_decode_stack_stays_small():
+    lines = sum(len(open(os.path.join(EXTRACT, f"{m}.py")).read().splitlines()) for m in DECODE_STACK)
+    assert lines <= 800, lines

@@ -9,20 +9,23 @@ import pytest
 import needs
 from conftest import ROOT
 
-REAL_CLIP_TEST = "tests/test_extract_inproc.py::test_real_mp4_fixtures_forced_in_process"
+USES_CLIPS = "def test_uses_the_clips(real_videos):\n    assert len(real_videos) == 8\n"
 
 
-def _pytest(*args, **env) -> subprocess.CompletedProcess:
-    """Run pytest on the checkout as ./run_tests.sh does (its addopts, -ra: one line per skip reason)."""
+def _pytest(tmp_path, **env) -> subprocess.CompletedProcess:
+    """pytest on a test that asks for the real clips, with this suite's fixtures (tests/conftest.py as a plugin)
+    and ./run_tests.sh's -ra (a line per skip reason)."""
+    test = tmp_path / "test_uses_clips.py"
+    test.write_text(USES_CLIPS)
     full = {k: v for k, v in os.environ.items() if not k.startswith("CLIPVID_REQUIRE_")}
-    full.update(env, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=ROOT,
-                          capture_output=True, text=True, env=full, timeout=600)
+    full.update(env, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "tests"), ROOT]))
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider", "-p", "conftest",
+                           str(test)], cwd=tmp_path, capture_output=True, text=True, env=full, timeout=600)
 
 
 def test_missing_real_clips_skip_with_one_line_saying_how(tmp_path):
     gone = str(tmp_path / "nowhere")
-    out = _pytest(REAL_CLIP_TEST, CLIPVID_REAL_VIDEOS=gone)
+    out = _pytest(tmp_path, CLIPVID_REAL_VIDEOS=gone)
     assert out.returncode == 0, out.stdout + out.stderr
     skips = [line for line in out.stdout.splitlines() if line.startswith("SKIPPED")]
     assert len(skips) == 1 and gone in skips[0] and "CLIPVID_REAL_VIDEOS" in skips[0], out.stdout
@@ -30,7 +33,7 @@ def test_missing_real_clips_skip_with_one_line_saying_how(tmp_path):
 
 
 def test_ci_turns_the_missing_clips_into_a_failure(tmp_path):
-    out = _pytest(REAL_CLIP_TEST, CLIPVID_REAL_VIDEOS=str(tmp_path / "nowhere"), CLIPVID_REQUIRE_REAL_VIDEOS="1")
+    out = _pytest(tmp_path, CLIPVID_REAL_VIDEOS=str(tmp_path / "nowhere"), CLIPVID_REQUIRE_REAL_VIDEOS="1")
     assert out.returncode == 1, out.stdout + out.stderr
     assert "1 error" in out.stdout and "CLIPVID_REQUIRE_REAL_VIDEOS is set" in out.stdout, out.stdout
 
@@ -69,5 +72,7 @@ def test_ci_runs_the_readme_test_command_and_set_up_installs_nothing_system_wide
     assert re.search(r"^export .*CLIPVID_REQUIRE_REAL_VIDEOS=1", ci, re.M)
     assert re.search(r"^export .*CLIPVID_REQUIRE_BROWSER=1", ci, re.M)
     for script in ("run_tests.sh", "run_pipeline.sh", os.path.join("scripts", "ensure_env.sh")):
-        text = open(os.path.join(ROOT, script), encoding="utf-8").read()
-        assert not re.search(r"\b(apt-get|apt|sudo|dnf|yum|brew)\b\s", text), script
+        for n, line in enumerate(open(os.path.join(ROOT, script), encoding="utf-8"), 1):
+            code = re.sub(r"#.*|\"[^\"]*\"|'[^']*'", "", line)      # what runs: not comments or messages
+            assert not re.search(r"\bsudo\b|\b(apt-get|apt|dnf|yum|brew)\s+(install|update)\b", code), \
+                f"{script}:{n} installs system-wide: {line.strip()}"

@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from extract import pipeline, worker_tasks
+from extract.targets import Target
 
 
 class Sample:
-    """What extract.batch yields for one video: distinct frames and which of them each row shows."""
+    """What extract.decode yields for one video: distinct frames and which of them each row shows."""
     def __init__(self, n: int = 10):
         self.distinct = np.zeros((n, 4, 4, 3), np.uint8)
         self.rows = np.arange(n)
@@ -38,11 +39,11 @@ def test_a_video_that_never_fits_is_deferred_not_failed(monkeypatch):
     res = worker_tasks._embedded("v.mp4", Sample(10), None, 8)
     assert calls == [8, 4, 2, 1] and "error" not in res and "out of memory" in res["resource"]
 
-    class Writer:   # what _record may call on the cache writer: nothing, for a deferred video
+    class Writer:   # what recording may call on the cache writer: nothing, for a deferred video
         def __getattr__(self, name):
             raise AssertionError(f"a deferred video reached the cache writer ({name})")
     summary = pipeline.Summary()
-    pipeline._record(Writer(), summary, type("Item", (), {"id": "v.mp4"})(), res)
+    Target("random:tiny", "c.h5", {}, summary, Writer()).record(type("Item", (), {"id": "v.mp4"})(), res)
     assert summary.deferred == {"v.mp4": res["resource"]} and not summary.failed and summary.cached == 0
 
 

@@ -38,7 +38,8 @@ def good(tmp_path_factory):
 
 
 def _damaged(good, tmp_path, name, edit):
-    path = tmp_path / name
+    path = tmp_path / name / "good.h5"             # a copy keeps its name: the mapping names good.h5.d
+    os.makedirs(path.parent)
     shutil.copy(good, path)
     shutil.copytree(good + ".d", f"{path}.d")       # a cache is the manifest and its shard folder
     edit(path)
@@ -56,7 +57,7 @@ def _newer(path):
 
 def _no_rows(path):
     with h5py.File(path, "r+") as f:
-        del f["videos/row"]
+        del f["shards/runs"]
 
 
 def _not_ours(path):
@@ -66,8 +67,8 @@ def _not_ours(path):
 
 CASES = {"truncated.h5": (_truncate, "not a readable HDF5 file"),
          "newer.h5": (_newer, "schema version 99 is newer"),
-         "no_rows.h5": (_no_rows, "missing videos/row"),
-         "no_shard.h5": (lambda p: os.unlink(f"{p}.d/000001.emb"), "shard file"),
+         "no_rows.h5": (_no_rows, "missing shards/runs"),
+         "no_shard.h5": (lambda p: os.unlink(f"{p}.d/000001.frames.h5"), "shard file"),
          "foreign.h5": (_not_ours, "not a clipvid cache"),
          "text.h5": (lambda p: open(p, "w").write("hello"), "not a readable HDF5 file"),
          "empty.h5": (lambda p: open(p, "w").close(), "not a readable HDF5 file")}
@@ -131,15 +132,28 @@ def test_hostile_cache_random_corruption_never_a_traceback(good, tmp_path):
 
 @pytest.mark.slow
 def test_hostile_cache_every_scribbled_frame_file_is_noticed(good, tmp_path):
-    """Every committed byte of the frame files is checksummed: a scribble in any of them fails validate."""
+    """Every committed frame row and every videos file is checksummed: a scribble in the committed rows of
+    any frame dataset, or anywhere in a videos file, fails validate; one anywhere else in a frame file
+    (its HDF5 header, its unused capacity) fails validate or changes nothing a reader sees."""
+    from cache.layout import frame_offsets, row_bytes
     rng = np.random.default_rng(11)
-    files = sorted(f for f in os.listdir(good + ".d") if f != "lock")
-    assert files
+    whole = _contents(good)
+    files = sorted(f for f in os.listdir(good + ".d") if f.endswith(".h5"))
+    assert files == ["000001.frames.h5", "000001.videos.h5"]
+    places = []   # (file, offset, must be noticed)
+    _, offsets = frame_offsets(f"{good}.d/000001.frames.h5", N, D)
+    for kind, off in offsets.items():                              # 6 committed rows of each
+        places.append(("000001.frames.h5", off + int(rng.integers(0, 6 * row_bytes(kind, N, D) - 8)), True))
     for name in files:
         size = os.path.getsize(os.path.join(good + ".d", name))
-        at, n = int(rng.integers(0, max(1, size - 8))), min(8, size)
-        path = _damaged(good, tmp_path, f"frames_{name}.h5", lambda p: _scribble(f"{p}.d/{name}", at, n))
-        _refused(cache_cli("validate", path), path)
+        places += [(name, int(rng.integers(0, size - 8)), name.endswith(".videos.h5")) for _ in range(3)]
+    for k, (name, at, noticed) in enumerate(places):
+        path = _damaged(good, tmp_path, f"scribble{k}.h5", lambda p: _scribble(f"{p}.d/{name}", at, 8))
+        proc = cache_cli("validate", path)
+        if noticed or proc.returncode:
+            _refused(proc, path)
+        else:
+            assert _contents(path) == whole, f"{name} bytes {at}-{at + 8} changed what a reader sees, and validate passed"
 
 
 def test_hostile_cache_damaged_output_refused_by_extract(good, tmp_path):

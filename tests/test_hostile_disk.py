@@ -42,8 +42,9 @@ def test_hostile_full_disk(tmp_path, disk):
     assert first.returncode == EXIT_OK, first.stderr
     for i in range(2, 6):
         shutil.copy(src / "a" / "v0.mp4", src / "a" / f"v{i}.mp4")
-    # keep=0: not even the journal can be written; 12 kB: the journal fits, the frames or manifest do not.
-    for keep, where in ((0, "c.h5.d/journal: cannot write"), (12_000, ": cannot write")):
+    # keep=0: neither the frames (they go into holes of the shard's frame file) nor the journal can be
+    # written; 12 kB: the journal fits, the frames or manifest do not.
+    for keep, where in ((0, "c.h5.d/000001.frames.h5: cannot write"), (12_000, ": cannot write")):
         _fill(disk, keep)
         full = extract(src, out)
         assert full.returncode == EXIT_DATA, full.stderr
@@ -59,4 +60,4 @@ def test_hostile_full_disk(tmp_path, disk):
     with open_cache(os.fspath(out)) as r:
         assert sorted(r.ids) == [f"a/v{i}.mp4" for i in range(6)]
     assert sorted(os.listdir(disk)) == ["c.h5", "c.h5.d"]   # no temp file or journal left behind
-    assert {f.split(".")[-1] for f in os.listdir(disk / "c.h5.d")} == {"emb", "t", "vidx", "num", "str", "lock"}
+    assert {f.split(".", 1)[-1] for f in os.listdir(disk / "c.h5.d")} == {"frames.h5", "videos.h5", "lock"}

@@ -1,5 +1,4 @@
 """Write synthetic caches (trajectory classes with time-reversed twins) for tests and benchmarks."""
-import argparse
 import os
 import sys
 import time
@@ -8,8 +7,8 @@ from typing import List, Optional
 import numpy as np
 
 from cache import schema as S
-from clipvid.atomic import atomic_path
 from clipvid.helptext import add_examples
+from clipvid.options import Parser
 from cache.writer import CacheWriter
 
 
@@ -104,13 +103,13 @@ BANK = 256  # noise patterns the streaming writer reuses (fresh noise would domi
 
 def stream_synthetic_cache(path: str, videos: int, num_classes: int = 400, frames: int = 100, dim: int = 512,
                            seed: int = 0, split=(0.8, 0.1, 0.1), block: int = 512, progress: bool = True) -> None:
-    """Write a large synthetic cache block by block, straight into HDF5 in the cache schema.
+    """Write a large synthetic cache block by block, straight into shards of the current layout (cache.bulk).
 
     Memory stays at one block whatever `videos` is; the per-frame jitter comes from a bank of
     patterns (each video draws one, rolled in time by a random amount). Classes are contiguous in
     cache order, as an extraction of a folder per class leaves them; splits are drawn per video.
     """
-    import h5py
+    from cache.bulk import write_cache
     from clipvid.progress import progress as progress_display
     rng = np.random.default_rng(seed)
     names, text, ends, pairs = _class_setup(num_classes, dim, rng, None)
@@ -120,32 +119,18 @@ def stream_synthetic_cache(path: str, videos: int, num_classes: int = 400, frame
     splits = rng.choice(np.array(["train", "val", "test"], dtype=object), size=videos, p=split)
     settings = S.make_settings(f"synthetic:{seed}", f"synthetic-{seed}-{dim}", True, dim, frames,
                                {"kind": "synthetic-stream"}, ["{}"])
-    # The single-file layout (schema 1), which CacheReader still reads: one HDF5 file written block by block.
-    settings["schema_version"] = 1
-    text_dtype = h5py.string_dtype("utf-8")
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        for key, val in settings.items():
-            f.attrs[key] = val
-        emb = f.create_dataset(S.EMB, (videos, frames, dim), np.float16, chunks=(1, frames, dim),
-                               maxshape=(None, frames, dim))
-        f.create_dataset(S.TIMES, data=np.broadcast_to(np.linspace(0, 1, frames, dtype=np.float32),
-                                                       (videos, frames)), chunks=(min(videos, 4096), frames))
+    times = np.linspace(0, 1, frames, dtype=np.float32)
+
+    def blocks():
         for start in progress_display(range(0, videos, block), desc=f"writing {os.path.basename(path)}",
                                       unit="block", quiet=not progress):
             stop = min(videos, start + block)
-            emb[start:stop] = _block(labels[start:stop], text, ends, pairs, s, bank, rng)
-        ids = np.array([f"{names[c]}/video {v:07d}.mp4" for v, c in enumerate(labels)], dtype=object)
-        f.create_dataset(S.IDS, data=ids, dtype=text_dtype)
-        f.create_dataset(S.SPLITS, data=splits, dtype=text_dtype)
-        f.create_dataset(S.CAPTIONS, data=np.array([""] * videos, dtype=object), dtype=text_dtype)
-        f.create_dataset(S.LABELS, data=labels)
-        f.create_dataset(S.N_DISTINCT, data=np.full(videos, frames, np.int32))
-        f.create_dataset(S.DURATION, data=np.ones(videos, np.float32))
-        f.create_dataset(S.FPS, data=np.full(videos, frames, np.float32))
-        f.create_dataset(S.CLASS_NAMES, data=np.array(names, dtype=object), dtype=text_dtype)
-        f.create_dataset(S.TEXT_EMB, data=text.astype(np.float16))
-        f.create_dataset(S.FAIL_IDS, data=np.array([], dtype=object), dtype=text_dtype)
-        f.create_dataset(S.FAIL_REASONS, data=np.array([], dtype=object), dtype=text_dtype)
+            lab = labels[start:stop]
+            yield (_block(lab, text, ends, pairs, s, bank, rng), times,
+                   {"id": [f"{names[c]}/video {v:07d}.mp4" for v, c in zip(range(start, stop), lab)],
+                    "label": lab, "split": splits[start:stop], "n_distinct": np.full(stop - start, frames),
+                    "duration": np.ones(stop - start), "fps": np.full(stop - start, frames)})
+    write_cache(path, settings, names, text, blocks(), total=videos)
 
 
 def write_synthetic_cache(path: str, num_classes: int = 8, per_class: int = 30, frames: int = 32,
@@ -178,8 +163,8 @@ def write_synthetic_cache(path: str, num_classes: int = 8, per_class: int = 30, 
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m train.synthetic",
-                                 description="Write a synthetic clipvid cache (for tests and benchmarks).")
+    ap = Parser(prog="python -m train.synthetic",
+                description="Write a synthetic clipvid cache (for tests and benchmarks).")
     ap.add_argument("out", metavar="CACHE.h5", help="cache file to write")
     ap.add_argument("--classes", type=int, default=8, help="classes (default 8)")
     ap.add_argument("--per-class", type=int, default=30, help="videos per class (default 30)")
