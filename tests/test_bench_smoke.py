@@ -51,11 +51,11 @@ def test_train_scale_slope_floor_and_cold_ooc(env):
 
 
 def test_predict_overhead_pairs_and_timeline_slope(env):
-    run_cli("-m", "bench.predict", "--per-class", "3", "--sizes", "40,160", "--pairs", "3", env=env, timeout=1200)
+    run_cli("-m", "bench.predict", "--per-class", "3", "--sizes", "100,300", "--pairs", "3", env=env, timeout=1200)
     doc = _result(env, "predict")
     assert doc["headlines"]["predict_overhead"]["n"] == 3 and len(doc["overhead"]["ratios"]) == 3
     assert doc["headlines"]["timeline_slope"]["n"] == 3
-    assert doc["timeline"]["sizes"] == [40, 160] and doc["timeline"]["start_seconds"] > 0
+    assert doc["timeline"]["sizes"] == [100, 300] and doc["timeline"]["start_seconds"] > 0
     assert doc["stamp"]["repeats"] == 3
 
 
