@@ -165,7 +165,7 @@ def _backbones(d: dict) -> list:
     out = _goal_row(d, "two_backbones_one_pass", "backbones `two_backbones_one_pass` (two geometries in one pass / "
                     "one run each)", 0.7)
     _, same = _head(d, "one_geometry_one_pass")
-    out += [("backbones: the same, two backbones of one geometry", same, "", "")] if same else []
+    out += [("backbones `one_geometry_one_pass` (the same, two backbones of one geometry)", same, "", "")] if same else []
     out += [(f"backbones: {spec} on the GPU, fp16, batch 100: images/s", _num(rate), "", "")
             for spec, rate in d.get("gpu_fp16_images_per_s", {}).items()]
     return out

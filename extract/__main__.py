@@ -113,7 +113,7 @@ def main(argv=None) -> int:
 
 def _extract(args: argparse.Namespace) -> int:
     check_args(args)
-    from extract.backbones import check_available
+    from extract.weights import check_available
     from extract.sources import load_source
     outs = outputs(args)
     for spec in outs:

@@ -5,10 +5,10 @@ import logging
 import os
 import re
 from dataclasses import asdict, dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Tuple
 
 from clipvid.atomic import atomic_path
-from extract.weights import RANDOM_SEED, UnknownModel, WeightsUnavailable, home, offline
+from extract.weightbase import RANDOM_SEED, UnknownModel, WeightsUnavailable, home, offline
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -198,13 +198,3 @@ def load_open_clip(spec: str, path: str, device) -> Tuple[object, int, Callable]
 def cache_name(spec: str) -> str:
     """The file name of a backbone's cache in an --out-dir: its spec with anything unsafe made '_'."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", spec).strip("._") + ".h5"
-
-
-def check_available(spec: str) -> Optional[str]:
-    """Resolve (and download) a spec's weights and, for open_clip, its tokenizer, before any work starts;
-    raises WeightsUnavailable. Returns the weights file."""
-    from extract.weights import resolve_weights
-    if is_open_clip(spec):   # first: a missing tokenizer fails before any weights are made or fetched
-        preprocess_of(spec)
-        tokenizer_of(spec)
-    return resolve_weights(spec)[0]

@@ -6,10 +6,12 @@ import shutil
 import socket
 import sys
 import warnings
-from typing import Dict
+from typing import Dict, Optional
 
 from clipvid.atomic import atomic_path
-from clipvid.errors import DataError, UsageError
+from clipvid.errors import UsageError
+from extract.weightbase import (OFFLINE_ENV, RANDOM_SEED, UnknownModel, WeightsUnavailable,  # noqa: F401
+                                home, offline)                                        # (re-exported)
 
 # Chatter from inside CLIP's loader that a user can do nothing about: clip imports pkg_resources,
 # and clip.load tries torch.jit.load before reading a plain state dict. Silenced here, by message,
@@ -25,43 +27,11 @@ RANDOM_ARCHS: Dict[str, tuple] = {
     "ViT-B/16": (512, 224, 12, 768, 16, 77, 49408, 512, 8, 12),
     "ViT-L/14": (768, 224, 24, 1024, 14, 77, 49408, 768, 12, 12),
 }
-RANDOM_SEED = 0
 
-OFFLINE_ENV = "CLIPVID_OFFLINE"       # set (not 0): never try the network, fail at once naming the file
 # Tests only: JSON {model name: URL} replacing clip's own address; the URL's last-but-one part is the
 # file's sha256, as in clip's addresses, so clip's downloader checks it the same way.
 TEST_URLS_ENV = "CLIPVID_TEST_WEIGHTS_URLS"
 CONNECT_TIMEOUT = 15.0   # seconds a connection (and each read) may stall before a download gives up
-
-
-def offline() -> bool:
-    """True when CLIPVID_OFFLINE (or the Hugging Face hub's HF_HUB_OFFLINE) forbids downloads."""
-    return any(os.environ.get(k, "") not in ("", "0") for k in (OFFLINE_ENV, "HF_HUB_OFFLINE"))
-
-
-if offline():   # the hub reads its own switch when first imported, which is after this module
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-class WeightsUnavailable(DataError):
-    """The weights (or tokenizer) of --clip-model are not on this machine and cannot be downloaded, or
-    cannot be loaded: exit 3, in one line naming what is missing and where it goes."""
-
-    def __init__(self, message: str):
-        Exception.__init__(self, message)
-        self.path, self.reason = "", message
-
-
-class UnknownModel(UsageError, WeightsUnavailable):
-    """--clip-model names no model clipvid knows: a usage error (exit 2), not a missing file."""
-
-    def __init__(self, message: str):
-        WeightsUnavailable.__init__(self, message)
-
-
-def home() -> str:
-    """Where clipvid keeps generated files (random weights); $CLIPVID_HOME overrides."""
-    return os.environ.get("CLIPVID_HOME", os.path.join(os.path.expanduser("~"), ".cache", "clipvid"))
 
 
 def _random_weights_file(arch: str) -> str:
@@ -95,6 +65,16 @@ def resolve_weights(spec: str) -> tuple:
         return _openai_weights(spec), False
     raise UnknownModel(f"unknown CLIP model {spec!r}: not a file, not one of {clip.available_models()}, "
                              f"not random:<{'|'.join(RANDOM_ARCHS)}>, not open_clip:ARCH/PRETRAINED")
+
+
+def check_available(spec: str) -> Optional[str]:
+    """Resolve (and download) a spec's weights and, for open_clip, its tokenizer, before any work starts;
+    raises WeightsUnavailable. Returns the weights file."""
+    from extract.backbones import is_open_clip, preprocess_of, tokenizer_of
+    if is_open_clip(spec):   # first: a missing tokenizer fails before any weights are made or fetched
+        preprocess_of(spec)
+        tokenizer_of(spec)
+    return resolve_weights(spec)[0]
 
 
 def clip_root() -> str:

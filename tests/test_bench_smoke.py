@@ -51,11 +51,11 @@ def test_train_scale_slope_floor_and_cold_ooc(env):
 
 
 def test_predict_overhead_pairs_and_timeline_slope(env):
-    run_cli("-m", "bench.predict", "--per-class", "3", "--sizes", "40,160", "--pairs", "3", env=env, timeout=1200)
+    run_cli("-m", "bench.predict", "--per-class", "3", "--sizes", "100,300", "--pairs", "3", env=env, timeout=1200)
     doc = _result(env, "predict")
     assert doc["headlines"]["predict_overhead"]["n"] == 3 and len(doc["overhead"]["ratios"]) == 3
     assert doc["headlines"]["timeline_slope"]["n"] == 3
-    assert doc["timeline"]["sizes"] == [40, 160] and doc["timeline"]["start_seconds"] > 0
+    assert doc["timeline"]["sizes"] == [100, 300] and doc["timeline"]["start_seconds"] > 0
     assert doc["stamp"]["repeats"] == 3
 
 
@@ -65,6 +65,14 @@ def test_scale_search_warm_and_cold_medians(env):
     assert doc["headlines"]["search_ms_1m_warm"]["n"] >= 5
     assert doc["headlines"]["search_s_1m_cold"]["n"] >= 5 and doc["evicted_files"] >= 1
     assert doc["videos"] == 2000
+
+
+def test_backbones_one_pass_against_one_run_each(env):
+    run_cli("-m", "bench.backbones", "--videos", "2", "--repeats", "2", env=env, timeout=900)
+    doc = _result(env, "backbones")
+    assert set(doc["pairs"]) == {"two_geometries", "one_geometry"} and doc["stamp"]["repeats"] == 2
+    assert doc["headlines"]["two_backbones_one_pass"]["n"] == 2 and doc["two_backbones_one_pass"] > 0
+    assert all(r["one_pass_s"] > 0 for p in doc["pairs"].values() for r in p["rounds"])
 
 
 def test_gpu_bench_runs_every_layout_and_the_default_on_the_cpu(env):
