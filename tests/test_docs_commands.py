@@ -77,7 +77,9 @@ def as_run(command: str) -> List[str]:
     elif args[0].startswith(".venv/bin/"):
         args[0] = os.path.join(bindir, os.path.basename(args[0]))
     if "--clip-model" in args:
-        args[args.index("--clip-model") + 1] = MODEL
+        for i, arg in enumerate(args[:-1]):
+            if arg == "--clip-model" and not args[i + 1].startswith("random:"):
+                args[i + 1] = MODEL                    # random weights already run anywhere: kept
     elif args[1:3] == ["-m", "extract"] or args[1:2] == ["extract"]:
         args += ["--clip-model", MODEL]            # extract's default model (ViT-B/32) has no weights here
     return args
@@ -116,6 +118,8 @@ def test_substitutions_keep_the_command():
     assert as_run('python -m predict c.csv --labels "a b,c" --clip-model ViT-B/32 --out p/  # zero-shot') == [
         sys.executable, "-m", "predict", "c.csv", "--labels", "a b,c", "--clip-model", MODEL, "--out", "p/"]
     assert as_run("python -m extract videos/ --out cache.h5")[-2:] == ["--clip-model", MODEL]
+    assert as_run("python -m extract v/ --out-dir c/ --clip-model ViT-B/32 --clip-model random:x")[-4:] == [
+        "--clip-model", MODEL, "--clip-model", "random:x"]
     assert as_run("python -m train cache.h5 --out runs/")[-1] == "runs/"
 
 
