@@ -15,7 +15,8 @@ class ClipMismatch(ValueError):
 
 def load_text_encoder(reader: CacheReader, spec: Optional[str] = None, device: str = "auto") -> "LoadedClip":
     """extract.clip_model.LoadedClip for `spec` (default: the cache's model); raises ClipMismatch."""
-    from extract.clip_model import WeightsUnavailable, load_clip
+    from extract.clip_model import load_clip
+    from extract.weightbase import WeightsUnavailable
     from clipvid.device import resolve_device
     spec = spec or reader.clip_model
     try:

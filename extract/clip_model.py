@@ -6,9 +6,10 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import torch
 
-from extract.backbones import CLIP_MEAN, CLIP_STD, OPENAI, Preprocess, is_open_clip, load_open_clip, preprocess_of  # noqa: F401
+from extract.backbones import OPENAI, Preprocess, is_open_clip, load_open_clip, preprocess_of
 from extract.prompts import TEMPLATES, fill
-from extract.weights import RANDOM_ARCHS, WeightsUnavailable, file_hash, resolve_weights  # noqa: F401 (re-exported)
+from extract.weightbase import WeightsUnavailable
+from extract.weights import file_hash, resolve_weights
 
 
 @dataclass

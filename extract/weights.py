@@ -10,8 +10,7 @@ from typing import Dict, Optional
 
 from clipvid.atomic import atomic_path
 from clipvid.errors import UsageError
-from extract.weightbase import (OFFLINE_ENV, RANDOM_SEED, UnknownModel, WeightsUnavailable,  # noqa: F401
-                                home, offline)                                        # (re-exported)
+from extract.weightbase import OFFLINE_ENV, RANDOM_SEED, UnknownModel, WeightsUnavailable, home, offline
 
 # Chatter from inside CLIP's loader that a user can do nothing about: clip imports pkg_resources,
 # and clip.load tries torch.jit.load before reading a plain state dict. Silenced here, by message,

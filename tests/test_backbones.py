@@ -10,7 +10,7 @@ import torch
 from cache.schema import make_settings, settings_mismatch
 from extract.backbones import OPENAI, Preprocess, parse_open_clip, preprocess_of
 from extract.decode import sample_video
-from extract.weights import UnknownModel, WeightsUnavailable
+from extract.weightbase import UnknownModel, WeightsUnavailable
 from hostile_media import clip, one_line_error
 from conftest import ROOT, run_cli
 

@@ -15,7 +15,8 @@ import torch
 
 from extract import weights
 from extract.clip_model import load_clip
-from extract.weights import TEST_URLS_ENV, WeightsUnavailable, resolve_weights
+from extract.weightbase import WeightsUnavailable
+from extract.weights import TEST_URLS_ENV, resolve_weights
 
 
 class _Server:
