@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 KINDS = ("emb", "t", "vidx")            # the frame file's datasets, written row by row at raw offsets
-CRC_PARTS = KINDS + ("videos",)         # what /shards/crc checks, by column: committed rows, the videos file
+CRC_PARTS = KINDS + ("videos",)         # what /shards/crc checks, by column: committed rows, the videos values
 SHARD_RE = re.compile(r"^(\d{6})\.(frames|videos)\.h5$")
 _MAX_IO = 1 << 30   # bytes per pread call (Linux caps one call at ~2 GiB)
 

@@ -170,6 +170,38 @@ def test_sigkill_during_appends_then_resume(tmp_path):
     assert sorted(os.listdir(path + ".d"))[-1] == "lock"           # no journal or temp file left
 
 
+KILLED_BEFORE_SWAP = """
+import os, signal, sys
+sys.path[:0] = [sys.argv[2], os.path.join(sys.argv[2], "tests")]
+from cache import manifest
+from tests.test_cache_append import add
+manifest.write = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)   # dies right before the manifest swap
+add(sys.argv[1], range(300, 310))
+"""
+
+
+def test_sigkill_between_videos_file_and_manifest_swap(tmp_path):
+    """The commit's videos file is in place (with the new rows), the manifest that counts them is not:
+    validate finds the old snapshot whole, plain h5py reads it, and the next writer replays the journal."""
+    import h5py
+    path = os.fspath(tmp_path / "g.h5")
+    add(path, range(300))                                          # shards of 256 and 44 rows
+    plain = h5py.File(path, "r")                                   # a plain reader of the old snapshot
+    proc = subprocess.run([sys.executable, "-c", KILLED_BEFORE_SWAP, path, ROOT], cwd=ROOT)
+    assert proc.returncode == -9
+    with h5py.File(path + ".d/000002.videos.h5", "r") as f:
+        assert len(f["id"]) == 54                                  # rewritten: 10 rows the manifest does not count
+    assert validate(path) == []
+    assert plain["videos/id"].asstr()[-1] == "v299" and len(plain["videos/id"]) == 300
+    plain.close()
+    with open_cache(path) as r:
+        assert r.num_videos == 300
+    CacheWriter(path, SETTINGS).close()                            # replays the 10 journalled videos
+    check_all(path, range(310))
+    assert sorted(os.listdir(path + ".d")) == ["000001.frames.h5", "000001.videos.h5", "000002.frames.h5",
+                                               "000002.videos.h5", "lock"]   # no journal, no temp file
+
+
 COMPACTOR = "import sys; from cache.compact import compact; compact(sys.argv[1], 2000 * 64, progress=False)"
 
 

@@ -89,7 +89,7 @@ def test_hostile_cache_refused_in_one_line(good, tmp_path, name, command):
 def _contents(path):
     """Everything a reader of the cache sees: settings, videos, frames, times, classes, failures."""
     with open_cache(os.fspath(path)) as r:
-        return (r.settings, r.ids.tolist(), r.labels.tolist(), r.emb().tobytes(), r.times().tobytes(),
+        return (r.settings, {k: v.tolist() for k, v in r.columns.items()}, r.emb().tobytes(), r.times().tobytes(),
                 r.class_names, r.text_emb.tobytes(), r.failures)
 
 
@@ -132,9 +132,9 @@ def test_hostile_cache_random_corruption_never_a_traceback(good, tmp_path):
 
 @pytest.mark.slow
 def test_hostile_cache_every_scribbled_frame_file_is_noticed(good, tmp_path):
-    """Every committed frame row and every videos file is checksummed: a scribble in the committed rows of
-    any frame dataset, or anywhere in a videos file, fails validate; one anywhere else in a frame file
-    (its HDF5 header, its unused capacity) fails validate or changes nothing a reader sees."""
+    """Every committed frame row and every committed videos value is checksummed: a scribble in the
+    committed rows of any frame dataset fails validate; one anywhere else in a frame file (its HDF5
+    header, its unused capacity) or anywhere in a videos file fails validate or changes nothing a reader sees."""
     from cache.layout import frame_offsets, row_bytes
     rng = np.random.default_rng(11)
     whole = _contents(good)
@@ -146,7 +146,7 @@ def test_hostile_cache_every_scribbled_frame_file_is_noticed(good, tmp_path):
         places.append(("000001.frames.h5", off + int(rng.integers(0, 6 * row_bytes(kind, N, D) - 8)), True))
     for name in files:
         size = os.path.getsize(os.path.join(good + ".d", name))
-        places += [(name, int(rng.integers(0, size - 8)), name.endswith(".videos.h5")) for _ in range(3)]
+        places += [(name, int(rng.integers(0, size - 8)), False) for _ in range(3)]
     for k, (name, at, noticed) in enumerate(places):
         path = _damaged(good, tmp_path, f"scribble{k}.h5", lambda p: _scribble(f"{p}.d/{name}", at, 8))
         proc = cache_cli("validate", path)
@@ -154,6 +154,12 @@ def test_hostile_cache_every_scribbled_frame_file_is_noticed(good, tmp_path):
             _refused(proc, path)
         else:
             assert _contents(path) == whole, f"{name} bytes {at}-{at + 8} changed what a reader sees, and validate passed"
+    for column, value in (("label", 1), ("duration", 9.5), ("id", "a/other.mp4"), ("caption", "x")):
+        def edit(p):                                                # one committed value changed in place
+            with h5py.File(f"{p}.d/000001.videos.h5", "r+") as f:
+                f[column][2] = value
+        path = _damaged(good, tmp_path, f"value-{column}.h5", edit)
+        _refused(cache_cli("validate", path), path)
 
 
 def test_hostile_cache_damaged_output_refused_by_extract(good, tmp_path):

@@ -39,9 +39,6 @@ def _check_whole(base, name="k.h5"):
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="known gap (issue 22, open): a kill between renaming a shard's videos file "
-                   "and swapping the manifest leaves a videos file whose checksum the old manifest does not hold; "
-                   "the rows read correctly but `cache validate` reports the shard as damaged")
 def test_hostile_sigkill_then_resume(src):
     rng = random.Random(20240601)
     mid_run = 0
