@@ -74,13 +74,15 @@ def empty_columns() -> Dict[str, list]:
     return {name: [] for name in S.VIDEO_COLUMNS}
 
 
-def read_videos(file: str, rows: int) -> Dict[str, np.ndarray]:
-    """The first `rows` rows of every per-video column of a shard's videos file (a column the file
-    lacks reads as its default); ValueError when a column is short."""
+def read_videos(file: str, rows: int, names: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
+    """The first `rows` rows of every per-video column (or of those `names`) of a shard's videos file
+    (a column the file lacks reads as its default); ValueError when a column is short."""
     out: Dict[str, np.ndarray] = {}
     L.must_exist(file)
     with h5py.File(file, "r") as f:
         for name, (kind, default) in S.VIDEO_COLUMNS.items():
+            if names is not None and name not in names:
+                continue
             if name not in f:
                 out[name] = np.full(rows, default, dtype=object if kind == "str" else kind)
                 continue

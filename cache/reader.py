@@ -29,8 +29,11 @@ def strings(ds) -> np.ndarray:
 class CacheReader:
     """A consistent, read-only snapshot of one cache."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, columns: Optional[Sequence[str]] = None):
         self.path = path
+        # The per-video columns to read (the id always; default every one): a writer opening a large
+        # cache needs ids and fingerprints only, and strings are most of what an open reads.
+        self._wanted = None if columns is None else ("id", *columns)
         if not os.path.exists(path):
             raise CacheError(path, "no such cache file")
         if os.path.isdir(path):
@@ -126,21 +129,23 @@ class CacheReader:
         for kind in L.KINDS:
             shape, dtype = L.row_shape(kind, self.frames, self.dim)
             self._shards[kind] = L.ShardRows(files, self.shard_rows, shape, dtype, [o[kind] for o in offsets])
-        parts = [read_videos(L.shard_file(self.path, L.videos_name(s)), int(rows))
+        parts = [read_videos(L.shard_file(self.path, L.videos_name(s)), int(rows), self._wanted)
                  for s, rows in zip(self.shard_names, self.shard_rows)]
         live = self.row_map
         if len(live) == int(self.shard_rows.sum()) and (live == np.arange(len(live))).all():
             live = slice(None)   # no replaced videos: logical rows are the physical rows
         self.set_columns({name: (np.concatenate([p[name] for p in parts]) if parts else
                                  np.array([], dtype=object if kind == "str" else kind))[live]
-                          for name, (kind, _) in S.VIDEO_COLUMNS.items()})
+                          for name, (kind, _) in S.VIDEO_COLUMNS.items() if self._wanted is None or name in self._wanted})
 
     def set_columns(self, columns: Dict[str, np.ndarray]) -> None:
-        """The per-video columns (schema.VIDEO_COLUMNS, logical order), also as ids, labels, ..."""
+        """The per-video columns (schema.VIDEO_COLUMNS, logical order), also as ids, labels, ...
+        (None for a column this reader was not asked to read)."""
         self.columns = columns
         for name, attr in _ATTRS.items():
-            setattr(self, attr, columns[name])
-        self.labels = self.labels.astype(np.int32)
+            setattr(self, attr, columns.get(name))
+        if self.labels is not None:
+            self.labels = self.labels.astype(np.int32)
 
     # -- properties -------------------------------------------------------------
     @property
@@ -232,9 +237,10 @@ class CacheReader:
         self.close()
 
 
-def open_cache(path: str) -> CacheReader:
-    """Open a cache for reading; raises CacheError with a one-line reason."""
-    return CacheReader(path)
+def open_cache(path: str, columns: Optional[Sequence[str]] = None) -> CacheReader:
+    """Open a cache for reading (every per-video column, or the id and `columns`); raises CacheError
+    with a one-line reason."""
+    return CacheReader(path, columns)
 
 
 def read_settings(path: str) -> Dict[str, Any]:

@@ -83,7 +83,7 @@ class CacheWriter:
         from cache.reader import open_cache  # a damaged file raises CacheError here
         if not os.path.exists(self.path):
             return M.State(dict(self.settings))
-        with open_cache(self.path) as r:
+        with open_cache(self.path, columns=("content",)) as r:   # (an older layout reads every column)
             self._check(r.settings, "the cache")
             if not r.legacy:
                 # A new source root (allowed by the caller) is recorded even when nothing is added.

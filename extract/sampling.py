@@ -4,14 +4,14 @@ from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-# A pass decodes every frame; a seek decodes from the previous keyframe. Seeking wins once a video
-# has many frames per sample (bench.decode; bench/PERFORMANCE.md).
+# A pass decodes every frame up to the last target; a seek jumps to a keyframe when one lies
+# between the last frame decoded and the next target. Without a keyframe table, seeking wins once a
+# video has many frames per sample (bench.decode; bench/PERFORMANCE.md).
 SEEK_MIN_FRAMES_PER_SAMPLE = 150
 SEEK_MIN_DURATION = 60.0  # seconds; short clips always take one pass
-# A seek's cost in pass-frames: each frame it decodes ~1.1, each seek (flush, read from the
-# keyframe, decoder restart) ~25 more (bench.decode's long clips; bench/PERFORMANCE.md).
-SEEK_FRAME_COST = 1.1
-SEEK_INPUT_COST = 25.0
+# A seek's cost beyond the frames it decodes (flush, read from the keyframe, decoder restart), in
+# decoded frames (fitted on bench.decode's long classes; bench/PERFORMANCE.md).
+SEEK_INPUT_COST = 10.0
 
 
 def target_times(duration: float, n: int) -> np.ndarray:
@@ -64,22 +64,26 @@ def select_expression(duration: float, n: int, fps: float) -> str:
     return f"if(gte(t,ld(0))*lt(t,{end}),st(0,{nxt})*0+1,0)"
 
 
-def seek_frames(duration: float, fps: float, n: int, keyframes: np.ndarray) -> int:
-    """Frames a seek per sample decodes: from the keyframe at or before each target to the target."""
+def seek_frames(duration: float, fps: float, n: int, keyframes: np.ndarray) -> Tuple[int, int]:
+    """(frames decoded, seeks) when seeking as extract.video does: for each target, from the last
+    keyframe at or before the frame preceding it when that keyframe lies past the last frame
+    decoded, else onwards from the last frame decoded. keyframes [K] sorted frame indices."""
     idx = np.floor(target_times(duration, n) * fps).astype(np.int64)           # [n] frame index
-    before = keyframes[np.clip(np.searchsorted(keyframes, idx, side="right") - 1, 0, None)]
-    return int(np.sum(np.maximum(idx - before, 0) + 1))
+    prev = np.concatenate(([-1], idx[:-1]))                                    # [n] last decoded
+    key = keyframes[np.clip(np.searchsorted(keyframes, idx - 1, side="right") - 1, 0, None)]
+    seek = key > prev                                                          # [n]
+    return int(np.where(seek, idx - key + 1, idx - prev).sum()), int(seek.sum())
 
 
 def choose_strategy(duration: float, fps: float, n: int, keyframes: Optional[np.ndarray] = None) -> str:
-    """'pass' (one decode of everything) or 'seek' (one seek per sample) for a video.
+    """'pass' (one decode of everything) or 'seek' (skip to keyframes ahead of targets) for a video.
 
-    With a keyframe table [K] (frame indices), the cheaper of the two by frames decoded; without
+    With a keyframe table [K] (frame indices), the cheaper of the two in decoded frames; without
     it, a threshold on frames per sample."""
     if duration < SEEK_MIN_DURATION or fps <= 0:
         return "pass"
-    total = duration * fps
     if keyframes is not None and len(keyframes):
-        cost = seek_frames(duration, fps, n, keyframes) * SEEK_FRAME_COST + n * SEEK_INPUT_COST
-        return "seek" if cost < total else "pass"
-    return "seek" if total / max(n, 1) >= SEEK_MIN_FRAMES_PER_SAMPLE else "pass"
+        through = int(math.floor(target_times(duration, n)[-1] * fps)) + 1   # a pass stops decoding there
+        frames, seeks = seek_frames(duration, fps, n, keyframes)
+        return "seek" if frames + seeks * SEEK_INPUT_COST < through else "pass"
+    return "seek" if duration * fps / max(n, 1) >= SEEK_MIN_FRAMES_PER_SAMPLE else "pass"

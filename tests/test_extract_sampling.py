@@ -100,6 +100,16 @@ def test_strategy_seeks_only_long_dense_videos():
     every_frame = np.arange(600 * 30)                          # all-intra: a seek decodes one frame
     assert sampling.choose_strategy(600.0, 30.0, 100, every_frame) == "seek"
     assert sampling.choose_strategy(600.0, 30.0, 100, np.array([0])) == "pass"   # one keyframe
+    assert sampling.choose_strategy(90.0, 30.0, 100, np.arange(0, 2700, 30)) == "seek"    # bench's long_dense
+
+
+def test_seek_frames_follow_the_decoder():
+    """Keyframes every 10 frames, targets every 20: each target seeks to its keyframe and decodes
+    to it; targets every 5 frames with one keyframe: one seek, then onwards."""
+    frames, seeks = sampling.seek_frames(10.0, 10.0, 5, np.arange(0, 100, 10))  # targets 10, 30, ..., 90
+    assert (frames, seeks) == (5 * 11, 5)               # from the keyframe before the frame ahead of each target
+    frames, seeks = sampling.seek_frames(10.0, 10.0, 20, np.array([0]))         # targets 2, 7, ..., 97
+    assert (frames, seeks) == (98, 1)
 
 
 def _imports(path: str, package: str):
