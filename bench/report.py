@@ -61,7 +61,7 @@ def _decode(d: dict) -> list:
         out += _goal_row(d, k, f"decode `{k}` (CPU seconds{'; best peer ' + peer if peer else ''})", limit)
     fb = d.get("header_fallbacks")
     if fb:
-        out.append((f"decode header fallbacks ({fb['read_in_process']} of {fb['files']} read in-process)",
+        out.append((f"decode fallbacks to the ffmpeg command line (of {fb['files']} files)",
                     str(fb["fallbacks"]), "0", common.goal(fb["fallbacks"], 0)))
     return out
 

@@ -279,7 +279,7 @@ def _already_done(source: Source, out: str, opts: Options) -> Optional[Summary]:
     if not os.path.exists(out):
         return None
     from cache.reader import open_cache
-    with open_cache(out) as r:
+    with open_cache(out, columns=("content",)) as r:   # ids and fingerprints are all it needs
         summary = Summary()
         stored = dict(zip(r.ids, r.content))
         todo = plan(source, stored, dict(r.failures), opts.retry_failed, summary, stored.get, out,
