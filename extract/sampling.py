@@ -64,11 +64,16 @@ def select_expression(duration: float, n: int, fps: float) -> str:
     return f"if(gte(t,ld(0))*lt(t,{end}),st(0,{nxt})*0+1,0)"
 
 
+def target_frames(duration: float, fps: float, n: int) -> np.ndarray:
+    """The frame index at each target time. [n] int64"""
+    return np.floor(target_times(duration, n) * fps).astype(np.int64)
+
+
 def seek_frames(duration: float, fps: float, n: int, keyframes: np.ndarray) -> Tuple[int, int]:
     """(frames decoded, seeks) when seeking as extract.video does: for each target, from the last
     keyframe at or before the frame preceding it when that keyframe lies past the last frame
     decoded, else onwards from the last frame decoded. keyframes [K] sorted frame indices."""
-    idx = np.floor(target_times(duration, n) * fps).astype(np.int64)           # [n] frame index
+    idx = target_frames(duration, fps, n)                                      # [n] frame index
     prev = np.concatenate(([-1], idx[:-1]))                                    # [n] last decoded
     key = keyframes[np.clip(np.searchsorted(keyframes, idx - 1, side="right") - 1, 0, None)]
     seek = key > prev                                                          # [n]
@@ -83,7 +88,7 @@ def choose_strategy(duration: float, fps: float, n: int, keyframes: Optional[np.
     if duration < SEEK_MIN_DURATION or fps <= 0:
         return "pass"
     if keyframes is not None and len(keyframes):
-        through = int(math.floor(target_times(duration, n)[-1] * fps)) + 1   # a pass stops decoding there
+        through = int(target_frames(duration, fps, n)[-1]) + 1   # a pass stops decoding there
         frames, seeks = seek_frames(duration, fps, n, keyframes)
         return "seek" if frames + seeks * SEEK_INPUT_COST < through else "pass"
     return "seek" if duration * fps / max(n, 1) >= SEEK_MIN_FRAMES_PER_SAMPLE else "pass"
