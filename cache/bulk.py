@@ -35,7 +35,6 @@ def write_cache(path: str, settings: Dict[str, Any], classes: Sequence[str], tex
                 for name, (_, default) in S.VIDEO_COLUMNS.items()}
         series.write(emb, np.broadcast_to(np.asarray(t, np.float32), (b, N)), video_row(emb), cols)
         st.ids.extend(str(i) for i in cols["id"])
-        st.content.extend(str(c) for c in cols["content"])
         V += b
     st.shards = series.finish()
     st.row_map = list(range(V))

@@ -41,7 +41,7 @@ class H5Rows:
 
 def load(r: "CacheReader", f) -> None:
     """Fill a CacheReader from an older layout: its columns, row map and frame rows."""
-    from cache.reader import strings
+    from cache.manifest import strings
     if r.schema_version < 2:
         r._require(S.EMB, S.TIMES, S.IDS, S.LABELS)
         r._load_shared()
@@ -99,8 +99,8 @@ def upgrade(r: "CacheReader", settings: dict, per_shard: int, progress: bool):
     from cache.shards import copy_rows
     print(f"{r.path}: upgrading a schema-{r.schema_version} cache to schema {S.SCHEMA_VERSION} "
           f"(plain HDF5; a one-time copy of {r.num_videos} videos)", file=sys.stderr, flush=True)
-    st = State(dict(settings), classes=list(r.class_names), ids=r.ids.tolist(), content=r.content.tolist(),
-               row_map=list(range(r.num_videos)), failed={i: why for i, why in r.failures})
+    st = State(dict(settings), classes=list(r.class_names), ids=r.ids.tolist(),
+               committed_content=r.content.tolist(), row_map=list(range(r.num_videos)), failed={i: why for i, why in r.failures})
     st.text = {n: r.text_emb[i] for i, n in enumerate(r.class_names)}
     st.index = dict(zip(st.ids, range(len(st.ids))))
     st.shards = copy_rows(r, r.path, 1, per_shard, "upgrading", progress)

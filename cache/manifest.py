@@ -32,7 +32,8 @@ class State:
     text: Dict[str, np.ndarray] = field(default_factory=dict)         # class name -> [D] float16
     ids: List[str] = field(default_factory=list)
     index: Dict[str, int] = field(default_factory=dict)               # id -> logical row
-    content: List[str] = field(default_factory=list)                  # per logical row
+    content: Dict[int, str] = field(default_factory=dict)             # logical row -> fingerprint, rows put since open
+    committed_content: Optional[List[str]] = None                     # per logical row at open, once read
     row_map: List[int] = field(default_factory=list)                  # logical row -> physical row
     shards: List[Shard] = field(default_factory=list)
     failed: Dict[str, str] = field(default_factory=dict)
@@ -48,10 +49,9 @@ class State:
             self.index[vid] = len(self.ids)
             self.ids.append(vid)
             self.row_map.append(physical)
-            self.content.append(content)
         else:
             self.row_map[row] = physical
-            self.content[row] = content
+        self.content[self.index[vid]] = content
         self.failed.pop(vid, None)
 
 
@@ -62,12 +62,23 @@ def from_reader(r) -> State:
     st.text = {n: r.text_emb[i] for i, n in enumerate(r.class_names)}
     st.ids = r.ids.tolist()
     st.index = dict(zip(st.ids, range(len(st.ids))))
-    st.content = r.content.tolist()
+    st.committed_content = None if r.content is None else r.content.tolist()
     st.row_map = r.row_map.tolist()
     st.shards = [Shard(n, int(c), int(cap), [int(x) for x in k])
                  for n, c, cap, k in zip(r.shard_names, r.shard_rows, r.shard_capacity, r.shard_crc)]
     st.failed = {i: why for i, why in r.failures}
     return st
+
+
+def strings(ds, rows: Optional[int] = None) -> np.ndarray:
+    """The first `rows` (default all) values of a UTF-8 string dataset, as an object array of str."""
+    raw = ds[()] if rows is None else ds[:rows]
+    out = np.empty(len(raw), dtype=object)
+    if len(raw):
+        # One decode for the whole column (h5py's asstr decodes value by value, most of a large
+        # cache's open); HDF5 strings hold no NUL, so the joined text splits back exactly.
+        out[:] = b"\0".join(raw.tolist()).decode("utf-8").split("\0")
+    return out
 
 
 def empty_columns() -> Dict[str, list]:
@@ -90,7 +101,7 @@ def read_videos(file: str, rows: int, names: Optional[Sequence[str]] = None) -> 
             if ds.shape[0] < rows:
                 raise ValueError(f"{file}: {name} has {ds.shape[0]} rows, the manifest commits {rows}")
             if kind == "str":
-                out[name] = np.array(ds.asstr()[:rows], dtype=object) if rows else np.array([], dtype=object)
+                out[name] = strings(ds, rows)
             else:
                 out[name] = ds[:rows].astype(kind)
     return out

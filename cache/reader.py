@@ -14,16 +14,11 @@ import numpy as np
 from cache import layout as L
 from cache import schema as S
 from clipvid.errors import CacheError
-from cache.manifest import read_videos
+from cache.manifest import read_videos, strings
 
 _ATTRS = {"id": "ids", "label": "labels", "split": "splits", "caption": "captions", "content": "content",
           "n_distinct": "n_distinct", "duration": "duration", "fps": "fps", "decoder": "decoder"}
 _OPEN_TRIES = 5   # a compaction may remove shards between reading the manifest and opening them
-
-
-def strings(ds) -> np.ndarray:
-    """A (V,) UTF-8 dataset as an object array of str."""
-    return np.array(ds.asstr()[()], dtype=object) if len(ds) else np.array([], dtype=object)
 
 
 class CacheReader:

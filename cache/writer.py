@@ -83,7 +83,7 @@ class CacheWriter:
         from cache.reader import open_cache  # a damaged file raises CacheError here
         if not os.path.exists(self.path):
             return M.State(dict(self.settings))
-        with open_cache(self.path, columns=("content",)) as r:   # (an older layout reads every column)
+        with open_cache(self.path, columns=()) as r:   # ids only (an older layout reads every column)
             self._check(r.settings, "the cache")
             if not r.legacy:
                 # A new source root (allowed by the caller) is recorded even when nothing is added.
@@ -178,8 +178,24 @@ class CacheWriter:
 
     def content_of(self, vid: str) -> str:
         """The content fingerprint recorded for a cached id ("" when none was recorded)."""
-        row = self.state.index.get(vid)
-        return "" if row is None else self.state.content[row]
+        st = self.state
+        row = st.index.get(vid)
+        if row is None:
+            return ""
+        if row in st.content:
+            return st.content[row]
+        if st.committed_content is None:   # read on first use: an append alone never needs them
+            st.committed_content = self._committed_content()
+        return st.committed_content[row]
+
+    def _committed_content(self) -> List[str]:
+        """Fingerprints per logical row of the committed manifest (rows put since open are in
+        state.content; a commit since keeps every other row's place and value)."""
+        from cache.reader import open_cache
+        if not os.path.exists(self.path):
+            return []
+        with open_cache(self.path, columns=("content",)) as r:
+            return r.content.tolist()
 
     def _apply_classes(self, names: Sequence[str], text: np.ndarray) -> bool:
         changed = False

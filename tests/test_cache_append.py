@@ -281,3 +281,25 @@ def test_schema1_is_read_indexed_and_migrated(schema1, capfd, monkeypatch):
         assert r.failures == [("bad.mp4", "moov atom not found")] and r.class_names == ["a", "b", "c"]
         assert sorted(os.listdir(path + ".d")) == ["000001.frames.h5", "000001.videos.h5", "000002.frames.h5",
                                                    "000002.videos.h5", "lock"]   # the index sidecar is gone
+
+
+def test_fingerprints_of_committed_and_new_rows(tmp_path):
+    """A writer reads the committed fingerprints only when asked, and answers for rows it put
+    itself, before and after a commit, including a replaced id and non-ASCII ids."""
+    path = os.fspath(tmp_path / "c.h5")
+    w = CacheWriter(path, SETTINGS)
+    w.set_classes(["a"], np.eye(1, D))
+    for i, vid in enumerate(["é/1.mp4", "", "plain.mp4"]):
+        w.add_video(vid, frames(i), np.linspace(0, 1, N), "a", content=f"old{i}")
+    w.close()
+    w = CacheWriter(path, SETTINGS)
+    assert w.state.committed_content is None   # an append alone never reads them
+    w.add_video("plain.mp4", frames(7), np.linspace(0, 1, N), "a", content="new2")
+    w.add_video("ß.mp4", frames(8), np.linspace(0, 1, N), "a", content="new3")
+    w.commit()
+    assert [w.content_of(v) for v in ("é/1.mp4", "", "plain.mp4", "ß.mp4", "absent")] == \
+        ["old0", "old1", "new2", "new3", ""]
+    w.close()
+    with open_cache(path) as r:
+        assert list(r.ids) == ["é/1.mp4", "", "plain.mp4", "ß.mp4"]
+        assert list(r.content) == ["old0", "old1", "new2", "new3"]
