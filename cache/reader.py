@@ -27,7 +27,7 @@ class CacheReader:
     def __init__(self, path: str, columns: Optional[Sequence[str]] = None):
         self.path = path
         # The per-video columns to read (the id always; default every one): a writer opening a large
-        # cache needs ids and fingerprints only, and strings are most of what an open reads.
+        # cache needs its ids only, and strings are most of what an open reads.
         self._wanted = None if columns is None else ("id", *columns)
         if not os.path.exists(path):
             raise CacheError(path, "no such cache file")
