@@ -53,14 +53,18 @@ def displayed_size(width: int, height: int, turns: List[Tuple[str, str]]) -> Tup
 
 class Converter:
     """Pictures -> one Geometry's planar RGB input [3, S, S] uint8, through one PyAV filter graph
-    (rebuilt when the pictures' size or format changes mid-stream)."""
+    (rebuilt when the pictures' size or format changes mid-stream) on `threads` threads."""
 
-    def __init__(self, geo: geometry.Geometry, turns: List[Tuple[str, str]]):
-        self.geo, self.turns = geo, turns
+    def __init__(self, geo: geometry.Geometry, turns: List[Tuple[str, str]], threads: int = 1):
+        self.geo, self.turns, self.threads = geo, turns, max(1, int(threads))
         self.graph, self.key = None, None
 
     def _build(self, frame) -> None:
         graph = av.filter.Graph()
+        # The decode's thread budget, not libavfilter's default of one thread per core: every
+        # worker's graph would start threads for all the cores the workers already share
+        # (bench/PERFORMANCE.md, pipeline).
+        graph.threads = self.threads
         nodes = [graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
                                   time_base=frame.time_base or Fraction(1, 1000000))]
         w, h = displayed_size(frame.width, frame.height, self.turns)

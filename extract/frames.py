@@ -41,10 +41,11 @@ class Sample:
 
 class Collector:
     """Takes the (time, (frame number, picture)) picks of a Picker, target by target, and keeps each
-    picked picture once, converted to every geometry as it is picked (memory: N pictures per geometry)."""
+    picked picture once, converted to every geometry as it is picked (memory: N pictures per geometry)
+    on `threads` threads."""
 
-    def __init__(self, n: int, geometries: Sequence[Geometry], rotate: bool = True):
-        self.geometries, self.rotate = list(geometries), rotate
+    def __init__(self, n: int, geometries: Sequence[Geometry], rotate: bool = True, threads: int = 1):
+        self.geometries, self.rotate, self.threads = list(geometries), rotate, threads
         self.bufs = [np.empty((n, 3, g.size, g.size), np.uint8) for g in self.geometries]   # [N, 3, S, S]
         self.converters: List[Converter] = []
         self.rows: List[int] = []
@@ -55,7 +56,7 @@ class Collector:
     def _start(self, frame) -> None:
         matrix = display_matrix(frame) if self.rotate else None
         turns = orientation(matrix)
-        self.converters = [Converter(g, turns) for g in self.geometries]
+        self.converters = [Converter(g, turns, self.threads) for g in self.geometries]
         self.shown = (*displayed_size(frame.width, frame.height, turns), rotation_of(matrix))
 
     def take(self, picks: List[Tuple[float, Tuple[int, object]]]) -> None:

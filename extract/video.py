@@ -64,7 +64,7 @@ class _Video:
     """One open file: its video stream's facts, then decodes over a duration."""
 
     def __init__(self, container, n: int, threads: int, deadline: Deadline):
-        self.container, self.n, self.deadline = container, n, deadline
+        self.container, self.n, self.deadline, self.threads = container, n, deadline, threads
         # No made-up presentation times (PyAV's default AVFMT_FLAG_GENPTS, which ffmpeg's tools do
         # not set): an AVI B-frame stream's would go backwards; without them a frame has the time
         # ffprobe gives it (its own, else its packet's decode time).
@@ -147,7 +147,7 @@ class _Video:
         to learn where the pictures end. Picks go straight into a Collector."""
         picker = sampling.Picker(sampling.target_times(duration, self.n))
         self.wanted = picker.wanted
-        got = Collector(self.n, geometries)
+        got = Collector(self.n, geometries, threads=self.threads)
         seek = strategy == "seek"
         frames, pos, number, sought = self._frames(), -math.inf, 0, None
         while picker.wanted < math.inf:
