@@ -100,7 +100,8 @@ def upgrade(r: "CacheReader", settings: dict, per_shard: int, progress: bool):
     print(f"{r.path}: upgrading a schema-{r.schema_version} cache to schema {S.SCHEMA_VERSION} "
           f"(plain HDF5; a one-time copy of {r.num_videos} videos)", file=sys.stderr, flush=True)
     st = State(dict(settings), classes=list(r.class_names), ids=r.ids.tolist(),
-               committed_content=r.content.tolist(), row_map=list(range(r.num_videos)), failed={i: why for i, why in r.failures})
+               committed_content=r.content.tolist(), row_map=list(range(r.num_videos)),
+               failed={i: why for i, why in r.failures})
     st.text = {n: r.text_emb[i] for i, n in enumerate(r.class_names)}
     st.index = dict(zip(st.ids, range(len(st.ids))))
     st.shards = copy_rows(r, r.path, 1, per_shard, "upgrading", progress)

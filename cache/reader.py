@@ -131,7 +131,8 @@ class CacheReader:
             live = slice(None)   # no replaced videos: logical rows are the physical rows
         self.set_columns({name: (np.concatenate([p[name] for p in parts]) if parts else
                                  np.array([], dtype=object if kind == "str" else kind))[live]
-                          for name, (kind, _) in S.VIDEO_COLUMNS.items() if self._wanted is None or name in self._wanted})
+                          for name, (kind, _) in S.VIDEO_COLUMNS.items()
+                          if self._wanted is None or name in self._wanted})
 
     def set_columns(self, columns: Dict[str, np.ndarray]) -> None:
         """The per-video columns (schema.VIDEO_COLUMNS, logical order), also as ids, labels, ...

@@ -63,7 +63,8 @@ def _shards(r: CacheReader) -> List[str]:
         # of its committed values; a cache written before 2026-12 recorded the crc of the whole file
         with h5py.File(f, "r") as h:
             stored = set(h)   # a column added after the file was written is not in its checksum
-        if columns_crc(read_videos(f, int(rows), stored), int(rows)) != int(want) and file_crc(f, os.path.getsize(f)) != int(want):
+        values = read_videos(f, int(rows), stored)
+        if columns_crc(values, int(rows)) != int(want) and file_crc(f, os.path.getsize(f)) != int(want):
             problems.append(f"{f}: checksum does not match (damaged shard)")
     for kind in L.KINDS:
         rows = r._shards[kind]

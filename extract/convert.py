@@ -56,7 +56,7 @@ class Converter:
     (rebuilt when the pictures' size or format changes mid-stream) on `threads` threads."""
 
     def __init__(self, geo: geometry.Geometry, turns: List[Tuple[str, str]], threads: int = 1):
-        self.geo, self.turns, self.threads = geo, turns, max(1, int(threads))
+        self.geo, self.turns, self.threads = geo, turns, threads
         self.graph, self.key = None, None
 
     def _build(self, frame) -> None:
